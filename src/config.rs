@@ -1,0 +1,509 @@
+//! The TOML configuration: schema, defaults and validation.
+//!
+//! Every value is checked while it is deserialised, so that any error carries the
+//! span toml gives it and can be reported as `FILE:LINE:COL: what is wrong`.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer};
+use toml::Spanned;
+use url::Url;
+
+/// A configuration that could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: cannot read the configuration: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The file was read but something in it is wrong.
+    #[error("{path}:{line}:{column}: {message}")]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+}
+
+/// The whole configuration, with defaults filled in.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub storage: StorageConfig,
+    #[serde(default)]
+    pub fetch: FetchConfig,
+    #[serde(default)]
+    pub output: OutputConfig,
+    #[serde(default, rename = "feed")]
+    pub feeds: Vec<FeedConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Where the merged feed is served.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+        }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// SQLite database file; relative paths are resolved against the config file's folder.
+    #[serde(default = "default_db_path")]
+    pub path: PathBuf,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            path: default_db_path(),
+        }
+    }
+}
+
+fn default_db_path() -> PathBuf {
+    PathBuf::from("newsriver.db")
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FetchConfig {
+    /// Default time between two polls of a feed.
+    #[serde(default = "default_interval")]
+    pub interval: HumanDuration,
+    /// Total time one request may take, body included.
+    #[serde(default = "default_timeout")]
+    pub timeout: HumanDuration,
+    /// Time to establish the TCP (and TLS) connection.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: HumanDuration,
+    /// Feeds fetched at once.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: NonZeroUsize,
+    #[serde(default = "default_user_agent")]
+    pub user_agent: String,
+    /// Largest response body accepted, in bytes (after decompression).
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: PositiveU64,
+    /// Redirects followed before a fetch fails.
+    #[serde(default = "default_max_redirects")]
+    pub max_redirects: usize,
+    /// Each poll is moved by up to this fraction of the interval, earlier or later,
+    /// so that feeds added together do not stay in lockstep.
+    #[serde(default = "default_jitter")]
+    pub jitter: Fraction,
+    /// Longest wait between retries of a failing feed (backoff doubles up to this).
+    #[serde(default = "default_max_backoff")]
+    pub max_backoff: HumanDuration,
+}
+
+impl Default for FetchConfig {
+    fn default() -> Self {
+        Self {
+            interval: default_interval(),
+            timeout: default_timeout(),
+            connect_timeout: default_connect_timeout(),
+            concurrency: default_concurrency(),
+            user_agent: default_user_agent(),
+            max_body_bytes: default_max_body_bytes(),
+            max_redirects: default_max_redirects(),
+            jitter: default_jitter(),
+            max_backoff: default_max_backoff(),
+        }
+    }
+}
+
+fn default_interval() -> HumanDuration {
+    HumanDuration(Duration::from_secs(30 * 60))
+}
+fn default_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(20))
+}
+fn default_connect_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(10))
+}
+fn default_concurrency() -> NonZeroUsize {
+    NonZeroUsize::new(32).unwrap_or(NonZeroUsize::MIN)
+}
+fn default_user_agent() -> String {
+    concat!(
+        "newsriver/",
+        env!("CARGO_PKG_VERSION"),
+        " (+https://github.com/newsriver/newsriver)"
+    )
+    .to_string()
+}
+fn default_max_body_bytes() -> PositiveU64 {
+    PositiveU64(15 * 1024 * 1024)
+}
+fn default_max_redirects() -> usize {
+    10
+}
+fn default_jitter() -> Fraction {
+    Fraction(0.1)
+}
+fn default_max_backoff() -> HumanDuration {
+    HumanDuration(Duration::from_secs(24 * 3600))
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputConfig {
+    /// Title of the merged feed.
+    #[serde(default = "default_title")]
+    pub title: String,
+    /// Newest N entries in the merged feed.
+    #[serde(default = "default_entries")]
+    pub entries: NonZeroUsize,
+    /// Public base URL of this service (e.g. "https://news.example.org/"), used for
+    /// self links. Without it, links are built from the request's Host header.
+    #[serde(default)]
+    pub base_url: Option<HttpUrl>,
+}
+
+impl Default for OutputConfig {
+    fn default() -> Self {
+        Self {
+            title: default_title(),
+            entries: default_entries(),
+            base_url: None,
+        }
+    }
+}
+
+fn default_title() -> String {
+    "newsriver".to_string()
+}
+fn default_entries() -> NonZeroUsize {
+    NonZeroUsize::new(100).unwrap_or(NonZeroUsize::MIN)
+}
+
+/// One `[[feed]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedConfig {
+    pub url: Spanned<HttpUrl>,
+    /// Overrides the feed's own title.
+    #[serde(default)]
+    pub title: Option<String>,
+    /// Overrides `[fetch].interval`.
+    #[serde(default)]
+    pub interval: Option<HumanDuration>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+impl FeedConfig {
+    pub fn url(&self) -> &Url {
+        &self.url.get_ref().0
+    }
+}
+
+/// A duration written for humans: "90s", "15m", "2h", "1day". Must be positive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HumanDuration(pub Duration);
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        let duration = humantime::parse_duration(&text).map_err(|e| {
+            de::Error::custom(format!(
+                "invalid duration {text:?} ({e}); write it like \"90s\", \"15m\" or \"2h\""
+            ))
+        })?;
+        if duration.is_zero() {
+            return Err(de::Error::custom("a duration of zero is not allowed here"));
+        }
+        Ok(Self(duration))
+    }
+}
+
+/// An absolute http or https URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpUrl(pub Url);
+
+impl<'de> Deserialize<'de> for HttpUrl {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        let url = Url::parse(text.trim())
+            .map_err(|e| de::Error::custom(format!("invalid URL {text:?}: {e}")))?;
+        match url.scheme() {
+            "http" | "https" => {}
+            other => {
+                return Err(de::Error::custom(format!(
+                    "invalid URL {text:?}: the scheme must be http or https, not {other:?}"
+                )));
+            }
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(de::Error::custom(format!(
+                "invalid URL {text:?}: it has no host"
+            )));
+        }
+        Ok(Self(url))
+    }
+}
+
+impl fmt::Display for HttpUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A number between 0 and 0.5 inclusive.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Fraction(pub f64);
+
+impl<'de> Deserialize<'de> for Fraction {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let value = f64::deserialize(d)?;
+        if !(0.0..=0.5).contains(&value) {
+            return Err(de::Error::custom(format!(
+                "{value} is out of range: write a fraction from 0.0 to 0.5"
+            )));
+        }
+        Ok(Self(value))
+    }
+}
+
+/// A whole number greater than zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PositiveU64(pub u64);
+
+impl<'de> Deserialize<'de> for PositiveU64 {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let value = u64::deserialize(d)?;
+        if value == 0 {
+            return Err(de::Error::custom("must be greater than zero"));
+        }
+        Ok(Self(value))
+    }
+}
+
+impl Config {
+    /// Reads and validates a configuration file. Relative paths in it are resolved
+    /// against the file's folder.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut config = Self::parse(&text, path)?;
+        if config.storage.path.is_relative() {
+            let folder = path.parent().unwrap_or(Path::new(""));
+            config.storage.path = folder.join(&config.storage.path);
+        }
+        Ok(config)
+    }
+
+    /// Parses and validates configuration text; `path` is used only in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let invalid = |span: Option<std::ops::Range<usize>>, message: String| {
+            let (line, column) = line_col(text, span.map_or(0, |s| s.start));
+            ConfigError::Invalid {
+                path: path.to_path_buf(),
+                line,
+                column,
+                message,
+            }
+        };
+        let config: Config =
+            toml::from_str(text).map_err(|e| invalid(e.span(), e.message().trim().to_string()))?;
+
+        // Checks that involve more than one value.
+        let mut seen = std::collections::HashMap::new();
+        for feed in &config.feeds {
+            if let Some(first) = seen.insert(feed.url().as_str(), feed.url.span()) {
+                let (line, _) = line_col(text, first.start);
+                return Err(invalid(
+                    Some(feed.url.span()),
+                    format!(
+                        "the feed {} is listed twice (first at line {line})",
+                        feed.url()
+                    ),
+                ));
+            }
+            for tag in &feed.tags {
+                if tag.trim().is_empty() || tag.contains('/') {
+                    return Err(invalid(
+                        Some(feed.url.span()),
+                        format!(
+                            "the tag {tag:?} is not allowed: tags must be non-empty and contain no '/'"
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(config)
+    }
+
+    /// Poll interval of one feed: its own, or the default.
+    pub fn interval_of(&self, feed: &FeedConfig) -> Duration {
+        feed.interval.unwrap_or(self.fetch.interval).0
+    }
+
+    /// A one-line summary for `newsriver check`.
+    pub fn summary(&self) -> String {
+        let tags: std::collections::BTreeSet<&str> = self
+            .feeds
+            .iter()
+            .flat_map(|f| f.tags.iter().map(String::as_str))
+            .collect();
+        format!(
+            "{} feed{}, {} tag{}, database {}, serving on {}",
+            self.feeds.len(),
+            if self.feeds.len() == 1 { "" } else { "s" },
+            tags.len(),
+            if tags.len() == 1 { "" } else { "s" },
+            self.storage.path.display(),
+            self.server.listen
+        )
+    }
+}
+
+/// 1-based line and column of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("test.toml"))
+    }
+
+    fn error_of(text: &str) -> String {
+        parse(text)
+            .expect_err("config should be rejected")
+            .to_string()
+    }
+
+    #[test]
+    fn defaults_fill_an_empty_file() {
+        let config = parse("").unwrap();
+        assert_eq!(config.fetch.interval.0, Duration::from_secs(1800));
+        assert_eq!(config.fetch.concurrency.get(), 32);
+        assert_eq!(config.output.entries.get(), 100);
+        assert!(config.feeds.is_empty());
+    }
+
+    #[test]
+    fn per_feed_interval_overrides_the_default() {
+        let config = parse(
+            "[fetch]\ninterval = \"1h\"\n[[feed]]\nurl = \"https://a.example/f\"\ninterval = \"10m\"\n[[feed]]\nurl = \"https://b.example/f\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            config.interval_of(&config.feeds[0]),
+            Duration::from_secs(600)
+        );
+        assert_eq!(
+            config.interval_of(&config.feeds[1]),
+            Duration::from_secs(3600)
+        );
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_column() {
+        let err = error_of("[fetch]\ninterval = \"1h\"\nintervall = \"2h\"\n");
+        assert!(
+            err.starts_with("test.toml:3:1: unknown field `intervall`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bad_duration_is_explained() {
+        let err = error_of("[[feed]]\nurl = \"https://a.example/\"\ninterval = \"often\"\n");
+        assert!(
+            err.starts_with("test.toml:3:12: invalid duration \"often\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bad_url_and_bad_scheme_are_rejected() {
+        let err = error_of("[[feed]]\nurl = \"not a url\"\n");
+        assert!(
+            err.starts_with("test.toml:2:7: invalid URL \"not a url\""),
+            "{err}"
+        );
+        let err = error_of("[[feed]]\nurl = \"ftp://a.example/feed\"\n");
+        assert!(err.contains("scheme must be http or https"), "{err}");
+    }
+
+    #[test]
+    fn missing_url_is_reported() {
+        let err = error_of("[[feed]]\ntitle = \"x\"\n");
+        assert!(
+            err.starts_with("test.toml:1:1: missing field `url`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn duplicate_feed_is_rejected_with_both_lines() {
+        let err = error_of(
+            "[[feed]]\nurl = \"https://a.example/f\"\n[[feed]]\nurl = \"https://a.example/f\"\n",
+        );
+        assert!(
+            err.starts_with(
+                "test.toml:4:7: the feed https://a.example/f is listed twice (first at line 2)"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn zero_and_out_of_range_values_are_rejected() {
+        assert!(error_of("[fetch]\nconcurrency = 0\n").starts_with("test.toml:2:15:"));
+        assert!(error_of("[fetch]\njitter = 0.9\n").contains("out of range"));
+        assert!(error_of("[fetch]\ninterval = \"0s\"\n").contains("zero"));
+        assert!(error_of("[output]\nentries = 0\n").starts_with("test.toml:2:11:"));
+    }
+
+    #[test]
+    fn syntax_errors_carry_a_position() {
+        let err = error_of("[server]\nlisten = \n");
+        assert!(err.starts_with("test.toml:2:"), "{err}");
+    }
+
+    #[test]
+    fn storage_path_is_relative_to_the_config_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("conf.toml");
+        std::fs::write(&path, "[storage]\npath = \"data/river.db\"\n").unwrap();
+        let config = Config::load(&path).unwrap();
+        assert_eq!(config.storage.path, dir.path().join("data/river.db"));
+    }
+}

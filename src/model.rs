@@ -1,0 +1,146 @@
+//! Plain data passed between the pipeline's stages.
+
+use chrono::{DateTime, Utc};
+
+/// Row id of a feed in the store.
+pub type FeedId = i64;
+
+/// What a feed says about itself, as parsed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SourceMeta {
+    /// The feed's own id (Atom `<id>`, JSON `feed_url`), when it has one.
+    pub id: Option<String>,
+    pub title: Option<String>,
+    /// The outlet's web site (`rel="alternate"` / `<link>` / `home_page_url`).
+    pub site_url: Option<String>,
+    pub rights: Option<String>,
+    /// Feed-level author, used where an entry names none.
+    pub author: Option<String>,
+    pub updated: Option<DateTime<Utc>>,
+}
+
+/// One parsed entry, with HTML already sanitised and text fields trimmed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ParsedEntry {
+    /// guid / id as the source gave it; `None` when it gave none.
+    pub guid: Option<String>,
+    pub title: String,
+    /// Absolute URL of the original article.
+    pub link: Option<String>,
+    pub author: Option<String>,
+    /// Sanitised HTML.
+    pub summary: Option<String>,
+    /// Sanitised HTML.
+    pub content: Option<String>,
+    pub rights: Option<String>,
+    pub published: Option<DateTime<Utc>>,
+    pub updated: Option<DateTime<Utc>>,
+}
+
+/// A parsed feed document.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ParsedFeed {
+    pub meta: SourceMeta,
+    pub entries: Vec<ParsedEntry>,
+}
+
+/// An entry ready to be stored: parsed, with its identity within its feed decided.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IdentifiedEntry {
+    /// Identity within the feed: `guid:…`, `link:…` or `hash:…`.
+    pub key: String,
+    /// Hash of the fields whose change makes the entry "updated".
+    pub hash: String,
+    pub entry: ParsedEntry,
+}
+
+/// HTTP validators kept between polls.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Validators {
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+}
+
+/// A feed that is due, with what fetching it needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedToPoll {
+    pub id: FeedId,
+    pub url: String,
+    pub validators: Validators,
+    pub interval: std::time::Duration,
+    /// Consecutive failures so far.
+    pub failures: u32,
+}
+
+/// Health of a feed as last polled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeedState {
+    /// Never polled.
+    New,
+    Ok,
+    Failing,
+}
+
+impl FeedState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FeedState::New => "new",
+            FeedState::Ok => "ok",
+            FeedState::Failing => "failing",
+        }
+    }
+
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "ok" => FeedState::Ok,
+            "failing" => FeedState::Failing,
+            _ => FeedState::New,
+        }
+    }
+}
+
+/// A feed as stored, for status displays and tests.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedStatus {
+    pub id: FeedId,
+    pub url: String,
+    pub title: Option<String>,
+    pub active: bool,
+    pub state: FeedState,
+    pub last_status: Option<u16>,
+    pub last_error: Option<String>,
+    pub failures: u32,
+    pub last_polled_at: Option<DateTime<Utc>>,
+    pub last_success_at: Option<DateTime<Utc>>,
+    pub next_poll_at: DateTime<Utc>,
+    pub entries: u64,
+    pub validators: Validators,
+}
+
+/// The source of a published entry, for `<source>`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Source {
+    /// The source's own id if it has one, else its feed URL.
+    pub id: String,
+    pub title: String,
+    pub feed_url: String,
+    pub site_url: Option<String>,
+    pub rights: Option<String>,
+    pub updated: DateTime<Utc>,
+}
+
+/// A stored entry with its source, ready to publish.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Story {
+    pub uid: String,
+    pub title: String,
+    pub link: Option<String>,
+    /// Original author, already falling back to a feed-level author or the source's name.
+    pub author: String,
+    pub summary: Option<String>,
+    pub content: Option<String>,
+    pub rights: Option<String>,
+    pub published: Option<DateTime<Utc>>,
+    pub updated: DateTime<Utc>,
+    pub source: Source,
+}

@@ -1,0 +1,358 @@
+//! Bytes → UTF-8 text → feed-rs → our model, with entry HTML sanitised.
+//!
+//! feed-rs trusts only the XML declaration's charset, so bytes are decoded here
+//! first (BOM, valid UTF-8, HTTP charset, XML declaration, windows-1252) and the
+//! declaration is rewritten to say UTF-8.
+
+use std::borrow::Cow;
+
+use encoding_rs::{Encoding, UTF_8, WINDOWS_1252};
+use feed_rs::model;
+use url::Url;
+
+use crate::model::{ParsedEntry, ParsedFeed, SourceMeta};
+use crate::sanitize;
+
+/// Why a body is not a feed we can read.
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    /// The body is empty or whitespace.
+    #[error("the response body is empty")]
+    Empty,
+    /// The body looks like a web page, not a feed.
+    #[error("the response is an HTML page, not a feed")]
+    HtmlPage,
+    /// feed-rs could not read it.
+    #[error("not a readable feed: {0}")]
+    Invalid(String),
+}
+
+/// Parses a fetched body. `content_type` is the HTTP header, for its charset;
+/// `feed_url` resolves relative links.
+pub fn parse(
+    body: &[u8],
+    content_type: Option<&str>,
+    feed_url: &str,
+) -> Result<ParsedFeed, ParseError> {
+    let text = decode(body, content_type);
+    let text = text.trim_start();
+    if text.is_empty() {
+        return Err(ParseError::Empty);
+    }
+    let text = normalise_xml_declaration(text);
+    let parser = feed_rs::parser::Builder::new()
+        .base_uri(Some(feed_url))
+        // An empty id tells us the source gave none; identity decides what to use.
+        .id_generator(|_, _, _| String::new())
+        .build();
+    let feed = parser.parse(text.as_bytes()).map_err(|e| {
+        if looks_like_html(&text) {
+            ParseError::HtmlPage
+        } else {
+            ParseError::Invalid(e.to_string())
+        }
+    })?;
+    let base = Url::parse(feed_url).ok();
+    Ok(convert(feed, base.as_ref()))
+}
+
+/// Decodes a body to UTF-8: a BOM wins; valid UTF-8 stays UTF-8 whatever the
+/// labels say; otherwise the HTTP charset, then the XML declaration, then
+/// windows-1252 (which maps every byte, so decoding never fails).
+pub fn decode<'a>(body: &'a [u8], content_type: Option<&str>) -> Cow<'a, str> {
+    if let Some((encoding, bom_len)) = Encoding::for_bom(body) {
+        let (text, _) = encoding.decode_without_bom_handling(&body[bom_len..]);
+        return text;
+    }
+    if let Ok(text) = std::str::from_utf8(body) {
+        return Cow::Borrowed(text);
+    }
+    let label = content_type
+        .and_then(charset_of_content_type)
+        .and_then(|l| Encoding::for_label(l.as_bytes()))
+        .or_else(|| xml_declared_encoding(body).and_then(|l| Encoding::for_label(l.as_bytes())));
+    // A UTF-8 label on bytes that are not UTF-8 is the classic mislabel.
+    let encoding = match label {
+        Some(e) if e != UTF_8 => e,
+        _ => WINDOWS_1252,
+    };
+    let (text, _) = encoding.decode_without_bom_handling(body);
+    text
+}
+
+fn charset_of_content_type(content_type: &str) -> Option<String> {
+    content_type.split(';').skip(1).find_map(|param| {
+        let (name, value) = param.split_once('=')?;
+        name.trim()
+            .eq_ignore_ascii_case("charset")
+            .then(|| value.trim().trim_matches(['"', '\'']).to_string())
+    })
+}
+
+/// The `encoding="…"` of an XML declaration, read from ASCII-compatible bytes.
+fn xml_declared_encoding(body: &[u8]) -> Option<String> {
+    let head = body.get(..body.len().min(200))?;
+    let head = String::from_utf8_lossy(head);
+    let decl = head.strip_prefix("<?xml")?;
+    let decl = &decl[..decl.find("?>")?];
+    let at = decl.find("encoding")?;
+    let rest = decl[at + "encoding".len()..]
+        .trim_start()
+        .strip_prefix('=')?
+        .trim_start();
+    let quote = rest.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+    let value = &rest[1..];
+    Some(value[..value.find(quote)?].to_string())
+}
+
+/// The text is UTF-8 now; make the declaration agree so feed-rs does not re-decode it.
+fn normalise_xml_declaration(text: &str) -> Cow<'_, str> {
+    if let Some(rest) = text.strip_prefix("<?xml") {
+        if let Some(end) = rest.find("?>") {
+            return Cow::Owned(format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>{}",
+                &rest[end + 2..]
+            ));
+        }
+    }
+    Cow::Borrowed(text)
+}
+
+fn looks_like_html(text: &str) -> bool {
+    let head: String = text
+        .chars()
+        .take(512)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    head.contains("<!doctype html") || head.contains("<html")
+}
+
+fn convert(feed: model::Feed, base: Option<&Url>) -> ParsedFeed {
+    let site_url = alternate_link(&feed.links, base);
+    let meta = SourceMeta {
+        id: non_empty(feed.id),
+        title: feed.title.as_ref().map(plain_text).and_then(non_empty),
+        site_url,
+        rights: feed.rights.as_ref().map(plain_text).and_then(non_empty),
+        author: feed.authors.first().and_then(person_name),
+        updated: feed.updated.or(feed.published),
+    };
+    let entries = feed
+        .entries
+        .into_iter()
+        .map(|entry| convert_entry(entry, base))
+        .collect();
+    ParsedFeed { meta, entries }
+}
+
+fn convert_entry(entry: model::Entry, feed_base: Option<&Url>) -> ParsedEntry {
+    let link = alternate_link(&entry.links, feed_base);
+    // Relative URLs inside the content resolve against the article, else the feed.
+    let base = link
+        .as_deref()
+        .and_then(|l| Url::parse(l).ok())
+        .or_else(|| feed_base.cloned());
+    let summary = entry
+        .summary
+        .as_ref()
+        .map(|t| html_of_text(t, base.as_ref()))
+        .and_then(non_empty);
+    let content = entry
+        .content
+        .as_ref()
+        .and_then(|c| {
+            let body = c.body.as_deref()?;
+            let is_plain = essence(&c.content_type) == "text/plain";
+            Some(if !is_plain || sanitize::looks_like_markup(body) {
+                sanitize::html(body, base.as_ref())
+            } else {
+                sanitize::text_to_html(body)
+            })
+        })
+        .and_then(non_empty);
+    let title = entry
+        .title
+        .as_ref()
+        .map(plain_text)
+        .and_then(non_empty)
+        .unwrap_or_default();
+    ParsedEntry {
+        guid: non_empty(entry.id.trim().to_string()),
+        title,
+        link,
+        author: entry.authors.first().and_then(person_name),
+        summary,
+        content,
+        rights: entry.rights.as_ref().map(plain_text).and_then(non_empty),
+        published: entry.published,
+        updated: entry.updated,
+    }
+}
+
+/// The first link that is an alternate (or has no rel), made absolute.
+fn alternate_link(links: &[model::Link], base: Option<&Url>) -> Option<String> {
+    links
+        .iter()
+        .find(|l| l.rel.as_deref().is_none_or(|r| r == "alternate"))
+        .and_then(|l| absolute_url(l.href.trim(), base))
+}
+
+fn absolute_url(href: &str, base: Option<&Url>) -> Option<String> {
+    if href.is_empty() {
+        return None;
+    }
+    let url = match Url::parse(href) {
+        Ok(url) => url,
+        Err(url::ParseError::RelativeUrlWithoutBase) => base?.join(href).ok()?,
+        Err(_) => return None,
+    };
+    matches!(url.scheme(), "http" | "https").then(|| url.to_string())
+}
+
+/// A person's display name. RSS `<author>` is often "mail@example.org (Name)".
+fn person_name(person: &model::Person) -> Option<String> {
+    let raw = person.name.as_deref().map(str::trim).unwrap_or("");
+    if let (Some(open), true) = (raw.find('('), raw.ends_with(')')) {
+        let inner = raw[open + 1..raw.len() - 1].trim();
+        if !inner.is_empty() {
+            return Some(decode_entities(inner));
+        }
+    }
+    non_empty(decode_entities(raw)).or_else(|| person.email.clone().and_then(non_empty))
+}
+
+/// Plain text of a feed-rs text construct: tags dropped, entities decoded,
+/// whitespace collapsed.
+fn plain_text(text: &model::Text) -> String {
+    let raw = if essence(&text.content_type) != "text/plain"
+        || sanitize::looks_like_markup(&text.content)
+    {
+        sanitize::strip_tags(&text.content)
+    } else {
+        text.content.clone()
+    };
+    let decoded = decode_entities(&raw);
+    decoded.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// HTML for a text construct that may be plain text or HTML.
+fn html_of_text(text: &model::Text, base: Option<&Url>) -> String {
+    if essence(&text.content_type) == "text/plain" && !sanitize::looks_like_markup(&text.content) {
+        sanitize::text_to_html(&decode_entities(&text.content))
+    } else {
+        sanitize::html(&text.content, base)
+    }
+}
+
+/// "type/subtype" of a media type, lower-case, without parameters.
+fn essence(media_type: &impl std::fmt::Display) -> String {
+    let full = media_type.to_string();
+    full.split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// Entities such as `&mdash;` that arrive as literal text in titles and names.
+fn decode_entities(text: &str) -> String {
+    html_escape::decode_html_entities(text).into_owned()
+}
+
+fn non_empty(s: String) -> Option<String> {
+    let trimmed = s.trim();
+    if trimmed.is_empty() {
+        None
+    } else if trimmed.len() == s.len() {
+        Some(s)
+    } else {
+        Some(trimmed.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valid_utf8_survives_a_wrong_label() {
+        let body = "<?xml version=\"1.0\" encoding=\"windows-1252\"?><rss version=\"2.0\"><channel><title>Caf\u{e9} \u{2014} news</title></channel></rss>";
+        let text = decode(body.as_bytes(), Some("text/xml; charset=iso-8859-1"));
+        assert!(text.contains("Café — news"));
+        let feed = parse(body.as_bytes(), None, "http://x.example/").unwrap();
+        assert_eq!(feed.meta.title.as_deref(), Some("Café — news"));
+    }
+
+    #[test]
+    fn windows_1252_without_declaration_decodes() {
+        let mut body = b"<rss version=\"2.0\"><channel><title>Caf".to_vec();
+        body.push(0xE9);
+        body.extend_from_slice(
+            b" \x97 news</title><item><title>x</title><guid>1</guid></item></channel></rss>",
+        );
+        let feed = parse(&body, None, "http://x.example/").unwrap();
+        assert_eq!(feed.meta.title.as_deref(), Some("Café — news"));
+    }
+
+    #[test]
+    fn http_charset_is_used_for_non_utf8_bytes() {
+        // "ü" in ISO-8859-2 is 0xFC; "ł" is 0xB3 (in windows-1252 that is "³").
+        let mut body = b"<rss version=\"2.0\"><channel><title>".to_vec();
+        body.extend_from_slice(&[0xB3, 0xFC]);
+        body.extend_from_slice(b"</title></channel></rss>");
+        let feed = parse(
+            &body,
+            Some("application/rss+xml; charset=\"ISO-8859-2\""),
+            "http://x.example/",
+        )
+        .unwrap();
+        assert_eq!(feed.meta.title.as_deref(), Some("łü"));
+    }
+
+    #[test]
+    fn bom_is_stripped() {
+        let mut body = vec![0xEF, 0xBB, 0xBF];
+        body.extend_from_slice(b"<rss version=\"2.0\"><channel><title>BOM</title></channel></rss>");
+        let feed = parse(&body, None, "http://x.example/").unwrap();
+        assert_eq!(feed.meta.title.as_deref(), Some("BOM"));
+    }
+
+    #[test]
+    fn missing_ids_stay_missing_and_links_become_absolute() {
+        let body = r#"<rss version="2.0"><channel><title>t</title><link>/</link>
+            <item><title>A &amp;mdash; b</title><link>/a</link><description>&lt;p&gt;hi &lt;img src="/i.png"&gt;&lt;script&gt;x()&lt;/script&gt;&lt;/p&gt;</description><author>me@x.example (Me Writer)</author></item>
+            </channel></rss>"#;
+        let feed = parse(body.as_bytes(), None, "http://x.example/feed.xml").unwrap();
+        let entry = &feed.entries[0];
+        assert_eq!(entry.guid, None);
+        assert_eq!(entry.link.as_deref(), Some("http://x.example/a"));
+        assert_eq!(entry.title, "A — b");
+        assert_eq!(entry.author.as_deref(), Some("Me Writer"));
+        let summary = entry.summary.as_deref().unwrap();
+        assert!(
+            summary.contains(r#"src="http://x.example/i.png""#),
+            "{summary}"
+        );
+        assert!(!summary.contains("script"), "{summary}");
+    }
+
+    #[test]
+    fn html_and_empty_bodies_are_named() {
+        assert!(matches!(
+            parse(b"  \n", None, "http://x.example/"),
+            Err(ParseError::Empty)
+        ));
+        assert!(matches!(
+            parse(
+                b"<!DOCTYPE html><html><body>hi</body></html>",
+                None,
+                "http://x.example/"
+            ),
+            Err(ParseError::HtmlPage)
+        ));
+        assert!(matches!(
+            parse(b"<rss><chan", None, "http://x.example/"),
+            Err(ParseError::Invalid(_))
+        ));
+    }
+}
