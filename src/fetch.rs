@@ -52,6 +52,22 @@ pub struct Response {
     pub final_url: String,
 }
 
+/// Something that fetches feeds: the real HTTP client, or a fake in tests that
+/// run the scheduler on a paused clock (where real sockets cannot be used).
+pub trait FetchFeed: Send + Sync + std::fmt::Debug + 'static {
+    fn fetch(
+        &self,
+        url: &str,
+        validators: &Validators,
+    ) -> impl std::future::Future<Output = Result<Fetched, FetchError>> + Send;
+}
+
+impl FetchFeed for Fetcher {
+    async fn fetch(&self, url: &str, validators: &Validators) -> Result<Fetched, FetchError> {
+        Fetcher::fetch(self, url, validators).await
+    }
+}
+
 /// An HTTP client configured from `[fetch]`.
 #[derive(Clone, Debug)]
 pub struct Fetcher {

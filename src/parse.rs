@@ -107,13 +107,13 @@ fn xml_declared_encoding(body: &[u8]) -> Option<String> {
 
 /// The text is UTF-8 now; make the declaration agree so feed-rs does not re-decode it.
 fn normalise_xml_declaration(text: &str) -> Cow<'_, str> {
-    if let Some(rest) = text.strip_prefix("<?xml") {
-        if let Some(end) = rest.find("?>") {
-            return Cow::Owned(format!(
-                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>{}",
-                &rest[end + 2..]
-            ));
-        }
+    if let Some(rest) = text.strip_prefix("<?xml")
+        && let Some(end) = rest.find("?>")
+    {
+        return Cow::Owned(format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>{}",
+            &rest[end + 2..]
+        ));
     }
     Cow::Borrowed(text)
 }

@@ -12,7 +12,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::config::FetchConfig;
-use crate::fetch::{Fetched, Fetcher};
+use crate::fetch::{FetchFeed, Fetched, Fetcher};
 use crate::identity;
 use crate::model::{FeedId, FeedToPoll};
 use crate::parse;
@@ -129,14 +129,14 @@ pub struct PollReport {
 
 /// Everything one feed refresh needs.
 #[derive(Debug)]
-pub struct Poller {
+pub struct Poller<F = Fetcher> {
     pub store: Store,
-    pub fetcher: Fetcher,
+    pub fetcher: F,
     pub clock: Clock,
     pub policy: Policy,
 }
 
-impl Poller {
+impl<F: FetchFeed> Poller<F> {
     /// Polls one feed and records the result. Never fails: every error ends up
     /// recorded on the feed (or, if even that fails, logged).
     pub async fn poll(&self, feed: FeedToPoll) -> PollReport {
@@ -260,7 +260,11 @@ fn log_poll(url: &str, outcome: &Outcome, took: Duration, next: DateTime<Utc>) {
 
 /// Polls feeds as they fall due until `shutdown` turns true; then waits for
 /// polls in flight to finish writing and returns.
-pub async fn run(poller: Arc<Poller>, concurrency: usize, mut shutdown: watch::Receiver<bool>) {
+pub async fn run<F: FetchFeed>(
+    poller: Arc<Poller<F>>,
+    concurrency: usize,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut busy: HashSet<FeedId> = HashSet::new();
     let mut tasks: JoinSet<FeedId> = JoinSet::new();
     let mut task_feed: HashMap<tokio::task::Id, FeedId> = HashMap::new();

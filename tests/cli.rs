@@ -1,0 +1,262 @@
+//! The `newsriver` binary: `check`, `poll --once`, `run` (SIGTERM) and `demo`.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn newsriver() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_newsriver"));
+    cmd.env("RUST_LOG", "warn");
+    cmd
+}
+
+fn check(dir: &Path, toml: &str) -> (bool, String, String) {
+    let path = dir.join("config.toml");
+    std::fs::write(&path, toml).unwrap();
+    let out = newsriver()
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_accepts_the_example_config_and_prints_a_summary() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example.toml");
+    let out = newsriver()
+        .args(["check", "--config"])
+        .arg(&example)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(": ok: 3 feeds, 3 tags"), "{stdout}");
+}
+
+#[test]
+fn check_rejects_invalid_configs_with_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.toml").display().to_string();
+    let cases = [
+        (
+            "[fetch]\ntimeout = \"20s\"\ntimeuot = \"5s\"\n",
+            "3:1: unknown field `timeuot`, expected one of",
+        ),
+        (
+            "[[feed]]\nurl = \"htp:/broken\"\n",
+            "2:7: invalid URL \"htp:/broken\"",
+        ),
+        ("[[feed]]\ntitle = \"No URL\"\n", "1:1: missing field `url`"),
+        (
+            "[[feed]]\nurl = \"https://a.example/\"\ninterval = \"10 minutes-ish\"\n",
+            "3:12: invalid duration \"10 minutes-ish\"",
+        ),
+    ];
+    for (toml, expected) in cases {
+        let (ok, _, stderr) = check(dir.path(), toml);
+        assert!(!ok, "accepted: {toml}");
+        assert!(
+            stderr.contains(&format!("{file}:{expected}")),
+            "for {toml:?} got: {stderr}"
+        );
+    }
+    let out = newsriver()
+        .args(["check", "--config"])
+        .arg(dir.path().join("missing.toml"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("missing.toml: cannot read the configuration")
+    );
+}
+
+#[tokio::test]
+async fn poll_once_prints_a_summary() {
+    let server = common::FixtureServer::start().await;
+    server.set("/rss2.xml", common::Route::fixture("rss2.xml"));
+    server.set("/gone.xml", common::Route::Status(500));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[feed]]\nurl = \"{}\"\n[[feed]]\nurl = \"{}\"\n",
+            server.url("/rss2.xml"),
+            server.url("/gone.xml")
+        ),
+    )
+    .unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_newsriver"))
+        .args(["poll", "--once", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("polled 2 feeds"), "{stdout}");
+    assert!(
+        stdout.contains("1 ok, 0 not modified, 1 failed; 4 new entries, 0 updated"),
+        "{stdout}"
+    );
+    // One log line per poll, with status and counts.
+    assert!(
+        stderr.contains("poll: stored") && stderr.contains("new=4"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("poll: failed") && stderr.contains("status=500"),
+        "{stderr}"
+    );
+    // The database sits beside the config file.
+    assert!(dir.path().join("newsriver.db").exists());
+    // Without --once, poll explains itself.
+    let out = newsriver()
+        .args(["poll", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--once"));
+}
+
+/// Reads the child's stdout until a line containing `needle`, with a deadline.
+fn wait_for_line(child: &mut std::process::Child, needle: &str) -> String {
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("line in time");
+        if line.contains(needle) {
+            return line;
+        }
+    }
+}
+
+fn sigterm(child: &std::process::Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn wait_exit(child: &mut std::process::Child) -> std::process::ExitStatus {
+    for _ in 0..200 {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    panic!("did not exit within 10 s");
+}
+
+#[test]
+fn demo_serves_a_merged_feed_with_the_wire_story_from_two_outlets_and_exits_on_sigterm() {
+    let mut child = newsriver()
+        .args(["demo", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let line = wait_for_line(&mut child, "/feed.atom");
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://127.0.0.1:"))
+        .unwrap()
+        .to_string();
+    assert!(
+        !url.ends_with(":0/feed.atom"),
+        "prints the bound port: {line}"
+    );
+
+    let body = plain_http::get(&url);
+    let feed: atom_syndication::Feed = body.parse().unwrap();
+    let sources: std::collections::BTreeSet<String> = feed
+        .entries
+        .iter()
+        .filter_map(|e| e.source.as_ref().map(|s| s.title.value.clone()))
+        .collect();
+    assert_eq!(sources.len(), 4, "{sources:?}");
+    let port_strike: Vec<_> = feed
+        .entries
+        .iter()
+        .filter(|e| e.title.value.starts_with("Port strike ends"))
+        .collect();
+    assert!(!port_strike.is_empty());
+
+    sigterm(&child);
+    assert!(wait_exit(&mut child).success());
+}
+
+#[test]
+fn run_serves_until_sigterm_then_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, "[server]\nlisten = \"127.0.0.1:0\"\n").unwrap();
+    let mut child = newsriver()
+        .args(["run", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The log names the bound address.
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let line = lines
+        .find(|l| l.as_ref().is_ok_and(|l| l.contains("/feed.atom")))
+        .unwrap()
+        .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .to_string();
+    let body = plain_http::get(&url);
+    assert!(body.contains("<feed"), "{body}");
+    sigterm(&child);
+    assert!(wait_exit(&mut child).success());
+}
+
+mod plain_http {
+    /// A minimal blocking GET over a std TcpStream, so these tests need no runtime.
+    pub fn get(url: &str) -> String {
+        use std::io::{Read, Write};
+        let rest = url.strip_prefix("http://").unwrap();
+        let (host, path) = rest.split_once('/').unwrap();
+        let mut stream = std::net::TcpStream::connect(host).unwrap();
+        write!(
+            stream,
+            "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let (head, body) = response.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        body.to_string()
+    }
+}
