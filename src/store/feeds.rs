@@ -1,0 +1,178 @@
+//! Feeds: the configured list, the schedule, and each feed's fetch state.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rusqlite::params;
+
+use super::{FeedSpec, Store, StoreError, from_ts, lock, ts};
+use crate::identity;
+use crate::model::{FeedId, FeedState, FeedStatus, FeedToPoll, Validators};
+
+impl Store {
+    /// Makes the stored feed list match the configuration: new feeds are added
+    /// and due at once, changed settings are applied, feeds no longer configured
+    /// are deactivated (their entries stay).
+    pub fn sync_feeds(&self, feeds: &[FeedSpec], now: DateTime<Utc>) -> Result<(), StoreError> {
+        let mut conn = lock(&self.writer);
+        let tx = conn.transaction()?;
+        tx.execute("UPDATE feeds SET active = 0", [])?;
+        for feed in feeds {
+            let interval = feed.interval.as_secs() as i64;
+            tx.execute(
+                "INSERT INTO feeds (url, uid, config_title, interval_secs, next_poll_at, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5)
+                 ON CONFLICT (url) DO UPDATE SET
+                    active = 1,
+                    config_title = excluded.config_title,
+                    interval_secs = excluded.interval_secs,
+                    -- a shorter interval takes effect now, not after the old one
+                    next_poll_at = MIN(next_poll_at, ?5 + excluded.interval_secs)",
+                params![feed.url, identity::feed_uid(&feed.url), feed.title, interval, ts(now)],
+            )?;
+            let id: FeedId =
+                tx.query_row("SELECT id FROM feeds WHERE url = ?1", [&feed.url], |r| {
+                    r.get(0)
+                })?;
+            tx.execute("DELETE FROM feed_tags WHERE feed_id = ?1", [id])?;
+            for tag in &feed.tags {
+                tx.execute(
+                    "INSERT OR IGNORE INTO feed_tags (feed_id, tag) VALUES (?1, ?2)",
+                    params![id, tag],
+                )?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Active feeds due at `now`, earliest first, skipping those in `busy`.
+    pub fn due_feeds(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+        busy: &HashSet<FeedId>,
+    ) -> Result<Vec<FeedToPoll>, StoreError> {
+        let conn = lock(&self.reader);
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, url, etag, last_modified, interval_secs, failures FROM feeds
+             WHERE active = 1 AND next_poll_at <= ?1 ORDER BY next_poll_at, id LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![ts(now), (limit + busy.len()) as i64], feed_to_poll)?;
+        let mut due = Vec::new();
+        for row in rows {
+            let feed = row?;
+            if !busy.contains(&feed.id) && due.len() < limit {
+                due.push(feed);
+            }
+        }
+        Ok(due)
+    }
+
+    /// Every active feed, for a one-off poll of everything.
+    pub fn active_feeds(&self) -> Result<Vec<FeedToPoll>, StoreError> {
+        let conn = lock(&self.reader);
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, url, etag, last_modified, interval_secs, failures FROM feeds
+             WHERE active = 1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([], feed_to_poll)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// When the next feed (not in `busy`) falls due.
+    pub fn next_due(&self, busy: &HashSet<FeedId>) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let conn = lock(&self.reader);
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, next_poll_at FROM feeds WHERE active = 1 ORDER BY next_poll_at LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([(busy.len() + 1) as i64], |r| {
+            Ok((r.get::<_, FeedId>(0)?, r.get::<_, i64>(1)?))
+        })?;
+        for row in rows {
+            let (id, at) = row?;
+            if !busy.contains(&id) {
+                return Ok(Some(from_ts(at)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// A 304: only the schedule moves.
+    pub fn record_not_modified(
+        &self,
+        id: FeedId,
+        now: DateTime<Utc>,
+        next_poll: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        lock(&self.writer).execute(
+            "UPDATE feeds SET state = 'ok', last_status = 304, last_error = NULL, failures = 0,
+                last_polled_at = ?2, last_success_at = ?2, next_poll_at = ?3 WHERE id = ?1",
+            params![id, ts(now), ts(next_poll)],
+        )?;
+        Ok(())
+    }
+
+    /// A failed poll: the error is kept on the feed with the next attempt.
+    pub fn record_failure(
+        &self,
+        id: FeedId,
+        now: DateTime<Utc>,
+        status: Option<u16>,
+        error: &str,
+        next_poll: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        lock(&self.writer).execute(
+            "UPDATE feeds SET state = 'failing', last_status = ?2, last_error = ?3,
+                failures = failures + 1, last_polled_at = ?4, next_poll_at = ?5 WHERE id = ?1",
+            params![id, status, error, ts(now), ts(next_poll)],
+        )?;
+        Ok(())
+    }
+
+    /// Every feed with its state, for status displays.
+    pub fn feed_statuses(&self) -> Result<Vec<FeedStatus>, StoreError> {
+        let conn = lock(&self.reader);
+        let mut stmt = conn.prepare_cached(
+            "SELECT f.id, f.url, COALESCE(f.config_title, f.title), f.active, f.state, f.last_status,
+                    f.last_error, f.failures, f.last_polled_at, f.last_success_at, f.next_poll_at,
+                    (SELECT COUNT(*) FROM entries e WHERE e.feed_id = f.id), f.etag, f.last_modified
+             FROM feeds f ORDER BY f.id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(FeedStatus {
+                id: r.get(0)?,
+                url: r.get(1)?,
+                title: r.get(2)?,
+                active: r.get(3)?,
+                state: FeedState::parse(&r.get::<_, String>(4)?),
+                last_status: r.get(5)?,
+                last_error: r.get(6)?,
+                failures: r.get(7)?,
+                last_polled_at: r.get::<_, Option<i64>>(8)?.map(from_ts),
+                last_success_at: r.get::<_, Option<i64>>(9)?.map(from_ts),
+                next_poll_at: from_ts(r.get(10)?),
+                entries: r.get::<_, i64>(11)?.max(0) as u64,
+                validators: Validators {
+                    etag: r.get(12)?,
+                    last_modified: r.get(13)?,
+                },
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+fn feed_to_poll(r: &rusqlite::Row<'_>) -> rusqlite::Result<FeedToPoll> {
+    Ok(FeedToPoll {
+        id: r.get(0)?,
+        url: r.get(1)?,
+        validators: Validators {
+            etag: r.get(2)?,
+            last_modified: r.get(3)?,
+        },
+        interval: Duration::from_secs(r.get::<_, i64>(4)?.max(1) as u64),
+        failures: r.get(5)?,
+    })
+}
