@@ -33,22 +33,20 @@ pub fn install() -> Option<PrometheusHandle> {
                 )
                 .ok()?;
             let handle = builder.install_recorder().ok()?;
-            metrics::describe_counter!(POLLS, "Feed polls by outcome (stored, not_modified, failed).");
+            metrics::describe_counter!(
+                POLLS,
+                "Feed polls by outcome (stored, not_modified, failed)."
+            );
             metrics::describe_histogram!(
                 FETCH_SECONDS,
                 metrics::Unit::Seconds,
                 "Time to fetch a feed over HTTP, body included."
             );
-            metrics::describe_counter!(ENTRIES_STORED, "Entries stored by polls (kind = new or updated).");
-            metrics::describe_counter!(PRUNED, "Entries removed by retention.");
-            metrics::describe_gauge!(FEEDS, "Feeds by state (new, ok, failing, removed).");
-            metrics::describe_gauge!(ENTRIES, "Entries in the database.");
-            metrics::describe_gauge!(TOMBSTONES, "Tombstones of pruned entries.");
-            metrics::describe_gauge!(
-                LAG,
-                metrics::Unit::Seconds,
-                "How long the most overdue feed has been waiting for its poll (0 when none is overdue)."
+            metrics::describe_counter!(
+                ENTRIES_STORED,
+                "Entries stored by polls (kind = new or updated)."
             );
+            metrics::describe_counter!(PRUNED, "Entries removed by retention.");
             Some(handle)
         })
         .clone()
@@ -74,23 +72,61 @@ pub fn record_pruned(entries: usize) {
     metrics::counter!(PRUNED).increment(entries as u64);
 }
 
-/// The Prometheus text for a scrape: counters kept in memory, plus gauges
-/// read from the database now.
+/// The Prometheus text for a scrape: the counters and histogram kept in
+/// memory, then gauges read from this daemon's database just now. The gauges
+/// are written here rather than kept in the process-wide recorder, so two
+/// daemons in one process (tests) never see each other's figures.
 pub fn render(handle: &PrometheusHandle, snapshot: &OpsSnapshot, lag: Duration) -> String {
-    for state in ["new", "ok", "failing"] {
-        let n = snapshot
-            .feeds_by_state
-            .iter()
-            .find(|(s, _)| s == state)
-            .map_or(0, |(_, n)| *n);
-        metrics::gauge!(FEEDS, "state" => state).set(n as f64);
-    }
-    metrics::gauge!(FEEDS, "state" => "removed").set(snapshot.inactive_feeds as f64);
-    metrics::gauge!(ENTRIES).set(snapshot.entries as f64);
-    metrics::gauge!(TOMBSTONES).set(snapshot.tombstones as f64);
-    metrics::gauge!(LAG).set(lag.as_secs_f64());
+    use std::fmt::Write;
     handle.run_upkeep();
-    handle.render()
+    let mut text = handle.render();
+    let mut gauge = |name: &str, help: &str, values: &[(Option<&str>, f64)]| {
+        let _ = writeln!(text, "# HELP {name} {help}");
+        let _ = writeln!(text, "# TYPE {name} gauge");
+        for (state, value) in values {
+            match state {
+                Some(state) => {
+                    let _ = writeln!(text, "{name}{{state=\"{state}\"}} {value}");
+                }
+                None => {
+                    let _ = writeln!(text, "{name} {value}");
+                }
+            }
+        }
+    };
+    let by_state: Vec<(Option<&str>, f64)> = ["new", "ok", "failing"]
+        .into_iter()
+        .map(|state| {
+            let n = snapshot
+                .feeds_by_state
+                .iter()
+                .find(|(s, _)| s == state)
+                .map_or(0, |(_, n)| *n);
+            (Some(state), n as f64)
+        })
+        .chain([(Some("removed"), snapshot.inactive_feeds as f64)])
+        .collect();
+    gauge(
+        FEEDS,
+        "Feeds by state (new, ok, failing; removed = no longer configured).",
+        &by_state,
+    );
+    gauge(
+        ENTRIES,
+        "Entries in the database.",
+        &[(None, snapshot.entries as f64)],
+    );
+    gauge(
+        TOMBSTONES,
+        "Tombstones of entries pruned by retention.",
+        &[(None, snapshot.tombstones as f64)],
+    );
+    gauge(
+        LAG,
+        "How long the most overdue feed has been waiting for its poll (0 when none is).",
+        &[(None, lag.as_secs_f64())],
+    );
+    text
 }
 
 /// The health check: is the database writable, is the scheduler turning?
