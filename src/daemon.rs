@@ -194,6 +194,10 @@ pub async fn run_with(
         if let Err(e) = reload::on_sighup(reloader.clone(), stop_rx.clone()) {
             tracing::warn!(error = %e, "cannot listen for SIGHUP");
         }
+        tracing::info!(
+            config = %reloader.path().display(),
+            "the configuration reloads on change, on SIGHUP and on POST /admin/reload"
+        );
     }
     let ops = admin::Ops {
         health: Health {
