@@ -476,3 +476,30 @@ async fn a_configured_secret_never_appears_in_any_output() {
         );
     }
 }
+
+#[cfg(unix)]
+#[test]
+fn run_tells_systemd_when_it_is_ready_and_when_it_stops() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().unwrap();
+    let socket_path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, "[server]\nlisten = \"127.0.0.1:0\"\n").unwrap();
+    let mut child = newsriver()
+        .args(["run", "--config"])
+        .arg(&config)
+        .env("NOTIFY_SOCKET", &socket_path)
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let n = socket.recv(&mut buf).unwrap();
+    assert_eq!(std::str::from_utf8(&buf[..n]).unwrap(), "READY=1\n");
+    kill("-TERM", &child);
+    let n = socket.recv(&mut buf).unwrap();
+    assert_eq!(std::str::from_utf8(&buf[..n]).unwrap(), "STOPPING=1\n");
+    assert!(child.wait().unwrap().success());
+}
