@@ -105,7 +105,7 @@ fn default_keep_tombstones() -> HumanDuration {
 }
 
 /// `auth = { username = "…", password = … }` on a `[[feed]]`: HTTP basic auth.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BasicAuth {
     pub username: String,

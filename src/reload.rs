@@ -261,9 +261,20 @@ fn summarise(old: &[FeedSpec], new: &[FeedSpec], a: &Config, b: &Config) -> Relo
         .keys()
         .filter(|u| !new_by_url.contains_key(*u))
         .count();
+    // Credentials and headers are not in the spec (never stored): compare them too.
+    let secrets_of = |c: &Config, url: &str| {
+        c.feeds
+            .iter()
+            .find(|f| f.url().as_str() == url)
+            .map(|f| (f.auth.clone(), f.headers.clone()))
+    };
     let changed = new_by_url
         .iter()
-        .filter(|(u, f)| old_by_url.get(*u).is_some_and(|o| o != *f))
+        .filter(|(u, f)| {
+            old_by_url
+                .get(*u)
+                .is_some_and(|o| o != *f || secrets_of(a, u) != secrets_of(b, u))
+        })
         .count();
     let mut need_restart = Vec::new();
     if a.server.listen != b.server.listen {
@@ -371,4 +382,37 @@ pub fn on_sighup(
             }
         }
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Config {
+        Config::parse(text, Path::new("t.toml")).unwrap()
+    }
+
+    #[test]
+    fn summary_counts_added_removed_changed_and_restart_only_settings() {
+        let old = parse(
+            "[[feed]]\nurl = \"https://a.example/\"\n[[feed]]\nurl = \"https://b.example/\"\n\
+             [[feed]]\nurl = \"https://c.example/\"\n[[feed]]\nurl = \"https://d.example/\"\n",
+        );
+        let new = parse(
+            "[fetch]\nconcurrency = 4\n[output]\ntitle = \"New\"\n\
+             [[feed]]\nurl = \"https://a.example/\"\n\
+             [[feed]]\nurl = \"https://b.example/\"\ninterval = \"5m\"\n\
+             [[feed]]\nurl = \"https://c.example/\"\nheaders = { X-Key = \"k\" }\n\
+             [[feed]]\nurl = \"https://e.example/\"\n",
+        );
+        let s = summarise(&feed_specs(&old), &feed_specs(&new), &old, &new);
+        assert_eq!((s.added, s.removed, s.changed), (1, 1, 2));
+        assert_eq!(s.need_restart, ["[fetch].concurrency", "[output]"]);
+        assert_eq!(
+            s.to_string(),
+            "1 feed(s) added, 1 removed, 2 changed; restart to apply [fetch].concurrency, [output]"
+        );
+        let same = summarise(&feed_specs(&new), &feed_specs(&new), &new, &new);
+        assert_eq!(same, ReloadSummary::default());
+    }
 }

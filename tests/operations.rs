@@ -525,3 +525,49 @@ async fn retention_prunes_by_count_and_age_and_pruned_entries_never_return() {
         3
     );
 }
+
+#[tokio::test]
+async fn reload_applies_fetch_settings_and_feed_credentials_to_the_next_polls() {
+    let server = FixtureServer::start().await;
+    server.set("/a.xml", Route::fixture("rss2.xml"));
+    let a = server.url("/a.xml");
+    let dir = tempfile::tempdir().unwrap();
+    let before = format!(
+        "[access]\nadmin_token = \"t\"\n[fetch]\njitter = 0.0\nuser_agent = \"before/1\"\n{}",
+        feed_table(&a)
+    );
+    let path = write_config(dir.path(), &before);
+    let daemon = Daemon::start(&path).await;
+    wait_until(10, "a polled", || !server.seen("/a.xml").is_empty()).await;
+    let first = &server.seen("/a.xml")[0].headers;
+    assert_eq!(first["user-agent"], "before/1");
+    assert!(first.get("x-api-key").is_none());
+
+    let after = format!(
+        "[access]\nadmin_token = \"t\"\n[fetch]\njitter = 0.0\nuser_agent = \"after/2\"\n{}headers = {{ X-Api-Key = \"k\" }}\n",
+        feed_table(&a)
+    );
+    std::fs::write(&path, after).unwrap();
+    let r = reqwest::Client::new()
+        .post(daemon.url("/admin/reload"))
+        .bearer_auth("t")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // Unless the file watcher got there first, the reload names the change.
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains("0 feed(s) added, 0 removed, 1 changed")
+            || text.contains("0 feed(s) added, 0 removed, 0 changed"),
+        "{text}"
+    );
+    wait_until(10, "a polled with the new settings", || {
+        server.seen("/a.xml").iter().any(|s| {
+            s.headers["user-agent"] == "after/2"
+                && s.headers.get("x-api-key").is_some_and(|v| v == "k")
+        })
+    })
+    .await;
+    daemon.stop().await;
+}
