@@ -571,3 +571,31 @@ async fn reload_applies_fetch_settings_and_feed_credentials_to_the_next_polls() 
     .await;
     daemon.stop().await;
 }
+
+#[tokio::test]
+async fn the_daemon_prunes_in_the_background() {
+    let server = FixtureServer::start().await;
+    server.set("/a.xml", Route::fixture("rss2.xml"));
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(
+        dir.path(),
+        &format!(
+            "[retention]\nmax_entries = 1\nprune_every = \"1s\"\n[[feed]]\nurl = \"{}\"\n",
+            server.url("/a.xml")
+        ),
+    );
+    let daemon = Daemon::start(&path).await;
+    let store = Store::open(&dir.path().join("newsriver.db")).unwrap();
+    wait_until(10, "pruned to one entry", || {
+        store.tombstone_count().unwrap() == 3 && store.entry_count().unwrap() == 1
+    })
+    .await;
+    let text = reqwest::get(daemon.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("newsriver_tombstones 3"), "{text}");
+    daemon.stop().await;
+}
