@@ -5,6 +5,7 @@ use futures_util::StreamExt;
 use reqwest::StatusCode;
 use reqwest::header::{self, HeaderMap, HeaderValue};
 
+use crate::access::Secret;
 use crate::config::FetchConfig;
 use crate::model::Validators;
 
@@ -103,7 +104,24 @@ impl Fetcher {
 
     /// GET `url`, sending the stored validators so an unchanged feed costs a 304.
     pub async fn fetch(&self, url: &str, validators: &Validators) -> Result<Fetched, FetchError> {
+        self.fetch_with(url, validators, &RequestExtras::default())
+            .await
+    }
+
+    /// `fetch`, with a feed's own credentials and headers.
+    pub async fn fetch_with(
+        &self,
+        url: &str,
+        validators: &Validators,
+        extras: &RequestExtras,
+    ) -> Result<Fetched, FetchError> {
         let mut request = self.client.get(url);
+        if let Some((user, password)) = &extras.basic_auth {
+            request = request.basic_auth(user, password.as_ref().map(Secret::expose));
+        }
+        for (name, value) in &extras.headers {
+            request = request.header(name.clone(), value.clone());
+        }
         if let Some(etag) = &validators.etag {
             request = request.header(header::IF_NONE_MATCH, etag);
         }
@@ -165,6 +183,54 @@ impl Fetcher {
             validators,
             final_url,
         }))
+    }
+}
+
+/// A feed's own credentials and headers, taken from the configuration by feed
+/// URL at each poll (never stored in the database). `Debug` shows no values.
+#[derive(Clone, Default)]
+pub struct RequestExtras {
+    pub basic_auth: Option<(String, Option<Secret>)>,
+    /// Marked sensitive, so that HTTP tooling does not print them either.
+    pub headers: Vec<(header::HeaderName, HeaderValue)>,
+}
+
+impl std::fmt::Debug for RequestExtras {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestExtras")
+            .field("basic_auth", &self.basic_auth.as_ref().map(|(u, _)| u))
+            .field(
+                "headers",
+                &self.headers.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl RequestExtras {
+    /// From a `[[feed]]`; header names and values were validated with the config.
+    pub fn of(feed: &crate::config::FeedConfig) -> Self {
+        let headers = feed
+            .headers
+            .iter()
+            .filter_map(|(name, value)| {
+                let name = header::HeaderName::from_bytes(name.as_bytes()).ok()?;
+                let mut value = HeaderValue::from_str(value.expose()).ok()?;
+                value.set_sensitive(true);
+                Some((name, value))
+            })
+            .collect();
+        Self {
+            basic_auth: feed
+                .auth
+                .as_ref()
+                .map(|a| (a.username.clone(), a.password.clone())),
+            headers,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.basic_auth.is_none() && self.headers.is_empty()
     }
 }
 

@@ -139,9 +139,11 @@ pub struct Poller<F = Fetcher> {
 impl<F: FetchFeed> Poller<F> {
     /// Polls one feed and records the result. Never fails: every error ends up
     /// recorded on the feed (or, if even that fails, logged).
+    #[tracing::instrument(name = "poll", skip_all, fields(feed = %feed.url))]
     pub async fn poll(&self, feed: FeedToPoll) -> PollReport {
         let started = Instant::now();
         let fetched = self.fetcher.fetch(&feed.url, &feed.validators).await;
+        let fetch_took = started.elapsed();
         let now = self.clock.now();
         let success_at = now + delay(self.policy.after_success(feed.interval, &mut rand::rng()));
         let failure_at = now
@@ -227,6 +229,7 @@ impl<F: FetchFeed> Poller<F> {
             _ => success_at,
         };
         log_poll(&feed.url, &outcome, started.elapsed(), next_poll);
+        crate::telemetry::record_poll(&outcome, fetch_took);
         PollReport {
             feed_id: feed.id,
             url: feed.url,
@@ -263,7 +266,26 @@ fn log_poll(url: &str, outcome: &Outcome, took: Duration, next: DateTime<Utc>) {
 pub async fn run<F: FetchFeed>(
     poller: Arc<Poller<F>>,
     concurrency: usize,
+    shutdown: watch::Receiver<bool>,
+) {
+    run_with(poller, concurrency, shutdown, Hooks::default()).await
+}
+
+/// Ways into a running scheduler from outside: a wake-up (a reload changed the
+/// feed list, so re-read what is due now) and a heartbeat (for /healthz).
+#[derive(Debug, Clone, Default)]
+pub struct Hooks {
+    pub wake: Arc<tokio::sync::Notify>,
+    /// Unix time (by the poller's clock) of the loop's last turn.
+    pub heartbeat: Arc<std::sync::atomic::AtomicI64>,
+}
+
+/// `run`, with hooks.
+pub async fn run_with<F: FetchFeed>(
+    poller: Arc<Poller<F>>,
+    concurrency: usize,
     mut shutdown: watch::Receiver<bool>,
+    hooks: Hooks,
 ) {
     let mut busy: HashSet<FeedId> = HashSet::new();
     let mut tasks: JoinSet<FeedId> = JoinSet::new();
@@ -272,6 +294,10 @@ pub async fn run<F: FetchFeed>(
         if *shutdown.borrow() {
             break;
         }
+        hooks.heartbeat.store(
+            poller.clock.now().timestamp(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         let free = concurrency.saturating_sub(tasks.len());
         let mut wake_at = None;
         if free > 0 {
@@ -328,6 +354,7 @@ pub async fn run<F: FetchFeed>(
                 }
             }
             () = sleep => {}
+            () = hooks.wake.notified() => {}
         }
     }
     if !tasks.is_empty() {

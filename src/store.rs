@@ -15,7 +15,12 @@ use crate::identity;
 
 mod entries;
 mod feeds;
+mod ops;
+mod retention;
 mod stories;
+
+pub use ops::{OpsSnapshot, Subscription};
+pub use retention::{PruneCounts, RetentionPolicy};
 
 static MIGRATIONS_DIR: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/migrations");
 
@@ -90,6 +95,9 @@ impl Store {
             })?;
         }
         let mut writer = Connection::open(path)?;
+        // Takes effect only on a new, empty database (before the first table):
+        // pruning then hands freed pages back bit by bit (see README, retention).
+        writer.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
         writer.pragma_update(None, "journal_mode", "WAL")?;
         configure(&writer)?;
         let migrations = MIGRATIONS
