@@ -36,6 +36,10 @@ struct Args {
     /// Scratch folder for databases.
     #[arg(long, default_value = "target/bench-work")]
     work: PathBuf,
+    /// Serve the ingest farm and write its config, then wait for Ctrl-C (for
+    /// profiling newsriver by hand against the same farm).
+    #[arg(long)]
+    serve_only: bool,
     /// Where to write the report.
     #[arg(long, default_value = "BENCHMARKS.md")]
     out: PathBuf,
@@ -86,6 +90,15 @@ async fn main() -> anyhow::Result<()> {
         newsriver: args.newsriver.clone(),
         work: args.work.clone(),
     };
+    if args.serve_only {
+        let farm = harness::Farm::start(args.feeds, args.entries).await?;
+        let folder = args.work.join("serve-only");
+        let _ = std::fs::remove_dir_all(&folder);
+        let config = harness::write_config(&farm, &folder, args.concurrency, 100)?;
+        println!("serving {} feeds; config: {}", farm.feeds(), config.display());
+        tokio::signal::ctrl_c().await?;
+        return Ok(());
+    }
     let command: Vec<String> = std::env::args().skip(1).collect();
     let command = format!("bench/run.sh {}", command.join(" "))
         .trim()
