@@ -226,6 +226,7 @@ pub async fn run_with(
             if s.ends_with('/') { s } else { format!("{s}/") }
         }),
         entries: config.output.entries.get(),
+        cache: Default::default(),
     };
     let mut server_stop = stop_rx;
     // Tell systemd (Type=notify) we are up; a no-op elsewhere.
