@@ -73,6 +73,7 @@ pub async fn poll_once_with(
         fetcher: LiveFetcher::new(config)?,
         clock,
         policy: Policy::from(&config.fetch),
+        filters: Arc::new(crate::filter::Filters::from_config(config)),
     });
     let feeds = store.call(|s| s.active_feeds()).await?;
     progress.start(feeds.len());
@@ -153,6 +154,7 @@ pub async fn run_with(
         fetcher: live.fetcher.clone(),
         clock,
         policy: Policy::from(&config.fetch),
+        filters: Arc::new(crate::filter::Filters::from_config(config)),
     });
     let hooks = scheduler::Hooks {
         wake: live.wake.clone(),
