@@ -446,7 +446,9 @@ url = "https://b.example/feed"
         .unwrap_err()
         .to_string();
         assert!(
-            err.starts_with("f.toml:4:22: invalid regular expression \"(unclosed\": unclosed group"),
+            err.starts_with(
+                "f.toml:4:22: invalid regular expression \"(unclosed\": unclosed group"
+            ),
             "{err}"
         );
         let err = Config::parse("[filters.include]\ncontent = [\"\"]\n", Path::new("f.toml"))

@@ -62,7 +62,11 @@ title_regex = ['(?i)\b(rust|fiber)\b']     # only two of its four stories
     ] {
         assert!(!titles.iter().any(|t| t == gone), "{gone} was stored");
     }
-    assert!(titles.iter().any(|t| t == "Regional ISP announces fiber expansion"));
+    assert!(
+        titles
+            .iter()
+            .any(|t| t == "Regional ISP announces fiber expansion")
+    );
     assert!(
         titles
             .iter()
