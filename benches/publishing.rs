@@ -64,7 +64,15 @@ fn river() -> (tempfile::TempDir, Store) {
             .collect();
         let meta = SourceMeta::default();
         store
-            .save_poll(feed.id, now, 200, &meta, &Validators::default(), &entries, now)
+            .save_poll(
+                feed.id,
+                now,
+                200,
+                &meta,
+                &Validators::default(),
+                &entries,
+                now,
+            )
             .unwrap();
     }
     (dir, store)
@@ -140,7 +148,10 @@ fn main() {
             }
             size = out.len();
         });
-        report(&format!("brotli quality {quality} ({} KiB)", size / 1024), t);
+        report(
+            &format!("brotli quality {quality} ({} KiB)", size / 1024),
+            t,
+        );
     }
     for level in [5u32, 9] {
         let mut size = 0;

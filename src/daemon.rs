@@ -154,7 +154,7 @@ pub async fn run_with(
         fetcher: live.fetcher.clone(),
         clock,
         policy: Policy::from(&config.fetch),
-        filters: Arc::new(crate::filter::Filters::from_config(config)),
+        filters: live.filters.clone(),
     });
     let hooks = scheduler::Hooks {
         wake: live.wake.clone(),

@@ -3,6 +3,7 @@
 //! TOML's `[filters]` (every feed) and a feed's own `filters` (that feed only).
 
 use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
 use regex::{Regex, RegexBuilder};
@@ -226,9 +227,39 @@ impl FilterConfig {
     }
 }
 
-/// Every rule of a configuration, by feed URL.
+/// The rules in force; a configuration reload swaps them.
 #[derive(Debug, Default)]
 pub struct Filters {
+    current: RwLock<Arc<FilterSet>>,
+}
+
+impl Filters {
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            current: RwLock::new(Arc::new(FilterSet::from_config(config))),
+        }
+    }
+
+    /// Puts the rules of a newly loaded configuration in force.
+    pub fn set(&self, config: &Config) {
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) =
+            Arc::new(FilterSet::from_config(config));
+    }
+
+    /// Drops the entries of `doc` (polled from `feed_url`) that the rules exclude.
+    pub fn apply(&self, feed_url: &str, doc: ParsedFeed, now: DateTime<Utc>) -> ParsedFeed {
+        let set = self
+            .current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        set.apply(feed_url, doc, now)
+    }
+}
+
+/// Every rule of a configuration, by feed URL.
+#[derive(Debug, Default)]
+struct FilterSet {
     global: FilterConfig,
     feeds: HashMap<String, FeedFilter>,
 }
@@ -239,8 +270,8 @@ struct FeedFilter {
     tags: Vec<String>,
 }
 
-impl Filters {
-    pub fn from_config(config: &Config) -> Self {
+impl FilterSet {
+    fn from_config(config: &Config) -> Self {
         Self {
             global: config.filters.clone(),
             feeds: config
@@ -268,8 +299,7 @@ impl Filters {
                 .all(|f| f.rules.as_ref().is_none_or(empty))
     }
 
-    /// Drops the entries of `doc` (polled from `feed_url`) that the rules exclude.
-    pub fn apply(&self, feed_url: &str, mut doc: ParsedFeed, now: DateTime<Utc>) -> ParsedFeed {
+    fn apply(&self, feed_url: &str, mut doc: ParsedFeed, now: DateTime<Utc>) -> ParsedFeed {
         if self.is_empty() {
             return doc;
         }
@@ -435,6 +465,19 @@ url = "https://b.example/feed"
             kept(&f, A, entries).is_empty(),
             "feed A's tag 'audio' is excluded"
         );
+    }
+
+    #[test]
+    fn a_reload_puts_new_rules_in_force() {
+        let f = Filters::from_config(&config("[[feed]]\nurl = \"https://a.example/feed\"\n"));
+        assert_eq!(
+            kept(&f, A, vec![entry("Sponsored post")]),
+            ["Sponsored post"]
+        );
+        f.set(&config(
+            "[filters.exclude]\ntitle = [\"sponsored\"]\n[[feed]]\nurl = \"https://a.example/feed\"\n",
+        ));
+        assert!(kept(&f, A, vec![entry("Sponsored post")]).is_empty());
     }
 
     #[test]
