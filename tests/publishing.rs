@@ -29,10 +29,14 @@ struct River {
 }
 
 async fn river(entries: usize) -> River {
+    river_with(entries, "").await
+}
+
+async fn river_with(entries: usize, extra: &str) -> River {
     let server = FixtureServer::start().await;
     let dir = tempfile::tempdir().unwrap();
     let mut toml = format!(
-        "[storage]\npath = {:?}\n[output]\nentries = {entries}\ntitle = \"Test River\"\n",
+        "{extra}\n[storage]\npath = {:?}\n[output]\nentries = {entries}\ntitle = \"Test River\"\n",
         dir.path().join("river.db").display().to_string()
     );
     for (path, file, tags) in FEEDS {
@@ -663,4 +667,31 @@ async fn documents_render_once_per_change_of_the_stored_data() {
     assert_eq!(cache.stats(), (3, 3));
     stop.send(()).unwrap();
     server.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_read_token_guards_every_format_and_view_and_no_shared_cache_keeps_them() {
+    let river = river_with(100, "[access]\nread_token = \"s3cret\"").await;
+    let daemon = Daemon::start(river.config.clone()).await;
+    let client = reqwest::Client::new();
+    for path in [
+        "/feed.rss",
+        "/feed.json",
+        "/tags/local/feed.atom",
+        "/feeds/1/feed.json",
+        "/",
+    ] {
+        let open = client.get(daemon.url(path)).send().await.unwrap();
+        assert_eq!(open.status(), 401, "{path} without the token");
+        let with = client
+            .get(daemon.url(path))
+            .bearer_auth("s3cret")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(with.status(), 200, "{path} with the token");
+        let cache_control = with.headers()["cache-control"].to_str().unwrap();
+        assert!(!cache_control.contains("public"), "{path}: {cache_control}");
+    }
+    daemon.stop().await;
 }

@@ -20,6 +20,10 @@ use crate::model::FeedId;
 use crate::publish::{self, FeedDoc, Format, River};
 use crate::store::{Cursor, PageStart, Store, StoreError, StoryFilter};
 
+/// Not `public`: with `[access].read_token` set, a shared cache must not
+/// store a response to a request that carried the token in its headers.
+const OUTPUT_CACHE_CONTROL: &str = "max-age=60";
+
 /// Documents kept at most; beyond that stale ones are dropped first.
 const CACHE_CAPACITY: usize = 512;
 
@@ -123,7 +127,7 @@ pub async fn home(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Res
         )))
     })
     .await;
-    respond(&headers, response, "public, max-age=60")
+    respond(&headers, response, OUTPUT_CACHE_CONTROL)
 }
 
 pub async fn status(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
@@ -242,7 +246,7 @@ async fn feed(
         Ok(Ok((format.content_type(), body)))
     })
     .await;
-    respond(&headers, response, "public, max-age=60")
+    respond(&headers, response, OUTPUT_CACHE_CONTROL)
 }
 
 /// The stories, permanent id and title of a view; `None` when it does not exist.
