@@ -10,7 +10,7 @@ pub mod json;
 pub mod rss;
 
 pub use atom::{atom, atom_page};
-pub use html::{home_html, status_html};
+pub use html::{home_html, home_page, status_html};
 pub use json::json_feed;
 pub use rss::rss;
 

@@ -485,6 +485,25 @@ async fn paged_feeds_walk_back_through_every_entry_and_forward_again() {
     let page2: serde_json::Value =
         serde_json::from_str(&reqwest::get(next).await.unwrap().text().await.unwrap()).unwrap();
     assert_eq!(page2["items"][0]["id"], older[5].as_str());
+
+    // People page back through the river too.
+    let (_, html) = daemon.get("/").await;
+    assert_eq!(html.matches("<li><h2>").count(), 5);
+    let link = Regex::new(r#"<a rel="next" href="([^"]+)">Older stories"#).unwrap();
+    let older_page = link.captures(&html).expect("a link to older stories")[1].to_string();
+    let older_page = html_escape::decode_html_entities(&older_page).into_owned();
+    assert!(
+        older_page.starts_with(&daemon.url("/?before=")),
+        "{older_page}"
+    );
+    let html2 = reqwest::get(&older_page)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(html2.matches("<li><h2>").count(), 5);
+    assert_ne!(html, html2);
     daemon.stop().await;
 }
 

@@ -14,6 +14,11 @@ fn esc(s: &str) -> String {
 
 /// The front page: what this is, where the feed is, and the newest stories.
 pub fn home_html(river: &River, stories: &[Story]) -> String {
+    home_page(river, stories, None)
+}
+
+/// The front page, or one of its older pages; `older_url` links the next one.
+pub fn home_page(river: &River, stories: &[Story], older_url: Option<&str>) -> String {
     let mut items = String::new();
     for story in stories {
         let title = match &story.link {
@@ -45,6 +50,12 @@ pub fn home_html(river: &River, stories: &[Story]) -> String {
     let atom = esc(&river.atom_url());
     let discovery = discovery_links(river);
     let base = esc(&river.base_url);
+    let older = older_url.map_or_else(String::new, |u| {
+        format!(
+            "<p><a rel=\"next\" href=\"{}\">Older stories →</a></p>\n",
+            esc(u)
+        )
+    });
     format!(
         r#"<!DOCTYPE html>
 <html lang="en">
@@ -71,6 +82,7 @@ Feed health: <a href="{base}status">status</a>.</p>
 <main>
 <ol>
 {items}</ol>
+{older}
 </main>
 </body>
 </html>

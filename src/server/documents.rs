@@ -115,15 +115,30 @@ enum ViewSpec {
     Feed(FeedId),
 }
 
-pub async fn home(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+pub async fn home(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(query): Query<PageQuery>,
+) -> Response {
+    let start = match query.start() {
+        Ok(start @ (PageStart::Newest | PageStart::Before(_))) => start,
+        Ok(PageStart::After(_)) => PageStart::Newest,
+        Err(message) => return (StatusCode::BAD_REQUEST, message).into_response(),
+    };
     let river = state.river(&headers);
-    let key = format!("{}|home", river.base_url);
+    let key = match start {
+        PageStart::Before(c) => format!("{}|home|{}", river.base_url, c.encode()),
+        _ => format!("{}|home", river.base_url),
+    };
     let limit = state.entries.min(50);
     let response = cached(&state, key, move |s| {
-        let page = s.story_page(&StoryFilter::All, PageStart::Newest, limit)?;
+        let page = s.story_page(&StoryFilter::All, start, limit)?;
+        let older = page
+            .older
+            .map(|c| format!("{}?before={}", river.base_url, c.encode()));
         Ok(Ok((
             "text/html; charset=utf-8",
-            publish::home_html(&river, &page.stories),
+            publish::home_page(&river, &page.stories, older.as_deref()),
         )))
     })
     .await;
