@@ -21,6 +21,7 @@ use crate::access::{AccessControl, Tokens};
 use crate::config::{Config, ConfigError, RetentionConfig};
 use crate::daemon::feed_specs;
 use crate::fetch::{FetchError, FetchFeed, Fetched, Fetcher, RequestExtras};
+use crate::filter::Filters;
 use crate::model::Validators;
 use crate::scheduler::Clock;
 use crate::store::{FeedSpec, Store, StoreError};
@@ -124,6 +125,7 @@ pub struct Reloader {
     fetcher: LiveFetcher,
     access: Arc<AccessControl>,
     retention: Arc<RwLock<RetentionConfig>>,
+    filters: Arc<Filters>,
     wake: Arc<Notify>,
     /// The configuration in force, and a hash of the text it came from; the
     /// lock also keeps two reloads from interleaving.
@@ -136,6 +138,8 @@ pub struct Live {
     pub fetcher: LiveFetcher,
     pub access: Arc<AccessControl>,
     pub retention: Arc<RwLock<RetentionConfig>>,
+    /// Include/exclude rules applied at ingest.
+    pub filters: Arc<Filters>,
     /// Wakes the scheduler so it re-reads what is due.
     pub wake: Arc<Notify>,
 }
@@ -146,6 +150,7 @@ impl Live {
             fetcher: LiveFetcher::new(config)?,
             access: AccessControl::new(tokens_of(config)),
             retention: Arc::new(RwLock::new(config.retention.clone())),
+            filters: Arc::new(Filters::from_config(config)),
             wake: Arc::new(Notify::new()),
         })
     }
@@ -172,6 +177,7 @@ impl Reloader {
             fetcher: live.fetcher.clone(),
             access: live.access.clone(),
             retention: live.retention.clone(),
+            filters: live.filters.clone(),
             wake: live.wake.clone(),
             current: Mutex::new((config, hash)),
         }
@@ -236,6 +242,7 @@ impl Reloader {
         self.fetcher.apply(&new)?;
         self.access.set(tokens_of(&new));
         *self.retention.write().unwrap_or_else(|p| p.into_inner()) = new.retention.clone();
+        self.filters.set(&new);
         self.wake.notify_one();
         Ok((new, summary))
     }

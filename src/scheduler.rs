@@ -13,6 +13,7 @@ use tokio::time::Instant;
 
 use crate::config::FetchConfig;
 use crate::fetch::{FetchFeed, Fetched, Fetcher};
+use crate::filter::Filters;
 use crate::identity;
 use crate::model::{FeedId, FeedToPoll};
 use crate::parse;
@@ -134,6 +135,8 @@ pub struct Poller<F = Fetcher> {
     pub fetcher: F,
     pub clock: Clock,
     pub policy: Policy,
+    /// Include/exclude rules applied between parse and store.
+    pub filters: Arc<Filters>,
 }
 
 impl<F: FetchFeed> Poller<F> {
@@ -170,6 +173,7 @@ impl<F: FetchFeed> Poller<F> {
                 .await;
                 match parsed {
                     Ok(Ok((doc, validators))) => {
+                        let doc = self.filters.apply(&feed.url, doc, now);
                         let id = feed.id;
                         self.store
                             .call(move |s| {

@@ -116,6 +116,7 @@ async fn harness(feeds: &[(&str, u64, Answer)], jitter: f64) -> Harness {
             jitter,
             max_backoff: Duration::from_secs(3 * 3600),
         },
+        filters: Default::default(),
     });
     Harness {
         web,

@@ -62,6 +62,7 @@ async fn a_wake_up_makes_a_newly_added_feed_poll_at_once() {
             jitter: 0.0,
             max_backoff: Duration::from_secs(3600),
         },
+        filters: Default::default(),
     });
     let hooks = Hooks::default();
     let (stop, stopped) = tokio::sync::watch::channel(false);
