@@ -95,7 +95,11 @@ async fn main() -> anyhow::Result<()> {
         let folder = args.work.join("serve-only");
         let _ = std::fs::remove_dir_all(&folder);
         let config = harness::write_config(&farm, &folder, args.concurrency, 100)?;
-        println!("serving {} feeds; config: {}", farm.feeds(), config.display());
+        println!(
+            "serving {} feeds; config: {}",
+            farm.feeds(),
+            config.display()
+        );
         tokio::signal::ctrl_c().await?;
         return Ok(());
     }
