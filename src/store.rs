@@ -13,8 +13,11 @@ use rusqlite_migration::Migrations;
 
 use crate::identity;
 
+pub use fetch_state::{Failures, Moved, PollRecord};
+
 mod entries;
 mod feeds;
+mod fetch_state;
 mod stories;
 
 static MIGRATIONS_DIR: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/migrations");

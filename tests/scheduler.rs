@@ -75,8 +75,12 @@ impl FetchFeed for Fake {
                 content_type: Some("application/rss+xml".into()),
                 validators: Validators::default(),
                 final_url: url.to_string(),
+                ..Default::default()
             })),
-            Answer::Status(status) => Err(FetchError::Status { status }),
+            Answer::Status(status) => Err(FetchError::Status {
+                status,
+                retry_after: None,
+            }),
         }
     }
 }
@@ -115,6 +119,11 @@ async fn harness(feeds: &[(&str, u64, Answer)], jitter: f64) -> Harness {
         policy: Policy {
             jitter,
             max_backoff: Duration::from_secs(3 * 3600),
+            // These tests are about fixed intervals; the adaptive interval
+            // and per-host spacing have their own.
+            adaptive: false,
+            host_gap: Duration::from_millis(1),
+            ..Policy::default()
         },
     });
     Harness {
