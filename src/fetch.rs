@@ -392,7 +392,12 @@ impl Fetcher {
         let (mut reader, decoded_limit): (Box<dyn AsyncRead + Send + Unpin>, u64) =
             match encoding.as_str() {
                 "" | "identity" => (Box::new(raw), self.max_body_bytes),
-                "gzip" | "x-gzip" => (Box::new(GzipDecoder::new(raw)), self.max_decompressed_bytes),
+                "gzip" | "x-gzip" => {
+                    // Concatenated gzip members are one valid body.
+                    let mut gz = GzipDecoder::new(raw);
+                    gz.multiple_members(true);
+                    (Box::new(gz), self.max_decompressed_bytes)
+                }
                 "deflate" => (Box::new(ZlibDecoder::new(raw)), self.max_decompressed_bytes),
                 "br" => (
                     Box::new(BrotliDecoder::new(raw)),

@@ -12,6 +12,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Request, Response, StatusCode, header};
 use newsriver::Config;
 
+pub mod faults;
+
 /// What the fixture server answers on one path.
 #[derive(Clone, Debug)]
 pub enum Route {
