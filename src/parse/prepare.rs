@@ -253,3 +253,109 @@ mod tests {
         assert!(matches!(text, Cow::Borrowed(_)));
     }
 }
+
+#[cfg(test)]
+mod format_gaps {
+    //! The feed-rs 3 gaps listed in DESIGN.md, through the whole parse.
+    use crate::identity;
+    use crate::parse::parse;
+
+    const ATOM_03: &str = r#"<?xml version="1.0" encoding="utf-8"?>
+<feed version="0.3" xmlns="http://purl.org/atom/ns#" xml:lang="en">
+  <title>Old Atom</title>
+  <link rel="alternate" type="text/html" href="http://old.example/"/>
+  <tagline>still here</tagline>
+  <modified>2026-11-20T10:00:00Z</modified>
+  <entry>
+    <title>First</title>
+    <link rel="alternate" type="text/html" href="http://old.example/1"/>
+    <id>tag:old.example,2026:1</id>
+    <issued>2026-11-19T09:00:00Z</issued>
+    <modified>2026-11-19T10:00:00Z</modified>
+    <content type="text/html" mode="escaped">&lt;p&gt;Hello &lt;b&gt;there&lt;/b&gt;&lt;/p&gt;</content>
+  </entry>
+  <entry>
+    <title>Second</title>
+    <link rel="alternate" type="text/html" href="http://old.example/2"/>
+    <id>tag:old.example,2026:2</id>
+    <issued>2026-11-20T09:00:00Z</issued>
+    <summary>Short</summary>
+  </entry>
+</feed>"#;
+
+    #[test]
+    fn atom_03_yields_its_entries_with_dates_and_content() {
+        let feed = parse(ATOM_03.as_bytes(), None, "http://old.example/atom").unwrap();
+        assert_eq!(feed.meta.title.as_deref(), Some("Old Atom"));
+        assert_eq!(feed.entries.len(), 2);
+        let first = &feed.entries[0];
+        assert_eq!(first.title, "First");
+        assert_eq!(first.guid.as_deref(), Some("tag:old.example,2026:1"));
+        assert_eq!(first.link.as_deref(), Some("http://old.example/1"));
+        assert_eq!(
+            first.published.map(|d| d.to_rfc3339()),
+            Some("2026-11-19T09:00:00+00:00".into())
+        );
+        assert_eq!(
+            first.updated.map(|d| d.to_rfc3339()),
+            Some("2026-11-19T10:00:00+00:00".into())
+        );
+        let content = first.content.as_deref().unwrap_or("");
+        assert!(content.contains("<b>there</b>"), "{content:?}");
+    }
+
+    #[test]
+    fn versionless_and_0_93_rss_parse() {
+        for root in [
+            "<rss>",
+            "<rss version=\"0.93\">",
+            "<rss version='0.94'>",
+            "<rss version=\"0.92\">",
+        ] {
+            let body = format!(
+                "<?xml version=\"1.0\"?>{root}<channel><title>T</title><item><title>A</title><link>http://a.example/1</link></item></channel></rss>"
+            );
+            let feed = parse(body.as_bytes(), None, "http://a.example/")
+                .unwrap_or_else(|e| panic!("{root}: {e}"));
+            assert_eq!(feed.entries.len(), 1, "{root}");
+            assert_eq!(feed.entries[0].title, "A");
+        }
+    }
+
+    #[test]
+    fn entries_without_guid_or_link_keep_their_identity_across_polls() {
+        let body = r#"<rss version="2.0"><channel><title>T</title>
+            <item><title>No id</title><description>Body one</description></item>
+            <item><title>No id either</title><description>Body two</description></item>
+            </channel></rss>"#;
+        let keys = || -> Vec<String> {
+            let feed = parse(body.as_bytes(), None, "http://a.example/").unwrap();
+            identity::identify(feed.entries)
+                .into_iter()
+                .map(|e| e.key)
+                .collect()
+        };
+        let first = keys();
+        assert_eq!(first.len(), 2);
+        assert!(first.iter().all(|k| k.starts_with("hash:")), "{first:?}");
+        assert_eq!(first, keys());
+    }
+
+    #[test]
+    fn billion_laughs_is_not_expanded() {
+        let laughs = r#"<?xml version="1.0"?><!DOCTYPE rss [
+ <!ENTITY lol "lol">
+ <!ENTITY lol1 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+ <!ENTITY lol2 "&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;">
+ <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
+]><rss version="2.0"><channel><title>&lol3;</title><item><title>&lol3;</title><guid>1</guid></item></channel></rss>"#;
+        let started = std::time::Instant::now();
+        let feed = parse(laughs.as_bytes(), None, "http://a.example/").unwrap();
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        assert!(
+            feed.entries[0].title.len() < 20,
+            "{:?}",
+            feed.entries[0].title
+        );
+    }
+}

@@ -15,7 +15,8 @@ const RATE_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
 
 impl Policy {
     /// The interval a feed's own document suggests: from its publishing rate
-    /// (entries dated within the last week), kept between `min_interval` and
+    /// (the average gap between entries dated within the last week, counted
+    /// up to now), kept between `min_interval` and
     /// `max_interval`, then lengthened (never shortened) by `<ttl>` and
     /// `sy:updatePeriod`. With `adaptive` off, the configured interval.
     pub fn adaptive_interval(
@@ -32,17 +33,22 @@ impl Policy {
                 .filter_map(|e| e.published.or(e.updated))
                 .filter(|d| *d <= now)
                 .collect();
-            let recent = dates
+            let recent: Vec<&DateTime<Utc>> = dates
                 .iter()
                 .filter(|d| (now - **d).to_std().is_ok_and(|age| age <= RATE_WINDOW))
-                .count() as u32;
+                .collect();
             let estimate = if dates.is_empty() {
                 // Nothing to measure: keep what we had.
                 previous.unwrap_or(configured)
-            } else if recent == 0 {
-                self.max_interval
+            } else if let Some(oldest) = recent.iter().min() {
+                // The average gap between publications, measured from the
+                // oldest recent entry up to now: a document holding only the
+                // last 30 of a busy feed's items still reads as busy, and a
+                // burst long ago reads as quiet.
+                let span = (now - **oldest).to_std().unwrap_or_default();
+                span / recent.len() as u32
             } else {
-                RATE_WINDOW / recent
+                self.max_interval
             };
             estimate.clamp(self.min_interval, self.max_interval.max(self.min_interval))
         } else {
@@ -171,13 +177,34 @@ mod tests {
         let now = Utc::now();
         let cfg = Duration::from_secs(1800);
         let none = FeedHints::default();
-        // 14 entries in the last week: one every 12 h.
-        let steady: Vec<_> = (0..14)
-            .map(|i| entry(chrono::Duration::hours(12 * i), now))
+        // One every 10 h, newest 10 h ago: 10 h.
+        let steady: Vec<_> = (1..30)
+            .map(|i| entry(chrono::Duration::hours(10 * i), now))
             .collect();
         assert_eq!(
             p.adaptive_interval(cfg, None, &steady, &none, now),
-            Duration::from_secs(12 * 3600)
+            Duration::from_secs(10 * 3600)
+        );
+        // Only the last 30 of a busy feed's items: still busy (floored).
+        let last_30: Vec<_> = (0..30)
+            .map(|i| entry(chrono::Duration::seconds(i * 20), now))
+            .collect();
+        assert_eq!(
+            p.adaptive_interval(cfg, None, &last_30, &none, now),
+            p.min_interval
+        );
+        // A burst of three two days ago, nothing since: quiet (16 h, capped).
+        let burst: Vec<_> = (0..3)
+            .map(|i| {
+                entry(
+                    chrono::Duration::hours(48) + chrono::Duration::minutes(i),
+                    now,
+                )
+            })
+            .collect();
+        assert_eq!(
+            p.adaptive_interval(cfg, None, &burst, &none, now),
+            p.max_interval
         );
         // 7 a week → 24 h, capped at max_interval (12 h).
         let slow: Vec<_> = (0..7)
@@ -195,8 +222,8 @@ mod tests {
             p.adaptive_interval(cfg, None, &busy, &none, now),
             p.min_interval
         );
-        // 336 a week → 30 min.
-        let half_hourly: Vec<_> = (0..336)
+        // One every 30 min, newest 30 min ago → 30 min.
+        let half_hourly: Vec<_> = (1..300)
             .map(|i| entry(chrono::Duration::minutes(30 * i), now))
             .collect();
         assert_eq!(
@@ -239,7 +266,7 @@ mod tests {
             update_period: Some(Duration::from_secs(120)),
             ..Default::default()
         };
-        let half_hourly: Vec<_> = (0..336)
+        let half_hourly: Vec<_> = (1..300)
             .map(|i| entry(chrono::Duration::minutes(30 * i), now))
             .collect();
         assert_eq!(
