@@ -77,6 +77,12 @@ fn faults(server: &FaultServer) -> Vec<(&'static str, Fault)> {
             "/wrong-charset",
             Fault::body("text/xml; charset=iso-8859-1", wrong_label),
         ),
+        ("/latin1-labelled-utf8", {
+            // windows-1252 bytes that claim to be UTF-8, twice.
+            let mut body = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><rss version=\"2.0\"><channel><title>Caf".to_vec();
+            body.extend_from_slice(b"\xe9 \x97 news</title><item><title>x</title><guid>1</guid></item></channel></rss>");
+            Fault::body("application/rss+xml; charset=utf-8", body)
+        }),
         (
             "/invalid",
             Fault::body(
@@ -112,6 +118,7 @@ const POLLED: &[&str] = &[
     "/bomb",
     "/laughs",
     "/wrong-charset",
+    "/latin1-labelled-utf8",
     "/invalid",
     "/empty",
     "/html",
@@ -167,6 +174,11 @@ async fn every_fault_is_recorded_on_its_feed_and_healthy_feeds_still_update() {
     // Valid UTF-8 labelled latin-1 twice over still reads right.
     assert_eq!(s("/wrong-charset").state, FeedState::Ok);
     assert_eq!(s("/wrong-charset").title.as_deref(), Some("Café — olé"));
+    // And the reverse: windows-1252 bytes labelled UTF-8.
+    assert_eq!(
+        s("/latin1-labelled-utf8").title.as_deref(),
+        Some("Café — news")
+    );
 
     // Ordinary failures: failing, one failure counted, retried after the interval (30 m).
     let failures = [
