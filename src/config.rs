@@ -14,6 +14,8 @@ use serde::de::{self, Deserializer};
 use toml::Spanned;
 use url::Url;
 
+use crate::access::Secret;
+
 /// A configuration that could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -47,6 +49,68 @@ pub struct Config {
     pub output: OutputConfig,
     #[serde(default, rename = "feed")]
     pub feeds: Vec<FeedConfig>,
+    #[serde(default)]
+    pub access: AccessConfig,
+    #[serde(default)]
+    pub retention: RetentionConfig,
+}
+
+/// `[access]`: who may read the outputs and use the admin routes.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessConfig {
+    /// Bearer token for `/status`, `/metrics` and `/admin/*`.
+    #[serde(default)]
+    pub admin_token: Option<Secret>,
+    /// When set, the published outputs need this token too.
+    #[serde(default)]
+    pub read_token: Option<Secret>,
+}
+
+/// `[retention]`: how long entries are kept. Both limits are off by default.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Entries older than this (by their date, never later than first seen) are pruned.
+    #[serde(default)]
+    pub max_age: Option<HumanDuration>,
+    /// At most this many entries per feed are kept, the newest.
+    #[serde(default)]
+    pub max_entries: Option<PositiveU64>,
+    /// How often the pruner runs.
+    #[serde(default = "default_prune_every")]
+    pub prune_every: HumanDuration,
+    /// A pruned entry's tombstone is forgotten once its feed has not carried
+    /// the entry for this long.
+    #[serde(default = "default_keep_tombstones")]
+    pub keep_tombstones: HumanDuration,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            max_age: None,
+            max_entries: None,
+            prune_every: default_prune_every(),
+            keep_tombstones: default_keep_tombstones(),
+        }
+    }
+}
+
+fn default_prune_every() -> HumanDuration {
+    HumanDuration(Duration::from_secs(3600))
+}
+fn default_keep_tombstones() -> HumanDuration {
+    HumanDuration(Duration::from_secs(90 * 24 * 3600))
+}
+
+/// `auth = { username = "…", password = … }` on a `[[feed]]`: HTTP basic auth.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuth {
+    pub username: String,
+    #[serde(default)]
+    pub password: Option<Secret>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -285,6 +349,12 @@ pub struct FeedConfig {
     pub interval: Option<HumanDuration>,
     #[serde(default)]
     pub tags: Vec<String>,
+    /// HTTP basic auth for this feed.
+    #[serde(default)]
+    pub auth: Option<BasicAuth>,
+    /// Extra request headers for this feed (API keys and the like).
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, Secret>,
 }
 
 impl FeedConfig {
@@ -328,6 +398,12 @@ impl<'de> Deserialize<'de> for HttpUrl {
                     "invalid URL {text:?}: the scheme must be http or https, not {other:?}"
                 )));
             }
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(de::Error::custom(
+                "credentials in a feed URL would show up in logs and exports: \
+                 put them in `auth = { username = \"…\", password = { env = \"…\" } }` instead",
+            ));
         }
         if url.host_str().is_none_or(str::is_empty) {
             return Err(de::Error::custom(format!(
@@ -416,6 +492,24 @@ impl Config {
                         feed.url()
                     ),
                 ));
+            }
+            for name in feed.headers.keys() {
+                if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                    return Err(invalid(
+                        Some(feed.url.span()),
+                        format!("{name:?} is not a valid HTTP header name"),
+                    ));
+                }
+            }
+            for value in feed.headers.values() {
+                if reqwest::header::HeaderValue::from_str(value.expose()).is_err() {
+                    // The value is a secret: say which feed, never what it is.
+                    return Err(invalid(
+                        Some(feed.url.span()),
+                        "a header value of this feed contains characters HTTP does not allow"
+                            .to_string(),
+                    ));
+                }
             }
             for tag in &feed.tags {
                 if tag.trim().is_empty() || tag.contains('/') {

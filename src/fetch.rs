@@ -14,6 +14,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio_util::io::StreamReader;
 use url::Url;
 
+use crate::access::Secret;
 use crate::config::FetchConfig;
 use crate::model::Validators;
 
@@ -190,6 +191,19 @@ pub trait FetchFeed: Send + Sync + std::fmt::Debug + 'static {
         url: &str,
         validators: &Validators,
     ) -> impl std::future::Future<Output = Result<Fetched, FetchError>> + Send;
+
+    /// Fetches the feed configured as `feed_url` from `fetch_url` (the same,
+    /// or the address it has permanently moved to). Fetchers that keep
+    /// per-feed settings look them up by `feed_url`.
+    fn fetch_feed(
+        &self,
+        feed_url: &str,
+        fetch_url: &str,
+        validators: &Validators,
+    ) -> impl std::future::Future<Output = Result<Fetched, FetchError>> + Send {
+        let _ = feed_url;
+        self.fetch(fetch_url, validators)
+    }
 }
 
 impl FetchFeed for Fetcher {
@@ -259,7 +273,20 @@ impl Fetcher {
     /// GET `url`, sending the stored validators so an unchanged feed costs a
     /// 304, following redirects (each one recorded) within the transfer deadline.
     pub async fn fetch(&self, url: &str, validators: &Validators) -> Result<Fetched, FetchError> {
-        match tokio::time::timeout(self.deadline, self.fetch_within(url, validators)).await {
+        self.fetch_with(url, validators, &RequestExtras::default())
+            .await
+    }
+
+    /// `fetch`, with a feed's own credentials and headers. They go only to
+    /// the origin they were configured for, never to a redirect elsewhere.
+    pub async fn fetch_with(
+        &self,
+        url: &str,
+        validators: &Validators,
+        extras: &RequestExtras,
+    ) -> Result<Fetched, FetchError> {
+        let within = self.fetch_within(url, validators, extras);
+        match tokio::time::timeout(self.deadline, within).await {
             Ok(result) => result,
             Err(_) => Err(FetchError::Deadline {
                 limit: self.deadline,
@@ -271,13 +298,26 @@ impl Fetcher {
         &self,
         url: &str,
         validators: &Validators,
+        extras: &RequestExtras,
     ) -> Result<Fetched, FetchError> {
         let mut current =
             Url::parse(url).map_err(|e| FetchError::Transport(format!("invalid URL: {e}")))?;
         let mut visited = HashSet::from([current.to_string()]);
         let mut redirects = Vec::new();
+        let credentials_origin = extras
+            .origin
+            .clone()
+            .unwrap_or_else(|| current.origin().ascii_serialization());
         loop {
             let mut request = self.client.get(current.clone());
+            if current.origin().ascii_serialization() == credentials_origin {
+                if let Some((user, password)) = &extras.basic_auth {
+                    request = request.basic_auth(user, password.as_ref().map(Secret::expose));
+                }
+                for (name, value) in &extras.headers {
+                    request = request.header(name.clone(), value.clone());
+                }
+            }
             if let Some(etag) = &validators.etag {
                 request = request.header(header::IF_NONE_MATCH, etag);
             }
@@ -448,6 +488,58 @@ impl Fetcher {
         }
         meta.body = body.freeze();
         Ok(Fetched::Body(meta))
+    }
+}
+
+/// A feed's own credentials and headers, taken from the configuration by feed
+/// URL at each poll (never stored in the database). `Debug` shows no values.
+#[derive(Clone, Default)]
+pub struct RequestExtras {
+    pub basic_auth: Option<(String, Option<Secret>)>,
+    /// Marked sensitive, so that HTTP tooling does not print them either.
+    pub headers: Vec<(header::HeaderName, HeaderValue)>,
+    /// The only origin (`scheme://host:port`) they are sent to; `None`: the
+    /// origin of the URL fetched.
+    pub origin: Option<String>,
+}
+
+impl std::fmt::Debug for RequestExtras {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestExtras")
+            .field("basic_auth", &self.basic_auth.as_ref().map(|(u, _)| u))
+            .field(
+                "headers",
+                &self.headers.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl RequestExtras {
+    /// From a `[[feed]]`; header names and values were validated with the config.
+    pub fn of(feed: &crate::config::FeedConfig) -> Self {
+        let headers = feed
+            .headers
+            .iter()
+            .filter_map(|(name, value)| {
+                let name = header::HeaderName::from_bytes(name.as_bytes()).ok()?;
+                let mut value = HeaderValue::from_str(value.expose()).ok()?;
+                value.set_sensitive(true);
+                Some((name, value))
+            })
+            .collect();
+        Self {
+            basic_auth: feed
+                .auth
+                .as_ref()
+                .map(|a| (a.username.clone(), a.password.clone())),
+            headers,
+            origin: Some(feed.url().origin().ascii_serialization()),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.basic_auth.is_none() && self.headers.is_empty()
     }
 }
 

@@ -108,6 +108,8 @@ pub struct FeedToPoll {
     pub current_interval: Option<std::time::Duration>,
     pub moved: Option<MovedTo>,
     pub skip: Skip,
+    /// Its `[[feed]]` sets the interval: not adaptive.
+    pub fixed_interval: bool,
 }
 
 /// Health of a feed as last polled.

@@ -187,9 +187,14 @@ fn body_hash(body: &[u8]) -> String {
 impl<F: FetchFeed> Poller<F> {
     /// Polls one feed and records the result. Never fails: every error ends up
     /// recorded on the feed (or, if even that fails, logged).
+    #[tracing::instrument(name = "poll", skip_all, fields(feed = %feed.url))]
     pub async fn poll(&self, feed: FeedToPoll) -> PollReport {
         let started = Instant::now();
-        let fetched = self.fetcher.fetch(&feed.fetch_url, &feed.validators).await;
+        let fetched = self
+            .fetcher
+            .fetch_feed(&feed.url, &feed.fetch_url, &feed.validators)
+            .await;
+        let fetch_took = started.elapsed();
         let now = self.clock.now();
         let policy = &self.policy;
         let failure_at =
@@ -323,6 +328,7 @@ impl<F: FetchFeed> Poller<F> {
             tracing::error!(feed = %feed.url, error = %e, "cannot record a poll's outcome");
         }
         log_poll(&feed.url, &outcome, started.elapsed(), record.next_poll);
+        crate::telemetry::record_poll(&outcome, fetch_took);
         PollReport {
             feed_id: feed.id,
             url: feed.url,
@@ -354,7 +360,10 @@ impl<F: FetchFeed> Poller<F> {
             Ok(Err(e)) => return Ok(Err((Some(status), e.to_string()))),
             Err(panic) => return Ok(Err((Some(status), format!("parser crashed: {panic}")))),
         };
-        let policy = &self.policy;
+        let policy = &Policy {
+            adaptive: self.policy.adaptive && !feed.fixed_interval,
+            ..self.policy
+        };
         let interval = policy.adaptive_interval(
             feed.interval,
             feed.current_interval,
@@ -465,7 +474,26 @@ const MAX_QUEUED: usize = 10_000;
 pub async fn run<F: FetchFeed>(
     poller: Arc<Poller<F>>,
     concurrency: usize,
+    shutdown: watch::Receiver<bool>,
+) {
+    run_with(poller, concurrency, shutdown, Hooks::default()).await
+}
+
+/// Ways into a running scheduler from outside: a wake-up (a reload changed the
+/// feed list, so re-read what is due now) and a heartbeat (for /healthz).
+#[derive(Debug, Clone, Default)]
+pub struct Hooks {
+    pub wake: Arc<tokio::sync::Notify>,
+    /// Unix time (by the poller's clock) of the loop's last turn.
+    pub heartbeat: Arc<std::sync::atomic::AtomicI64>,
+}
+
+/// `run`, with hooks.
+pub async fn run_with<F: FetchFeed>(
+    poller: Arc<Poller<F>>,
+    concurrency: usize,
     mut shutdown: watch::Receiver<bool>,
+    hooks: Hooks,
 ) {
     let slots = Arc::new(Semaphore::new(concurrency.max(1)));
     let gate = Arc::new(HostGate::new(
@@ -479,6 +507,10 @@ pub async fn run<F: FetchFeed>(
         if *shutdown.borrow() {
             break;
         }
+        hooks.heartbeat.store(
+            poller.clock.now().timestamp(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         let free = MAX_QUEUED.saturating_sub(tasks.len());
         let mut wake_at = None;
         if free > 0 {
@@ -508,7 +540,9 @@ pub async fn run<F: FetchFeed>(
                                 pass = gate.enter(&feed.fetch_url, &slots) => pass,
                                 _ = stop.wait_for(|s| *s) => None,
                             };
-                            if pass.is_some() {
+                            // A reload may have removed the feed meanwhile.
+                            let still = p.store.call(move |s| s.is_polled(id)).await;
+                            if pass.is_some() && still.unwrap_or(true) {
                                 p.poll(feed).await;
                             }
                             id
@@ -544,6 +578,7 @@ pub async fn run<F: FetchFeed>(
                 }
             }
             () = sleep => {}
+            () = hooks.wake.notified() => {}
         }
     }
     if !tasks.is_empty() {

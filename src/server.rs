@@ -46,6 +46,26 @@ pub async fn serve(
         .await
 }
 
+/// `serve`, with more routes (metrics, health, reload, OPML) and the access
+/// guard (`access::guard`) over every route.
+pub async fn serve_with(
+    listener: TcpListener,
+    state: AppState,
+    extra: Router,
+    access: Arc<crate::access::AccessControl>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(state)
+        .merge(extra)
+        .layer(axum::middleware::from_fn_with_state(
+            access,
+            crate::access::guard,
+        ));
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
 impl AppState {
     fn river(&self, headers: &HeaderMap) -> River {
         let base_url = self.base_url.clone().unwrap_or_else(|| {

@@ -18,7 +18,12 @@ pub use fetch_state::{Failures, Moved, PollRecord};
 mod entries;
 mod feeds;
 mod fetch_state;
+mod ops;
+mod retention;
 mod stories;
+
+pub use ops::{OpsSnapshot, Subscription};
+pub use retention::{PruneCounts, RetentionPolicy};
 
 static MIGRATIONS_DIR: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/migrations");
 
@@ -46,6 +51,8 @@ pub struct FeedSpec {
     pub title: Option<String>,
     pub interval: Duration,
     pub tags: Vec<String>,
+    /// The `[[feed]]` sets its own interval: poll at it, not at the adaptive one.
+    pub fixed_interval: bool,
 }
 
 /// What one poll added and changed.
@@ -93,6 +100,9 @@ impl Store {
             })?;
         }
         let mut writer = Connection::open(path)?;
+        // Takes effect only on a new, empty database (before the first table):
+        // pruning then hands freed pages back bit by bit (see README, retention).
+        writer.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
         writer.pragma_update(None, "journal_mode", "WAL")?;
         configure(&writer)?;
         let migrations = MIGRATIONS
@@ -165,6 +175,7 @@ mod tests {
             title: None,
             interval: Duration::from_secs(600),
             tags: vec!["world".into()],
+            fixed_interval: false,
         }
     }
 

@@ -206,6 +206,8 @@ async fn harness_with(feeds: &[(&str, u64, Answer)], policy: Policy) -> Harness 
                 title: None,
                 interval: Duration::from_secs(minutes * 60),
                 tags: vec![],
+                // As if its [[feed]] set `interval`.
+                fixed_interval: url.contains("/own-interval"),
             }
         })
         .collect();
@@ -495,6 +497,11 @@ async fn the_adaptive_interval_follows_each_feeds_publishing_rate() {
             ("http://slow.example/", 30, publishing(3 * 24 * 60, None)),
             ("http://ttl.example/", 30, publishing(60, Some(180))),
             ("http://fixed.example/", 30, Answer::Feed(RSS)),
+            (
+                "http://pinned.example/own-interval",
+                30,
+                publishing(1, None),
+            ),
         ],
         Policy {
             adaptive: true,
@@ -531,6 +538,9 @@ async fn the_adaptive_interval_follows_each_feeds_publishing_rate() {
     // The fixture's one item is two days old: quiet, max_interval.
     let fixed = gaps("http://fixed.example/");
     assert!(near(&fixed, 720.0), "{fixed:?}");
+    // A feed whose [[feed]] sets its own interval keeps it.
+    let pinned = gaps("http://pinned.example/own-interval");
+    assert!(near(&pinned, 30.0), "{pinned:?}");
     assert!(
         hourly.len() >= 20 && busy.len() >= 250,
         "{} {}",

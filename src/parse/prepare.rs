@@ -43,7 +43,7 @@ pub fn prepare(text: &str) -> Result<(Cow<'_, str>, FeedHints), TooDeep> {
                 if depth > MAX_DEPTH {
                     return Err(TooDeep);
                 }
-                let name = e.local_name().as_ref().to_ascii_lowercase();
+                let name = String::from_utf8_lossy(e.local_name().as_ref()).to_ascii_lowercase();
                 if root.is_none() {
                     root = Some((name.clone(), before..reader.buffer_position() as usize));
                 }
@@ -51,7 +51,8 @@ pub fn prepare(text: &str) -> Result<(Cow<'_, str>, FeedHints), TooDeep> {
             }
             Ok(Event::Empty(e)) => {
                 if root.is_none() {
-                    let name = e.local_name().as_ref().to_ascii_lowercase();
+                    let name =
+                        String::from_utf8_lossy(e.local_name().as_ref()).to_ascii_lowercase();
                     root = Some((name, before..reader.buffer_position() as usize));
                 }
             }
@@ -60,7 +61,7 @@ pub fn prepare(text: &str) -> Result<(Cow<'_, str>, FeedHints), TooDeep> {
                 path.pop();
             }
             Ok(Event::Text(t)) => {
-                let value = t.xml10_content();
+                let value = t.xml10_content().unwrap_or_default();
                 let value = value.trim();
                 let last = path.last().map(String::as_str);
                 let parent = path.len().checked_sub(2).map(|i| path[i].as_str());

@@ -86,6 +86,8 @@ fn save_entries(
             .query_row(params![feed_id, item.key], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
         match existing {
+            // Pruned by retention: it stays gone even while the feed carries it.
+            None if super::retention::is_tombstoned(tx, feed_id, &item.key, now)? => {}
             None => {
                 // A source may not date an entry after we first saw it: that
                 // would let it pin its items to the top of the river.

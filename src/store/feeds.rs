@@ -21,15 +21,32 @@ impl Store {
         for feed in feeds {
             let interval = feed.interval.as_secs() as i64;
             tx.execute(
-                "INSERT INTO feeds (url, uid, config_title, interval_secs, next_poll_at, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?5)
+                "INSERT INTO feeds (url, uid, config_title, interval_secs, next_poll_at, created_at,
+                    fixed_interval)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)
                  ON CONFLICT (url) DO UPDATE SET
                     active = 1,
                     config_title = excluded.config_title,
                     interval_secs = excluded.interval_secs,
-                    -- a shorter interval takes effect now, not after the old one
-                    next_poll_at = MIN(next_poll_at, ?5 + excluded.interval_secs)",
-                params![feed.url, identity::feed_uid(&feed.url), feed.title, interval, ts(now)],
+                    fixed_interval = excluded.fixed_interval,
+                    -- a changed interval replaces the adaptive one learned so far
+                    poll_interval_secs = CASE
+                        WHEN interval_secs != excluded.interval_secs
+                          OR fixed_interval != excluded.fixed_interval THEN NULL
+                        ELSE poll_interval_secs END,
+                    -- a shorter interval takes effect now, not after the old one;
+                    -- otherwise the schedule (a Retry-After, a backoff) stands
+                    next_poll_at = CASE WHEN excluded.interval_secs < interval_secs
+                        THEN MIN(next_poll_at, ?5 + excluded.interval_secs)
+                        ELSE next_poll_at END",
+                params![
+                    feed.url,
+                    identity::feed_uid(&feed.url),
+                    feed.title,
+                    interval,
+                    ts(now),
+                    feed.fixed_interval
+                ],
             )?;
             let id: FeedId =
                 tx.query_row("SELECT id FROM feeds WHERE url = ?1", [&feed.url], |r| {
@@ -57,7 +74,8 @@ impl Store {
         let conn = lock(&self.reader);
         let mut stmt = conn.prepare_cached(
             "SELECT id, url, etag, last_modified, interval_secs, failures, fetch_url, body_hash,
-                    poll_interval_secs, moved_to, moved_seen, moved_since, skip_hours, skip_days
+                    poll_interval_secs, moved_to, moved_seen, moved_since, skip_hours, skip_days,
+                    fixed_interval
              FROM feeds
              WHERE active = 1 AND state != 'gone' AND next_poll_at <= ?1 ORDER BY next_poll_at, id LIMIT ?2",
         )?;
@@ -77,7 +95,8 @@ impl Store {
         let conn = lock(&self.reader);
         let mut stmt = conn.prepare_cached(
             "SELECT id, url, etag, last_modified, interval_secs, failures, fetch_url, body_hash,
-                    poll_interval_secs, moved_to, moved_seen, moved_since, skip_hours, skip_days
+                    poll_interval_secs, moved_to, moved_seen, moved_since, skip_hours, skip_days,
+                    fixed_interval
              FROM feeds
              WHERE active = 1 AND state != 'gone' ORDER BY id",
         )?;
@@ -198,5 +217,6 @@ fn feed_to_poll(r: &rusqlite::Row<'_>) -> rusqlite::Result<FeedToPoll> {
             hours: r.get::<_, i64>(12)? as u32,
             days: r.get::<_, i64>(13)? as u8,
         },
+        fixed_interval: r.get(14)?,
     })
 }

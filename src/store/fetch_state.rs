@@ -2,7 +2,7 @@
 //! (state, error, next attempt, adaptive interval, redirects, body hash).
 
 use chrono::{DateTime, Utc};
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 
 use super::{Store, StoreError, lock, ts};
 use crate::model::{FeedId, FeedState, Skip, Validators};
@@ -124,6 +124,19 @@ impl Store {
         }
         tx.commit()?;
         Ok(())
+    }
+
+    /// Whether a feed is still to be polled (configured and not gone): checked
+    /// again once a queued poll has waited for its host.
+    pub fn is_polled(&self, id: FeedId) -> Result<bool, StoreError> {
+        let polled: Option<bool> = lock(&self.reader)
+            .query_row(
+                "SELECT active = 1 AND state != 'gone' FROM feeds WHERE id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(polled.unwrap_or(false))
     }
 
     /// Number of (feed, key) pairs stored more than once: zero, always.

@@ -1,4 +1,4 @@
--- Fetch state beyond the core: what the scheduler learned about each feed.
+-- Fetch state beyond the core (issue 3): what the scheduler learned about each feed.
 -- The configured url stays the feed's key; a confirmed permanent redirect is
 -- kept here and used for fetching, the TOML is never rewritten.
 
@@ -11,3 +11,4 @@ ALTER TABLE feeds ADD COLUMN poll_interval_secs INTEGER; -- adaptive interval; N
 ALTER TABLE feeds ADD COLUMN skip_hours INTEGER NOT NULL DEFAULT 0; -- RSS skipHours, bit n = hour n (UTC)
 ALTER TABLE feeds ADD COLUMN skip_days INTEGER NOT NULL DEFAULT 0;  -- RSS skipDays, bit 0 = Monday
 -- state gains: throttled (429/503 with Retry-After) and gone (410; no longer polled)
+ALTER TABLE feeds ADD COLUMN fixed_interval INTEGER NOT NULL DEFAULT 0; -- the [[feed]] sets its interval: not adaptive
