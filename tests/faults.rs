@@ -366,3 +366,47 @@ async fn a_permanent_redirect_is_adopted_after_three_polls_over_a_day_and_a_temp
         "the old address is no longer asked"
     );
 }
+
+#[tokio::test]
+async fn feed_credentials_follow_redirects_only_within_their_origin() {
+    let home = FaultServer::start().await;
+    let elsewhere = FaultServer::start().await;
+    home.set("/to-self", Fault::redirect(302, "/feed"));
+    home.set("/feed", Fault::body("application/rss+xml", RSS));
+    home.set("/to-other", Fault::redirect(301, &elsewhere.url("/feed")));
+    elsewhere.set("/feed", Fault::body("application/rss+xml", RSS));
+    let dir = tempfile::tempdir().unwrap();
+    let mut toml = format!(
+        "[storage]\npath = {:?}\n[fetch]\nhost_gap = \"1ms\"\n",
+        dir.path().join("r.db").display().to_string()
+    );
+    for path in ["/to-self", "/to-other"] {
+        toml.push_str(&format!(
+            "[[feed]]\nurl = \"{}\"\nauth = {{ username = \"reader\", password = \"sekrit\" }}\nheaders = {{ \"X-Api-Key\" = \"k-123\" }}\n",
+            home.url(path)
+        ));
+    }
+    let config = newsriver::Config::parse(&toml, std::path::Path::new("t.toml")).unwrap();
+    let reports = newsriver::poll_once(&config).await.unwrap();
+    assert!(
+        reports
+            .iter()
+            .all(|r| matches!(r.outcome, Outcome::Stored { .. })),
+        "{reports:?}"
+    );
+    let with_credentials =
+        |head: &String| head.contains("authorization: basic") && head.contains("x-api-key: k-123");
+    // Same origin: every hop carries them.
+    assert!(home.heads("/to-self").iter().all(with_credentials));
+    assert_eq!(home.heads("/feed").len(), 1);
+    assert!(home.heads("/feed").iter().all(with_credentials));
+    // Another origin never sees them.
+    assert!(home.heads("/to-other").iter().all(with_credentials));
+    let leaked = elsewhere.heads("/feed");
+    assert_eq!(leaked.len(), 1);
+    assert!(
+        !leaked[0].contains("authorization") && !leaked[0].contains("x-api-key"),
+        "{}",
+        leaked[0]
+    );
+}

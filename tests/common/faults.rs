@@ -96,6 +96,8 @@ pub const BILLION_LAUGHS: &str = r#"<?xml version="1.0"?>
 struct Inner {
     routes: HashMap<String, Fault>,
     hits: Vec<String>,
+    /// Each request's head (request line and headers), by path.
+    heads: Vec<(String, String)>,
 }
 
 /// The fault server. Every connection gets one answer and is closed.
@@ -131,6 +133,18 @@ impl FaultServer {
             .insert(path.to_string(), fault);
     }
 
+    /// The heads (request line and headers, lower-cased) of requests for `path`.
+    pub fn heads(&self, path: &str) -> Vec<String> {
+        self.inner
+            .lock()
+            .unwrap()
+            .heads
+            .iter()
+            .filter(|(p, _)| p == path)
+            .map(|(_, h)| h.clone())
+            .collect()
+    }
+
     /// Requests received for `path`.
     pub fn hits(&self, path: &str) -> usize {
         self.inner
@@ -164,6 +178,7 @@ async fn serve(mut socket: TcpStream, inner: Arc<Mutex<Inner>>) {
     let fault = {
         let mut inner = inner.lock().unwrap();
         inner.hits.push(path.clone());
+        inner.heads.push((path.clone(), head.to_ascii_lowercase()));
         inner.routes.get(&path).cloned()
     };
     let fault = fault.unwrap_or_else(|| Fault::status(404, &[]));
