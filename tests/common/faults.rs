@@ -218,3 +218,22 @@ async fn serve(mut socket: TcpStream, inner: Arc<Mutex<Inner>>) {
         }
     }
 }
+
+/// An address where connecting hangs: a listener with a backlog of 0 that
+/// never accepts, its queue already filled, so the kernel drops further SYNs
+/// and a client's connect waits until it times out. Keep the guard alive.
+pub async fn connect_hang() -> (SocketAddr, Vec<TcpStream>, tokio::net::TcpListener) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(0).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    // Fill the accept queue; once full, connects stop completing.
+    for _ in 0..8 {
+        match tokio::time::timeout(Duration::from_millis(200), TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => fillers.push(stream),
+            _ => break,
+        }
+    }
+    (addr, fillers, listener)
+}
