@@ -540,9 +540,10 @@ pub async fn run_with<F: FetchFeed>(
                                 pass = gate.enter(&feed.fetch_url, &slots) => pass,
                                 _ = stop.wait_for(|s| *s) => None,
                             };
+                            let Some(_pass) = pass else { return id };
                             // A reload may have removed the feed meanwhile.
                             let still = p.store.call(move |s| s.is_polled(id)).await;
-                            if pass.is_some() && still.unwrap_or(true) {
+                            if still.unwrap_or(true) {
                                 p.poll(feed).await;
                             }
                             id
