@@ -569,3 +569,57 @@ fn transport_error_ref(error: &reqwest::Error) -> FetchError {
     }
     FetchError::Transport(message)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        assert_eq!(RetryAfter::parse(" 120 "), Some(RetryAfter::Seconds(120)));
+        let at = RetryAfter::parse("Wed, 21 Oct 2026 07:28:00 GMT").unwrap();
+        let RetryAfter::At(when) = at else {
+            panic!("{at:?}")
+        };
+        assert_eq!(when.to_rfc3339(), "2026-10-21T07:28:00+00:00");
+        assert_eq!(
+            at.delay_from(when - chrono::Duration::minutes(5)),
+            Duration::from_secs(300)
+        );
+        assert_eq!(
+            at.delay_from(when + chrono::Duration::minutes(5)),
+            Duration::ZERO
+        );
+        assert_eq!(RetryAfter::parse("soon"), None);
+        assert_eq!(RetryAfter::parse("-5"), None);
+    }
+
+    #[test]
+    fn cache_hints_take_the_longest_wait() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=600"),
+        );
+        headers.insert(
+            header::DATE,
+            HeaderValue::from_static("Wed, 21 Oct 2026 07:00:00 GMT"),
+        );
+        headers.insert(
+            header::EXPIRES,
+            HeaderValue::from_static("Wed, 21 Oct 2026 08:00:00 GMT"),
+        );
+        let hints = CacheHints::of(&headers);
+        assert_eq!(hints.max_age, Some(Duration::from_secs(600)));
+        // Expires is read against the server's Date, whatever our clock says.
+        assert_eq!(hints.wait(Utc::now()), Some(Duration::from_secs(3600)));
+        assert_eq!(CacheHints::of(&HeaderMap::new()).wait(Utc::now()), None);
+        let mut bad = HeaderMap::new();
+        bad.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("max-age=\"x\""),
+        );
+        bad.insert(header::EXPIRES, HeaderValue::from_static("0"));
+        assert_eq!(CacheHints::of(&bad).wait(Utc::now()), None);
+    }
+}

@@ -23,7 +23,7 @@ const RSS: &str = r#"<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><c
 /// the per-request timeout so the slow-drip guard is what fires.
 const LIMITS: &str = "transfer_deadline = \"2s\"\nmax_body_bytes = 1048576\nmax_decompressed_bytes = 4194304\nmax_redirects = 5\n";
 
-fn faults(server: &FaultServer) -> Vec<(&'static str, Fault)> {
+fn faults(server: &FaultServer) -> Vec<(String, Fault)> {
     let in_3h = (Utc::now() + chrono::Duration::hours(3)).to_rfc2822();
     let in_3h = in_3h.replace("+0000", "GMT");
     let mut wrong_label = RSS.replace("Healthy", "Caf\u{e9} \u{2014} ol\u{e9}");
@@ -33,7 +33,13 @@ fn faults(server: &FaultServer) -> Vec<(&'static str, Fault)> {
         "<x>".repeat(50_000),
         "</x>".repeat(50_000)
     );
-    vec![
+    let hops = (0..7).map(|i| {
+        (
+            format!("/hops-{i}"),
+            Fault::redirect(302, &format!("/hops-{}", i + 1)),
+        )
+    });
+    let mut all: Vec<(String, Fault)> = vec![
         ("/healthy", Fault::body("application/rss+xml", RSS)),
         ("/hang", Fault::Hang),
         (
@@ -100,6 +106,11 @@ fn faults(server: &FaultServer) -> Vec<(&'static str, Fault)> {
         ),
         ("/deep", Fault::body("application/rss+xml", deep)),
     ]
+    .into_iter()
+    .map(|(path, fault)| (path.to_string(), fault))
+    .collect();
+    all.extend(hops);
+    all
 }
 
 /// Feeds polled directly (redirect targets are reached only by redirect).
@@ -123,6 +134,7 @@ const POLLED: &[&str] = &[
     "/empty",
     "/html",
     "/deep",
+    "/hops-0",
 ];
 
 fn status_of<'a>(statuses: &'a [FeedStatus], server: &FaultServer, path: &str) -> &'a FeedStatus {
@@ -138,7 +150,7 @@ fn minutes_from_now(s: &FeedStatus) -> i64 {
 async fn every_fault_is_recorded_on_its_feed_and_healthy_feeds_still_update() {
     let server = FaultServer::start().await;
     for (path, fault) in faults(&server) {
-        server.set(path, fault);
+        server.set(&path, fault);
     }
     let dir = tempfile::tempdir().unwrap();
     let urls: Vec<String> = POLLED.iter().map(|p| server.url(p)).collect();
@@ -188,6 +200,7 @@ async fn every_fault_is_recorded_on_its_feed_and_healthy_feeds_still_update() {
         ("/empty", "empty"),
         ("/html", "HTML page"),
         ("/deep", "nested deeper"),
+        ("/hops-0", "more than 5 redirects"),
     ];
     for (path, error) in failures {
         let f = s(path);
@@ -253,7 +266,7 @@ async fn every_fault_is_recorded_on_its_feed_and_healthy_feeds_still_update() {
 async fn the_daemon_keeps_running_through_every_fault_and_stops_cleanly() {
     let server = FaultServer::start().await;
     for (path, fault) in faults(&server) {
-        server.set(path, fault);
+        server.set(&path, fault);
     }
     let dir = tempfile::tempdir().unwrap();
     let urls: Vec<String> = POLLED.iter().map(|p| server.url(p)).collect();
