@@ -28,11 +28,19 @@ impl Policy {
         now: DateTime<Utc>,
     ) -> Duration {
         let mut interval = if self.adaptive {
-            let dates: Vec<DateTime<Utc>> = entries
+            let mut dates: Vec<DateTime<Utc>> = entries
                 .iter()
                 .filter_map(|e| e.published.or(e.updated))
                 .filter(|d| *d <= now)
                 .collect();
+            // Feeds that stamp the time of the request (or one date) on every
+            // item say nothing about how often they publish.
+            if let Some(newest) = dates.iter().max().copied()
+                && dates.len() >= 3
+                && dates.iter().filter(|d| **d == newest).count() * 2 > dates.len()
+            {
+                dates.clear();
+            }
             let recent: Vec<&DateTime<Utc>> = dates
                 .iter()
                 .filter(|d| (now - **d).to_std().is_ok_and(|age| age <= RATE_WINDOW))
@@ -236,6 +244,15 @@ mod tests {
             p.adaptive_interval(cfg, Some(Duration::from_secs(999)), &undated, &none, now),
             Duration::from_secs(999)
         );
+        // Every item stamped with the same time: no rate to read.
+        let stamped: Vec<_> = (0..30)
+            .map(|_| entry(chrono::Duration::zero(), now))
+            .collect();
+        assert_eq!(
+            p.adaptive_interval(cfg, Some(Duration::from_secs(999)), &stamped, &none, now),
+            Duration::from_secs(999)
+        );
+        assert_eq!(p.adaptive_interval(cfg, None, &stamped, &none, now), cfg);
         // Old entries only: the longest interval.
         let stale = vec![entry(chrono::Duration::days(60), now)];
         assert_eq!(
