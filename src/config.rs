@@ -47,6 +47,9 @@ pub struct Config {
     pub fetch: FetchConfig,
     #[serde(default)]
     pub output: OutputConfig,
+    /// Include/exclude rules applied to every feed's entries at ingest.
+    #[serde(default)]
+    pub filters: crate::filter::FilterConfig,
     #[serde(default, rename = "feed")]
     pub feeds: Vec<FeedConfig>,
     #[serde(default)]
@@ -355,6 +358,9 @@ pub struct FeedConfig {
     /// Extra request headers for this feed (API keys and the like).
     #[serde(default)]
     pub headers: std::collections::BTreeMap<String, Secret>,
+    /// Include/exclude rules for this feed only, on top of `[filters]`.
+    #[serde(default)]
+    pub filters: Option<crate::filter::FilterConfig>,
 }
 
 impl FeedConfig {
@@ -521,6 +527,9 @@ impl Config {
                     ));
                 }
             }
+        }
+        if let Some((span, message)) = crate::filter::first_error(&config) {
+            return Err(invalid(Some(span), message));
         }
         Ok(config)
     }

@@ -74,6 +74,7 @@ pub async fn poll_once_with(
         fetcher: LiveFetcher::new(config)?,
         clock,
         policy: Policy::from(&config.fetch),
+        filters: Arc::new(crate::filter::Filters::from_config(config)),
     });
     let feeds = store.call(|s| s.active_feeds()).await?;
     progress.start(feeds.len());
@@ -154,6 +155,7 @@ pub async fn run_with(
         fetcher: live.fetcher.clone(),
         clock,
         policy: Policy::from(&config.fetch),
+        filters: live.filters.clone(),
     });
     let hooks = scheduler::Hooks {
         wake: live.wake.clone(),
@@ -227,6 +229,7 @@ pub async fn run_with(
             if s.ends_with('/') { s } else { format!("{s}/") }
         }),
         entries: config.output.entries.get(),
+        cache: Default::default(),
     };
     let mut server_stop = stop_rx;
     // Tell systemd (Type=notify) we are up; a no-op elsewhere.

@@ -14,6 +14,7 @@ pub mod daemon;
 pub mod demo;
 pub mod feed_list;
 pub mod fetch;
+pub mod filter;
 pub mod identity;
 pub mod model;
 pub mod opml;

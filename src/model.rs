@@ -35,6 +35,8 @@ pub struct ParsedEntry {
     pub rights: Option<String>,
     pub published: Option<DateTime<Utc>>,
     pub updated: Option<DateTime<Utc>>,
+    /// Categories / tags the source gave the entry (for filters).
+    pub categories: Vec<String>,
 }
 
 /// A parsed feed document.

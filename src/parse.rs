@@ -209,6 +209,11 @@ fn convert_entry(entry: model::Entry, feed_base: Option<&Url>) -> ParsedEntry {
         rights: entry.rights.as_ref().map(plain_text).and_then(non_empty),
         published: entry.published,
         updated: entry.updated,
+        categories: entry
+            .categories
+            .iter()
+            .filter_map(|c| non_empty(c.label.clone().unwrap_or_else(|| c.term.clone())))
+            .collect(),
     }
 }
 

@@ -21,6 +21,7 @@ use crate::access::{AccessControl, Tokens};
 use crate::config::{Config, ConfigError, RetentionConfig};
 use crate::daemon::feed_specs;
 use crate::fetch::{FetchError, FetchFeed, Fetched, Fetcher, RequestExtras};
+use crate::filter::Filters;
 use crate::model::Validators;
 use crate::scheduler::Clock;
 use crate::store::{FeedSpec, Store, StoreError};
@@ -135,6 +136,7 @@ pub struct Reloader {
     fetcher: LiveFetcher,
     access: Arc<AccessControl>,
     retention: Arc<RwLock<RetentionConfig>>,
+    filters: Arc<Filters>,
     wake: Arc<Notify>,
     /// The configuration in force, and a hash of the text it came from; the
     /// lock also keeps two reloads from interleaving.
@@ -147,6 +149,8 @@ pub struct Live {
     pub fetcher: LiveFetcher,
     pub access: Arc<AccessControl>,
     pub retention: Arc<RwLock<RetentionConfig>>,
+    /// Include/exclude rules applied at ingest.
+    pub filters: Arc<Filters>,
     /// Wakes the scheduler so it re-reads what is due.
     pub wake: Arc<Notify>,
 }
@@ -157,6 +161,7 @@ impl Live {
             fetcher: LiveFetcher::new(config)?,
             access: AccessControl::new(tokens_of(config)),
             retention: Arc::new(RwLock::new(config.retention.clone())),
+            filters: Arc::new(Filters::from_config(config)),
             wake: Arc::new(Notify::new()),
         })
     }
@@ -183,6 +188,7 @@ impl Reloader {
             fetcher: live.fetcher.clone(),
             access: live.access.clone(),
             retention: live.retention.clone(),
+            filters: live.filters.clone(),
             wake: live.wake.clone(),
             current: Mutex::new((config, hash)),
         }
@@ -247,6 +253,9 @@ impl Reloader {
         self.fetcher.apply(&new)?;
         self.access.set(tokens_of(&new));
         *self.retention.write().unwrap_or_else(|p| p.into_inner()) = new.retention.clone();
+        self.filters.set(&new);
+        // Unchanged bodies are skipped by hash; new filters may want them.
+        self.store.call(|s| s.forget_body_hashes()).await?;
         self.wake.notify_one();
         Ok((new, summary))
     }
@@ -259,6 +268,8 @@ fn fetch_client_differs(a: &Config, b: &Config) -> bool {
         || a.user_agent != b.user_agent
         || a.max_body_bytes != b.max_body_bytes
         || a.max_redirects != b.max_redirects
+        || a.max_decompressed_bytes != b.max_decompressed_bytes
+        || a.transfer_deadline != b.transfer_deadline
 }
 
 fn summarise(old: &[FeedSpec], new: &[FeedSpec], a: &Config, b: &Config) -> ReloadSummary {

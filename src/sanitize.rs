@@ -65,10 +65,11 @@ const TAGS: &[&str] = &[
     "var",
 ];
 
-/// Elements removed together with everything inside them.
+/// Elements removed together with everything inside them. Form controls are
+/// not here: their tags go, but their text stays (some sites wrap whole
+/// articles in a `<form>`), as the hostile corpus requires.
 const DROPPED_WITH_CONTENT: &[&str] = &[
-    "script", "style", "template", "noscript", "iframe", "object", "embed", "svg", "math", "form",
-    "select", "textarea", "button",
+    "script", "style", "template", "noscript", "iframe", "object", "embed", "svg", "math",
 ];
 
 const URL_SCHEMES: &[&str] = &["http", "https", "mailto"];

@@ -13,6 +13,7 @@ use tokio::time::Instant;
 
 use crate::config::FetchConfig;
 use crate::fetch::{FetchError, FetchFeed, Fetched, Fetcher, Response};
+use crate::filter::Filters;
 use crate::identity;
 use crate::model::{FeedId, FeedState, FeedToPoll, Validators};
 use crate::parse;
@@ -174,6 +175,8 @@ pub struct Poller<F = Fetcher> {
     pub fetcher: F,
     pub clock: Clock,
     pub policy: Policy,
+    /// Include/exclude rules applied between parse and store.
+    pub filters: Arc<Filters>,
 }
 
 fn body_hash(body: &[u8]) -> String {
@@ -385,6 +388,9 @@ impl<F: FetchFeed> Poller<F> {
             skip: Some(doc.hints.skip),
             moved,
         };
+        // Filters drop entries before they are stored (the interval above
+        // read the whole document's publishing rate).
+        let doc = self.filters.apply(&feed.url, doc, now);
         let id = feed.id;
         let counts = self
             .store

@@ -19,10 +19,12 @@ mod entries;
 mod feeds;
 mod fetch_state;
 mod ops;
+mod publishing;
 mod retention;
 mod stories;
 
 pub use ops::{OpsSnapshot, Subscription};
+pub use publishing::{Cursor, FeedView, PageStart, StoryFilter, StoryPage};
 pub use retention::{PruneCounts, RetentionPolicy};
 
 static MIGRATIONS_DIR: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/migrations");

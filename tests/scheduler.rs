@@ -217,6 +217,7 @@ async fn harness_with(feeds: &[(&str, u64, Answer)], policy: Policy) -> Harness 
         fetcher: Fake(web.clone(), clock),
         clock,
         policy,
+        filters: Default::default(),
     });
     Harness {
         web,

@@ -66,6 +66,7 @@ async fn a_wake_up_makes_a_newly_added_feed_poll_at_once() {
             adaptive: false,
             ..Policy::default()
         },
+        filters: Default::default(),
     });
     let hooks = Hooks::default();
     let (stop, stopped) = tokio::sync::watch::channel(false);

@@ -126,6 +126,13 @@ impl Store {
         Ok(())
     }
 
+    /// Forgets every feed's last body hash, so the next 200 is parsed even if
+    /// unchanged: after a reload, filters may keep what they dropped before.
+    pub fn forget_body_hashes(&self) -> Result<(), StoreError> {
+        lock(&self.writer).execute("UPDATE feeds SET body_hash = NULL", [])?;
+        Ok(())
+    }
+
     /// Whether a feed is still to be polled (configured and not gone): checked
     /// again once a queued poll has waited for its host.
     pub fn is_polled(&self, id: FeedId) -> Result<bool, StoreError> {
