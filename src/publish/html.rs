@@ -159,7 +159,7 @@ pub fn status_html(river: &River, feeds: &[FeedStatus], tags: &[String]) -> Stri
         sections.push_str(&format!(
             "<section class=\"feed {state}\">\n<h2>{name} <span class=\"state\">{state}</span></h2>\n\
              <p class=\"url\"><a href=\"{url}\">{url}</a></p>\n<dl>\n\
-             <dt>State</dt><dd>{state}{failures}</dd>\n\
+             <dt>State</dt><dd>{state}{failures}</dd>\n{moved}\
              <dt>Last success</dt><dd>{success}</dd>\n\
              <dt>Last error</dt>{error}\n\
              <dt>Last HTTP status</dt><dd>{http}</dd>\n\
@@ -168,6 +168,10 @@ pub fn status_html(river: &River, feeds: &[FeedStatus], tags: &[String]) -> Stri
              <dt>Next poll</dt><dd>{next}</dd>\n\
              <dt>This source alone</dt><dd>{views}</dd>\n</dl>\n</section>\n",
             url = esc(&feed.url),
+            // A confirmed permanent redirect: where the feed is fetched now.
+            moved = feed.fetch_url.as_deref().map_or_else(String::new, |u| {
+                format!("<dt>Moved to</dt><dd><a href=\"{0}\">{0}</a></dd>\n", esc(u))
+            }),
             failures = if feed.failures > 0 {
                 format!(" ({} consecutive failures)", feed.failures)
             } else {
@@ -295,7 +299,17 @@ mod tests {
             validators: Validators::default(),
             fetch_url: None,
         };
+        let moved = FeedStatus {
+            id: 8,
+            state: FeedState::Gone,
+            fetch_url: Some("https://new.example/feed".into()),
+            ..feed.clone()
+        };
+        let html = status_html(&river(), &[moved], &[]);
+        assert!(html.contains("1 gone, 0 not polled yet"), "{html}");
+        assert!(html.contains(r#"<dt>Moved to</dt><dd><a href="https://new.example/feed">"#));
         let html = status_html(&river(), &[feed], &["world news".into()]);
+        assert!(!html.contains("Moved to") && !html.contains("gone,"));
         assert!(
             !html.contains("<script>") && !html.contains("<b>Bad"),
             "{html}"
