@@ -38,6 +38,7 @@ fn river() -> (tempfile::TempDir, Store) {
             title: Some(format!("Outlet {i}")),
             interval: Duration::from_secs(1800),
             tags: vec![format!("tag{}", i % 4)],
+            fixed_interval: false,
         })
         .collect();
     store.sync_feeds(&specs, now).unwrap();

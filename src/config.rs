@@ -186,6 +186,36 @@ pub struct FetchConfig {
     /// Longest wait between retries of a failing feed (backoff doubles up to this).
     #[serde(default = "default_max_backoff")]
     pub max_backoff: HumanDuration,
+    /// Largest body accepted after gzip/deflate/brotli decoding, in bytes.
+    #[serde(default = "default_max_decompressed_bytes")]
+    pub max_decompressed_bytes: PositiveU64,
+    /// Deadline for a whole fetch, redirects and body included: the guard
+    /// against servers that drip a few bytes at a time.
+    #[serde(default = "default_transfer_deadline")]
+    pub transfer_deadline: HumanDuration,
+    /// Requests to one host at once.
+    #[serde(default = "default_host_concurrency")]
+    pub host_concurrency: NonZeroUsize,
+    /// Least time between the starts of two requests to one host.
+    #[serde(default = "default_host_gap")]
+    pub host_gap: HumanDuration,
+    /// Derive each feed's interval from how often it publishes, between
+    /// `min_interval` and `max_interval`.
+    #[serde(default = "default_adaptive")]
+    pub adaptive: bool,
+    #[serde(default = "default_min_interval")]
+    pub min_interval: HumanDuration,
+    #[serde(default = "default_max_interval")]
+    pub max_interval: HumanDuration,
+    /// Longest wait a 429/503 `Retry-After` can impose.
+    #[serde(default = "default_max_retry_after")]
+    pub max_retry_after: HumanDuration,
+    /// A permanent redirect becomes the feed's new URL once seen this many times…
+    #[serde(default = "default_redirect_confirmations")]
+    pub redirect_confirmations: PositiveU64,
+    /// …over at least this long.
+    #[serde(default = "default_redirect_confirm_period")]
+    pub redirect_confirm_period: HumanDuration,
 }
 
 impl Default for FetchConfig {
@@ -200,6 +230,16 @@ impl Default for FetchConfig {
             max_redirects: default_max_redirects(),
             jitter: default_jitter(),
             max_backoff: default_max_backoff(),
+            max_decompressed_bytes: default_max_decompressed_bytes(),
+            transfer_deadline: default_transfer_deadline(),
+            host_concurrency: default_host_concurrency(),
+            host_gap: default_host_gap(),
+            adaptive: default_adaptive(),
+            min_interval: default_min_interval(),
+            max_interval: default_max_interval(),
+            max_retry_after: default_max_retry_after(),
+            redirect_confirmations: default_redirect_confirmations(),
+            redirect_confirm_period: default_redirect_confirm_period(),
         }
     }
 }
@@ -234,6 +274,36 @@ fn default_jitter() -> Fraction {
     Fraction(0.1)
 }
 fn default_max_backoff() -> HumanDuration {
+    HumanDuration(Duration::from_secs(24 * 3600))
+}
+fn default_max_decompressed_bytes() -> PositiveU64 {
+    PositiveU64(32 * 1024 * 1024)
+}
+fn default_transfer_deadline() -> HumanDuration {
+    HumanDuration(Duration::from_secs(60))
+}
+fn default_host_concurrency() -> NonZeroUsize {
+    NonZeroUsize::new(2).unwrap_or(NonZeroUsize::MIN)
+}
+fn default_host_gap() -> HumanDuration {
+    HumanDuration(Duration::from_secs(1))
+}
+fn default_adaptive() -> bool {
+    true
+}
+fn default_min_interval() -> HumanDuration {
+    HumanDuration(Duration::from_secs(5 * 60))
+}
+fn default_max_interval() -> HumanDuration {
+    HumanDuration(Duration::from_secs(12 * 3600))
+}
+fn default_max_retry_after() -> HumanDuration {
+    HumanDuration(Duration::from_secs(6 * 3600))
+}
+fn default_redirect_confirmations() -> PositiveU64 {
+    PositiveU64(3)
+}
+fn default_redirect_confirm_period() -> HumanDuration {
     HumanDuration(Duration::from_secs(24 * 3600))
 }
 

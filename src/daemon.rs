@@ -27,6 +27,7 @@ pub fn feed_specs(config: &Config) -> Vec<FeedSpec> {
             title: f.title.clone(),
             interval: config.interval_of(f),
             tags: f.tags.clone(),
+            fixed_interval: f.interval.is_some(),
         })
         .collect()
 }

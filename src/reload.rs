@@ -61,6 +61,17 @@ fn extras_of(config: &Config) -> HashMap<String, RequestExtras> {
 
 impl FetchFeed for LiveFetcher {
     async fn fetch(&self, url: &str, validators: &Validators) -> Result<Fetched, FetchError> {
+        self.fetch_feed(url, url, validators).await
+    }
+
+    /// Credentials are looked up by the configured URL, also when the feed is
+    /// fetched from an adopted new address (they go only to their own origin).
+    async fn fetch_feed(
+        &self,
+        feed_url: &str,
+        fetch_url: &str,
+        validators: &Validators,
+    ) -> Result<Fetched, FetchError> {
         let client = self
             .client
             .read()
@@ -73,7 +84,7 @@ impl FetchFeed for LiveFetcher {
             .clone();
         let none = RequestExtras::default();
         client
-            .fetch_with(url, validators, extras.get(url).unwrap_or(&none))
+            .fetch_with(fetch_url, validators, extras.get(feed_url).unwrap_or(&none))
             .await
     }
 }
@@ -243,6 +254,8 @@ impl Reloader {
         self.access.set(tokens_of(&new));
         *self.retention.write().unwrap_or_else(|p| p.into_inner()) = new.retention.clone();
         self.filters.set(&new);
+        // Unchanged bodies are skipped by hash; new filters may want them.
+        self.store.call(|s| s.forget_body_hashes()).await?;
         self.wake.notify_one();
         Ok((new, summary))
     }
@@ -255,6 +268,8 @@ fn fetch_client_differs(a: &Config, b: &Config) -> bool {
         || a.user_agent != b.user_agent
         || a.max_body_bytes != b.max_body_bytes
         || a.max_redirects != b.max_redirects
+        || a.max_decompressed_bytes != b.max_decompressed_bytes
+        || a.transfer_deadline != b.transfer_deadline
 }
 
 fn summarise(old: &[FeedSpec], new: &[FeedSpec], a: &Config, b: &Config) -> ReloadSummary {
@@ -295,6 +310,20 @@ fn summarise(old: &[FeedSpec], new: &[FeedSpec], a: &Config, b: &Config) -> Relo
     }
     if a.fetch.jitter != b.fetch.jitter || a.fetch.max_backoff != b.fetch.max_backoff {
         need_restart.push("[fetch].jitter/max_backoff");
+    }
+    let (fa, fb) = (&a.fetch, &b.fetch);
+    if fa.adaptive != fb.adaptive
+        || fa.min_interval != fb.min_interval
+        || fa.max_interval != fb.max_interval
+        || fa.max_retry_after != fb.max_retry_after
+        || fa.redirect_confirmations != fb.redirect_confirmations
+        || fa.redirect_confirm_period != fb.redirect_confirm_period
+        || fa.host_concurrency != fb.host_concurrency
+        || fa.host_gap != fb.host_gap
+    {
+        need_restart.push(
+            "[fetch] scheduling (adaptive, intervals, Retry-After, redirects, host politeness)",
+        );
     }
     if a.output.title != b.output.title
         || a.output.entries != b.output.entries

@@ -13,8 +13,11 @@ use rusqlite_migration::Migrations;
 
 use crate::identity;
 
+pub use fetch_state::{Failures, Moved, PollRecord};
+
 mod entries;
 mod feeds;
+mod fetch_state;
 mod ops;
 mod publishing;
 mod retention;
@@ -50,6 +53,8 @@ pub struct FeedSpec {
     pub title: Option<String>,
     pub interval: Duration,
     pub tags: Vec<String>,
+    /// The `[[feed]]` sets its own interval: poll at it, not at the adaptive one.
+    pub fixed_interval: bool,
 }
 
 /// What one poll added and changed.
@@ -254,6 +259,7 @@ mod tests {
             title: None,
             interval: Duration::from_secs(600),
             tags: vec!["world".into()],
+            fixed_interval: false,
         }
     }
 

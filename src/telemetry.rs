@@ -57,6 +57,9 @@ pub fn record_poll(outcome: &Outcome, fetch_took: Duration) {
     let label = match outcome {
         Outcome::Stored { .. } => "stored",
         Outcome::NotModified => "not_modified",
+        Outcome::Unchanged { .. } => "unchanged",
+        Outcome::Throttled { .. } => "throttled",
+        Outcome::Gone => "gone",
         Outcome::Failed { .. } => "failed",
     };
     metrics::counter!(POLLS, "outcome" => label).increment(1);

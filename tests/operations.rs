@@ -394,6 +394,7 @@ async fn healthz_is_ok_when_running_and_503_when_the_scheduler_stalls() {
                 title: None,
                 interval: Duration::from_secs(60),
                 tags: vec![],
+                fixed_interval: false,
             }],
             then,
         )

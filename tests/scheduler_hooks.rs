@@ -32,6 +32,7 @@ impl FetchFeed for Fake {
             content_type: None,
             validators: Validators::default(),
             final_url: url.to_string(),
+            ..Default::default()
         }))
     }
 }
@@ -42,6 +43,7 @@ fn spec(url: &str) -> FeedSpec {
         title: None,
         interval: Duration::from_secs(3600),
         tags: vec![],
+        fixed_interval: false,
     }
 }
 
@@ -61,6 +63,8 @@ async fn a_wake_up_makes_a_newly_added_feed_poll_at_once() {
         policy: Policy {
             jitter: 0.0,
             max_backoff: Duration::from_secs(3600),
+            adaptive: false,
+            ..Policy::default()
         },
         filters: Default::default(),
     });

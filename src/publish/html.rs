@@ -137,12 +137,15 @@ pub fn status_html(river: &River, feeds: &[FeedStatus], tags: &[String]) -> Stri
     };
     let mut sections = String::new();
     let (mut ok, mut failing, mut new) = (0, 0, 0);
+    let (mut throttled, mut gone) = (0, 0);
     for feed in feeds.iter().filter(|f| f.active) {
         let state = feed.state.as_str();
         match feed.state {
             crate::model::FeedState::Ok => ok += 1,
             crate::model::FeedState::Failing => failing += 1,
             crate::model::FeedState::New => new += 1,
+            crate::model::FeedState::Throttled => throttled += 1,
+            crate::model::FeedState::Gone => gone += 1,
         }
         let name = esc(feed.title.as_deref().unwrap_or(&feed.url));
         let error = match &feed.last_error {
@@ -156,7 +159,7 @@ pub fn status_html(river: &River, feeds: &[FeedStatus], tags: &[String]) -> Stri
         sections.push_str(&format!(
             "<section class=\"feed {state}\">\n<h2>{name} <span class=\"state\">{state}</span></h2>\n\
              <p class=\"url\"><a href=\"{url}\">{url}</a></p>\n<dl>\n\
-             <dt>State</dt><dd>{state}{failures}</dd>\n\
+             <dt>State</dt><dd>{state}{failures}</dd>\n{moved}\
              <dt>Last success</dt><dd>{success}</dd>\n\
              <dt>Last error</dt>{error}\n\
              <dt>Last HTTP status</dt><dd>{http}</dd>\n\
@@ -165,6 +168,10 @@ pub fn status_html(river: &River, feeds: &[FeedStatus], tags: &[String]) -> Stri
              <dt>Next poll</dt><dd>{next}</dd>\n\
              <dt>This source alone</dt><dd>{views}</dd>\n</dl>\n</section>\n",
             url = esc(&feed.url),
+            // A confirmed permanent redirect: where the feed is fetched now.
+            moved = feed.fetch_url.as_deref().map_or_else(String::new, |u| {
+                format!("<dt>Moved to</dt><dd><a href=\"{0}\">{0}</a></dd>\n", esc(u))
+            }),
             failures = if feed.failures > 0 {
                 format!(" ({} consecutive failures)", feed.failures)
             } else {
@@ -194,7 +201,15 @@ pub fn status_html(river: &River, feeds: &[FeedStatus], tags: &[String]) -> Stri
     };
     let title = esc(&river.title);
     let discovery = discovery_links(river);
-    let total = ok + failing + new;
+    let total = ok + failing + new + throttled + gone;
+    // Throttled (waiting as a 429/503 asked) and gone (410) feeds, when any.
+    let mut waiting = String::new();
+    if throttled > 0 {
+        waiting.push_str(&format!("{throttled} throttled, "));
+    }
+    if gone > 0 {
+        waiting.push_str(&format!("{gone} gone, "));
+    }
     format!(
         r#"<!DOCTYPE html>
 <html lang="en">
@@ -220,7 +235,7 @@ a {{ color: #0645ad; }}
 <body>
 <header>
 <h1>Status · {title}</h1>
-<p>{total} feeds: {ok} ok, {failing} failing, {new} not polled yet. Back to <a href="{base}">the river</a>.</p>
+<p>{total} feeds: {ok} ok, {failing} failing, {waiting}{new} not polled yet. Back to <a href="{base}">the river</a>.</p>
 </header>
 <main>
 {sections}{tags_html}</main>
@@ -282,8 +297,19 @@ mod tests {
             next_poll_at: t,
             entries: 12,
             validators: Validators::default(),
+            fetch_url: None,
         };
+        let moved = FeedStatus {
+            id: 8,
+            state: FeedState::Gone,
+            fetch_url: Some("https://new.example/feed".into()),
+            ..feed.clone()
+        };
+        let html = status_html(&river(), &[moved], &[]);
+        assert!(html.contains("1 gone, 0 not polled yet"), "{html}");
+        assert!(html.contains(r#"<dt>Moved to</dt><dd><a href="https://new.example/feed">"#));
         let html = status_html(&river(), &[feed], &["world news".into()]);
+        assert!(!html.contains("Moved to") && !html.contains("gone,"));
         assert!(
             !html.contains("<script>") && !html.contains("<b>Bad"),
             "{html}"

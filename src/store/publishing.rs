@@ -266,6 +266,7 @@ mod tests {
             title: None,
             interval: Duration::from_secs(600),
             tags: vec![tag.into()],
+            fixed_interval: false,
         }
     }
 

@@ -12,6 +12,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Request, Response, StatusCode, header};
 use newsriver::Config;
 
+pub mod faults;
+
 /// What the fixture server answers on one path.
 #[derive(Clone, Debug)]
 pub enum Route {
@@ -187,7 +189,7 @@ pub fn fixture(name: &str) -> Vec<u8> {
 /// A config for `feeds` with its database in `dir`.
 pub fn config_for(dir: &Path, feeds: &[String], extra: &str) -> Config {
     let mut toml = format!(
-        "[storage]\npath = {:?}\n[fetch]\ntimeout = \"5s\"\nconnect_timeout = \"2s\"\n{extra}\n",
+        "[storage]\npath = {:?}\n[fetch]\ntimeout = \"5s\"\nconnect_timeout = \"2s\"\nhost_gap = \"5ms\"\n{extra}\n",
         dir.join("river.db").display().to_string()
     );
     for url in feeds {
