@@ -261,7 +261,7 @@ pub fn write_config(
 ) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(folder)?;
     let mut toml = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\n[storage]\npath = \"river.db\"\n[fetch]\ninterval = \"6h\"\njitter = 0.0\nconcurrency = {concurrency}\n[output]\ntitle = \"Bench river\"\nentries = {served_entries}\n"
+        "[server]\nlisten = \"127.0.0.1:0\"\n[storage]\npath = \"river.db\"\n[fetch]\ninterval = \"6h\"\njitter = 0.0\nconcurrency = {concurrency}\nhost_concurrency = {concurrency}\nhost_gap = \"0s\"\n[output]\ntitle = \"Bench river\"\nentries = {served_entries}\n"
     );
     for i in 0..farm.feeds() {
         let _ = write!(toml, "[[feed]]\nurl = \"{}\"\n", farm.url(i));
