@@ -198,7 +198,7 @@ pub struct FetchConfig {
     pub host_concurrency: NonZeroUsize,
     /// Least time between the starts of two requests to one host.
     #[serde(default = "default_host_gap")]
-    pub host_gap: HumanDuration,
+    pub host_gap: Gap,
     /// Derive each feed's interval from how often it publishes, between
     /// `min_interval` and `max_interval`.
     #[serde(default = "default_adaptive")]
@@ -285,8 +285,8 @@ fn default_transfer_deadline() -> HumanDuration {
 fn default_host_concurrency() -> NonZeroUsize {
     NonZeroUsize::new(2).unwrap_or(NonZeroUsize::MIN)
 }
-fn default_host_gap() -> HumanDuration {
-    HumanDuration(Duration::from_secs(1))
+fn default_host_gap() -> Gap {
+    Gap(Duration::from_secs(1))
 }
 fn default_adaptive() -> bool {
     true
@@ -385,6 +385,21 @@ impl<'de> Deserialize<'de> for HumanDuration {
             return Err(de::Error::custom("a duration of zero is not allowed here"));
         }
         Ok(Self(duration))
+    }
+}
+
+/// A duration that may be zero: "0s" turns the limit it sets off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gap(pub Duration);
+
+impl<'de> Deserialize<'de> for Gap {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map(Self).map_err(|e| {
+            de::Error::custom(format!(
+                "invalid duration {text:?} ({e}); write it like \"500ms\", \"1s\" or \"0s\""
+            ))
+        })
     }
 }
 

@@ -66,7 +66,6 @@ pub async fn poll_once_with(
     config: &Config,
     progress: &dyn PollProgress,
 ) -> anyhow::Result<Vec<PollReport>> {
-    use futures_util::stream::{self, StreamExt};
     let clock = Clock::new();
     let store = open_store(config, &clock).await?;
     let poller = Arc::new(Poller {
@@ -76,17 +75,12 @@ pub async fn poll_once_with(
         policy: Policy::from(&config.fetch),
         filters: Arc::new(crate::filter::Filters::from_config(config)),
     });
-    let feeds = store.call(|s| s.active_feeds()).await?;
-    progress.start(feeds.len());
-    let reports: Vec<PollReport> = stream::iter(feeds)
-        .map(|feed| {
-            let p = poller.clone();
-            async move { p.poll(feed).await }
-        })
-        .buffer_unordered(config.fetch.concurrency.get())
-        .inspect(|r| progress.done(r))
-        .collect()
-        .await;
+    let feeds = store.call(|s| s.active_feeds()).await?.len();
+    progress.start(feeds);
+    // The same path as the daemon's: global and per-host limits apply.
+    let reports =
+        scheduler::poll_all_with(poller, config.fetch.concurrency.get(), |r| progress.done(r))
+            .await?;
     prune(&store, &clock, &config.retention).await;
     Ok(reports)
 }

@@ -598,9 +598,18 @@ pub async fn run_with<F: FetchFeed>(
 }
 
 /// Polls every active feed once, `concurrency` at a time, polite to each host.
-pub async fn poll_all(
-    poller: Arc<Poller>,
+pub async fn poll_all<F: FetchFeed>(
+    poller: Arc<Poller<F>>,
     concurrency: usize,
+) -> Result<Vec<PollReport>, StoreError> {
+    poll_all_with(poller, concurrency, |_| {}).await
+}
+
+/// [`poll_all`], calling `on_done` as each feed's poll finishes (for progress).
+pub async fn poll_all_with<F: FetchFeed>(
+    poller: Arc<Poller<F>>,
+    concurrency: usize,
+    on_done: impl Fn(&PollReport),
 ) -> Result<Vec<PollReport>, StoreError> {
     use futures_util::stream::{self, StreamExt};
     let feeds = poller.store.call(|s| s.active_feeds()).await?;
@@ -618,6 +627,7 @@ pub async fn poll_all(
             }
         })
         .buffer_unordered(MAX_QUEUED)
+        .inspect(|r| on_done(r))
         .collect()
         .await;
     Ok(reports)

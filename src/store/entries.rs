@@ -1,7 +1,7 @@
 //! Entries: saving a poll's results atomically, new and changed entries.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{SaveCounts, Store, StoreError, lock, ts};
 use crate::identity;
@@ -21,9 +21,9 @@ impl Store {
         entries: &[IdentifiedEntry],
         next_poll: DateTime<Utc>,
     ) -> Result<SaveCounts, StoreError> {
-        let mut conn = lock(&self.writer);
-        let tx = conn.transaction()?;
-        tx.execute(
+        let (meta, validators, entries) = (meta.clone(), validators.clone(), entries.to_vec());
+        self.write(move |tx| {
+            tx.execute(
             "UPDATE feeds SET source_id = ?2, title = ?3, site_url = ?4, rights = ?5, author = ?6,
                 source_updated = ?7, etag = ?8, last_modified = ?9, state = 'ok', last_status = ?10,
                 last_error = NULL, failures = 0, last_polled_at = ?11, last_success_at = ?11,
@@ -44,9 +44,8 @@ impl Store {
                 ts(next_poll)
             ],
         )?;
-        let counts = save_entries(&tx, id, now, entries)?;
-        tx.commit()?;
-        Ok(counts)
+            save_entries(tx, id, now, &entries)
+        })
     }
 
     /// Number of stored entries.
@@ -58,7 +57,7 @@ impl Store {
 }
 
 fn save_entries(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     feed_id: FeedId,
     now: DateTime<Utc>,
     entries: &[IdentifiedEntry],

@@ -130,12 +130,14 @@ impl Store {
         now: DateTime<Utc>,
         next_poll: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        lock(&self.writer).execute(
-            "UPDATE feeds SET state = 'ok', last_status = 304, last_error = NULL, failures = 0,
-                last_polled_at = ?2, last_success_at = ?2, next_poll_at = ?3 WHERE id = ?1",
-            params![id, ts(now), ts(next_poll)],
-        )?;
-        Ok(())
+        self.write(move |conn| {
+            conn.execute(
+                "UPDATE feeds SET state = 'ok', last_status = 304, last_error = NULL, failures = 0,
+                    last_polled_at = ?2, last_success_at = ?2, next_poll_at = ?3 WHERE id = ?1",
+                params![id, ts(now), ts(next_poll)],
+            )?;
+            Ok(())
+        })
     }
 
     /// A failed poll: the error is kept on the feed with the next attempt.
@@ -147,12 +149,15 @@ impl Store {
         error: &str,
         next_poll: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        lock(&self.writer).execute(
-            "UPDATE feeds SET state = 'failing', last_status = ?2, last_error = ?3,
-                failures = failures + 1, last_polled_at = ?4, next_poll_at = ?5 WHERE id = ?1",
-            params![id, status, error, ts(now), ts(next_poll)],
-        )?;
-        Ok(())
+        let error = error.to_string();
+        self.write(move |conn| {
+            conn.execute(
+                "UPDATE feeds SET state = 'failing', last_status = ?2, last_error = ?3,
+                    failures = failures + 1, last_polled_at = ?4, next_poll_at = ?5 WHERE id = ?1",
+                params![id, status, error, ts(now), ts(next_poll)],
+            )?;
+            Ok(())
+        })
     }
 
     /// Every feed with its state, for status displays.

@@ -60,8 +60,8 @@ impl Store {
         now: DateTime<Utc>,
         record: &PollRecord,
     ) -> Result<(), StoreError> {
-        let mut conn = lock(&self.writer);
-        let tx = conn.transaction()?;
+        let record = record.clone();
+        self.write(move |tx| {
         let failures = match record.failures {
             Failures::Reset => "0",
             Failures::Increment => "failures + 1",
@@ -122,8 +122,8 @@ impl Store {
                 )?;
             }
         }
-        tx.commit()?;
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Forgets every feed's last body hash, so the next 200 is parsed even if

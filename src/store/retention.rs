@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Transaction, params};
+use rusqlite::{Connection, params};
 
 use super::{Store, StoreError, lock, ts};
 use crate::config::RetentionConfig;
@@ -123,7 +123,7 @@ impl Store {
 /// Whether `key` was pruned from this feed; if so, notes that the feed still
 /// carries it (so the tombstone lives on while it matters).
 pub(super) fn is_tombstoned(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     feed_id: FeedId,
     key: &str,
     now: DateTime<Utc>,

@@ -12,7 +12,7 @@ impl Store {
                     e.published, e.updated, e.first_seen,
                     f.source_id, f.url, COALESCE(f.config_title, f.title, f.url), f.site_url,
                     f.rights, f.author, COALESCE(f.source_updated, f.last_success_at, e.first_seen)
-             FROM entries e JOIN feeds f ON f.id = e.feed_id
+             FROM entries e CROSS JOIN feeds f ON f.id = e.feed_id
              WHERE f.active = 1
              ORDER BY e.sort_time DESC, e.id DESC LIMIT ?1",
         )?;

@@ -66,6 +66,8 @@ impl Route {
 /// A request as the server saw it.
 #[derive(Clone, Debug)]
 pub struct Seen {
+    /// When the request arrived.
+    pub at: std::time::Instant,
     pub path: String,
     pub headers: HeaderMap,
     pub status: u16,
@@ -164,6 +166,7 @@ async fn answer(State(inner): State<Arc<Mutex<Inner>>>, request: Request<Body>) 
         }
     };
     inner.seen.push(Seen {
+        at: std::time::Instant::now(),
         path,
         headers,
         status: response.status().as_u16(),
