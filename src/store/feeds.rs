@@ -15,7 +15,7 @@ impl Store {
     /// and due at once, changed settings are applied, feeds no longer configured
     /// are deactivated (their entries stay).
     pub fn sync_feeds(&self, feeds: &[FeedSpec], now: DateTime<Utc>) -> Result<(), StoreError> {
-        let mut conn = lock(&self.writer);
+        let mut conn = self.lock_writer();
         let tx = conn.transaction()?;
         tx.execute("UPDATE feeds SET active = 0", [])?;
         for feed in feeds {
