@@ -168,9 +168,6 @@ fn configure(conn: &Connection) -> Result<(), StoreError> {
     conn.busy_timeout(Duration::from_secs(10))?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
-    // 16 MiB of page cache (the default is 2 MiB): index pages of a large
-    // database stay in memory between polls.
-    conn.pragma_update(None, "cache_size", -16 * 1024)?;
     Ok(())
 }
 
@@ -188,6 +185,10 @@ impl Store {
         writer.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
         writer.pragma_update(None, "journal_mode", "WAL")?;
         configure(&writer)?;
+        // 16 MiB of page cache for the writer (the default is 2 MiB): index
+        // pages of a large database stay in memory between polls. The reader
+        // walks indexes newest-first and keeps the default.
+        writer.pragma_update(None, "cache_size", -16 * 1024)?;
         let migrations = MIGRATIONS
             .as_ref()
             .map_err(|e| StoreError::Migration(e.clone()))?;
