@@ -3,6 +3,7 @@
 //! All SQL lives in this module so another backend can be added beside it.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard, mpsc};
 use std::time::Duration;
 
@@ -72,6 +73,36 @@ pub struct Store {
     reader: Arc<Mutex<Connection>>,
     /// Poll results go through the group-commit writer thread.
     queue: mpsc::Sender<WriteJob>,
+    /// Counts this process's committed writes, so readers can tell cheaply
+    /// that nothing changed (see `local_writes`).
+    writes: Arc<AtomicU64>,
+}
+
+/// The writer connection, locked; counts a write when released.
+pub(crate) struct WriterGuard<'a> {
+    conn: MutexGuard<'a, Connection>,
+    writes: &'a AtomicU64,
+}
+
+impl std::ops::Deref for WriterGuard<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for WriterGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+}
+
+impl Drop for WriterGuard<'_> {
+    fn drop(&mut self) {
+        // Counted after the work is done (committed, or rolled back), never
+        // before: a reader that sees the new count also sees the data.
+        self.writes.fetch_add(1, Ordering::Release);
+    }
 }
 
 /// Tells a queued write whether the transaction it ran in was committed.
@@ -86,7 +117,11 @@ const MAX_BATCH: usize = 256;
 /// queue up, and the next transaction carries all of them. Each write runs in
 /// its own savepoint, so one failing poll does not undo the others; each
 /// caller learns its result only once the transaction is committed.
-fn writer_thread(writer: Arc<Mutex<Connection>>, queue: mpsc::Receiver<WriteJob>) {
+fn writer_thread(
+    writer: Arc<Mutex<Connection>>,
+    writes: Arc<AtomicU64>,
+    queue: mpsc::Receiver<WriteJob>,
+) {
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -108,6 +143,7 @@ fn writer_thread(writer: Arc<Mutex<Connection>>, queue: mpsc::Receiver<WriteJob>
             let _ = conn.execute_batch("ROLLBACK");
         }
         drop(conn);
+        writes.fetch_add(1, Ordering::Release);
         for finish in finishes {
             finish(committed.clone());
         }
@@ -132,9 +168,6 @@ fn configure(conn: &Connection) -> Result<(), StoreError> {
     conn.busy_timeout(Duration::from_secs(10))?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
-    // 16 MiB of page cache (the default is 2 MiB): index pages of a large
-    // database stay in memory between polls.
-    conn.pragma_update(None, "cache_size", -16 * 1024)?;
     Ok(())
 }
 
@@ -152,6 +185,10 @@ impl Store {
         writer.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
         writer.pragma_update(None, "journal_mode", "WAL")?;
         configure(&writer)?;
+        // 16 MiB of page cache for the writer (the default is 2 MiB): index
+        // pages of a large database stay in memory between polls. The reader
+        // walks indexes newest-first and keeps the default.
+        writer.pragma_update(None, "cache_size", -16 * 1024)?;
         let migrations = MIGRATIONS
             .as_ref()
             .map_err(|e| StoreError::Migration(e.clone()))?;
@@ -163,15 +200,33 @@ impl Store {
         let writer = Arc::new(Mutex::new(writer));
         let (queue, jobs) = mpsc::channel();
         let for_thread = writer.clone();
+        let writes = Arc::new(AtomicU64::new(0));
+        let writes_for_thread = writes.clone();
         std::thread::Builder::new()
             .name("newsriver-writer".into())
-            .spawn(move || writer_thread(for_thread, jobs))
+            .spawn(move || writer_thread(for_thread, writes_for_thread, jobs))
             .map_err(|e| StoreError::Task(format!("cannot start the database writer: {e}")))?;
         Ok(Self {
             writer,
             reader: Arc::new(Mutex::new(reader)),
             queue,
+            writes,
         })
+    }
+
+    /// The writer connection, for writes outside the poll path.
+    pub(crate) fn lock_writer(&self) -> WriterGuard<'_> {
+        WriterGuard {
+            conn: lock(&self.writer),
+            writes: &self.writes,
+        }
+    }
+
+    /// How many writes this process has committed so far. Unchanged means
+    /// nothing here wrote since; other processes' writes (a cron `poll
+    /// --once` on the same file) show only in `data_version`.
+    pub fn local_writes(&self) -> u64 {
+        self.writes.load(Ordering::Acquire)
     }
 
     /// Runs `f` on the writer connection in a savepoint, committed together
@@ -222,7 +277,7 @@ impl Store {
 
     /// The merged feed's permanent id, created on first use.
     pub fn river_id(&self) -> Result<String, StoreError> {
-        let conn = lock(&self.writer);
+        let conn = self.lock_writer();
         let existing: Option<String> = conn
             .query_row("SELECT value FROM meta WHERE key = 'river_id'", [], |r| {
                 r.get(0)

@@ -4,7 +4,8 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -27,12 +28,19 @@ const OUTPUT_CACHE_CONTROL: &str = "max-age=60";
 /// Documents kept at most; beyond that stale ones are dropped first.
 const CACHE_CAPACITY: usize = 512;
 
+/// How long a `data_version` reading is trusted while this process itself
+/// wrote nothing: writes by another process (a cron `poll --once` on the same
+/// file) show within this time.
+const EXTERNAL_CHECK: Duration = Duration::from_secs(1);
+
 /// Rendered documents, each tagged with the data version it was rendered from.
 #[derive(Debug, Default)]
 pub struct RenderCache {
     documents: Mutex<HashMap<String, Arc<Rendered>>>,
     hits: AtomicU64,
     misses: AtomicU64,
+    /// The last `data_version` read, and when.
+    external: Mutex<Option<(Instant, i64)>>,
 }
 
 impl RenderCache {
@@ -46,6 +54,30 @@ impl RenderCache {
 
     fn get(&self, key: &str) -> Option<Arc<Rendered>> {
         self.lock().get(key).cloned()
+    }
+
+    /// The document under `key` if it is certainly current: this process has
+    /// written nothing since it was rendered, and the data version it was
+    /// rendered from was confirmed less than [`EXTERNAL_CHECK`] ago. Costs a
+    /// map lookup, no database call.
+    fn fresh(&self, key: &str, local_writes: u64) -> Option<Arc<Rendered>> {
+        let doc = self.get(key)?;
+        let confirmed = *self
+            .external
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let current = doc.local_writes == local_writes
+            && confirmed.is_some_and(|(at, version)| {
+                version == doc.version && at.elapsed() < EXTERNAL_CHECK
+            });
+        current.then_some(doc)
+    }
+
+    fn confirm(&self, version: i64) {
+        *self
+            .external
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some((Instant::now(), version));
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Rendered>>> {
@@ -71,7 +103,12 @@ impl RenderCache {
 #[derive(Debug)]
 pub struct Rendered {
     version: i64,
+    /// `Store::local_writes` when it was rendered.
+    local_writes: u64,
     body: Bytes,
+    /// Compressed once, on first request for each encoding.
+    gzip: OnceLock<Bytes>,
+    br: OnceLock<Bytes>,
     content_type: &'static str,
     /// Hex digest of the body; the ETag is this in quotes.
     digest: String,
@@ -298,16 +335,25 @@ async fn cached(
     key: String,
     render: impl FnOnce(&Store) -> Result<RenderResult, StoreError> + Send + 'static,
 ) -> Result<Outcome, StoreError> {
+    let local_writes = state.store.local_writes();
+    if let Some(doc) = state.cache.fresh(&key, local_writes) {
+        state.cache.hits.fetch_add(1, Ordering::Relaxed);
+        return Ok(Outcome::Document(doc));
+    }
     let state = state.clone();
     state
         .store
         .clone()
         .call(move |store| {
-            // Read the version first: a write that lands while rendering makes the
-            // next request render again, never serves stale data as fresh.
+            // Read the versions first: a write that lands while rendering makes
+            // the next request render again, never serves stale data as fresh.
             let version = store.data_version()?;
+            state.cache.confirm(version);
             let previous = state.cache.get(&key);
-            if let Some(doc) = previous.as_ref().filter(|d| d.version == version) {
+            if let Some(doc) = previous
+                .as_ref()
+                .filter(|d| d.version == version && d.local_writes == local_writes)
+            {
                 state.cache.hits.fetch_add(1, Ordering::Relaxed);
                 return Ok(Outcome::Document(doc.clone()));
             }
@@ -324,7 +370,10 @@ async fn cached(
                 .map_or_else(|| Utc::now().trunc_subsecs(0), |p| p.last_modified);
             let doc = Arc::new(Rendered {
                 version,
+                local_writes,
                 body: Bytes::from(body),
+                gzip: OnceLock::new(),
+                br: OnceLock::new(),
                 content_type,
                 digest,
                 last_modified,
@@ -409,7 +458,20 @@ fn conditional(request: &HeaderMap, doc: &Rendered, cache_control: &'static str)
     let mut response = if not_modified {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        ([(header::CONTENT_TYPE, doc.content_type)], doc.body.clone()).into_response()
+        match preferred_encoding(request) {
+            // Compressed here, once per document, rather than per response by
+            // the compression layer (which leaves encoded responses alone;
+            // `mark_encoded_etag` still suffixes the ETag).
+            Some(encoding) => (
+                [
+                    (header::CONTENT_TYPE, doc.content_type),
+                    (header::CONTENT_ENCODING, encoding.name()),
+                ],
+                encoding.of(doc),
+            )
+                .into_response(),
+            None => ([(header::CONTENT_TYPE, doc.content_type)], doc.body.clone()).into_response(),
+        }
     };
     let headers = response.headers_mut();
     let etag = match matched {
@@ -428,6 +490,82 @@ fn conditional(request: &HeaderMap, doc: &Rendered, cache_control: &'static str)
     );
     headers.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
     response
+}
+
+/// A compressed representation this server keeps ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    Brotli,
+    Gzip,
+}
+
+impl Encoding {
+    fn name(self) -> &'static str {
+        match self {
+            Encoding::Brotli => "br",
+            Encoding::Gzip => "gzip",
+        }
+    }
+
+    /// The document's body in this encoding (compressed on first use).
+    fn of(self, doc: &Rendered) -> Bytes {
+        let slot = match self {
+            Encoding::Brotli => &doc.br,
+            Encoding::Gzip => &doc.gzip,
+        };
+        slot.get_or_init(|| compress(self, &doc.body)).clone()
+    }
+}
+
+fn compress(encoding: Encoding, body: &[u8]) -> Bytes {
+    use std::io::Write;
+    let mut out = Vec::with_capacity(body.len() / 4 + 64);
+    let written = match encoding {
+        // Quality 5: nearly the ratio of 11 for a small fraction of the time.
+        Encoding::Brotli => {
+            let mut w = brotli::CompressorWriter::new(&mut out, 16 * 1024, 5, 22);
+            w.write_all(body).and_then(|()| w.flush())
+        }
+        Encoding::Gzip => {
+            let mut w = flate2::write::GzEncoder::new(&mut out, flate2::Compression::new(5));
+            w.write_all(body).and_then(|()| w.finish().map(|_| ()))
+        }
+    };
+    match written {
+        Ok(()) => Bytes::from(out),
+        // Writing to a Vec cannot fail; if it did, no encoding is better than a broken one.
+        Err(_) => Bytes::new(),
+    }
+}
+
+/// The encoding to answer with, from Accept-Encoding (brotli first, then
+/// gzip; `q=0` refuses one).
+fn preferred_encoding(request: &HeaderMap) -> Option<Encoding> {
+    let accepted: Vec<(String, f32)> = request
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|item| {
+            let mut parts = item.split(';');
+            let name = parts.next()?.trim().to_ascii_lowercase();
+            let q = parts
+                .filter_map(|p| p.trim().strip_prefix("q="))
+                .find_map(|q| q.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            Some((name, q))
+        })
+        .collect();
+    let q_of = |name: &str| {
+        accepted
+            .iter()
+            .find(|(n, _)| n == name)
+            .or_else(|| accepted.iter().find(|(n, _)| n == "*"))
+            .map_or(0.0, |(_, q)| *q)
+    };
+    [Encoding::Brotli, Encoding::Gzip]
+        .into_iter()
+        .find(|e| q_of(e.name()) > 0.0)
 }
 
 /// Runs outside the compression layer: a compressed body is a different
@@ -459,13 +597,54 @@ mod tests {
     fn doc() -> Rendered {
         Rendered {
             version: 1,
+            local_writes: 0,
             body: Bytes::from_static(b"x"),
+            gzip: OnceLock::new(),
+            br: OnceLock::new(),
             content_type: "text/plain",
             digest: "abc".into(),
             last_modified: DateTime::parse_from_rfc3339("2026-11-20T10:00:00Z")
                 .unwrap()
                 .to_utc(),
         }
+    }
+
+    #[test]
+    fn encodings_are_negotiated_and_compressed_once() {
+        let mut h = HeaderMap::new();
+        assert_eq!(preferred_encoding(&h), None);
+        h.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("gzip, deflate"),
+        );
+        assert_eq!(preferred_encoding(&h), Some(Encoding::Gzip));
+        h.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("gzip;q=0.5, br"),
+        );
+        assert_eq!(preferred_encoding(&h), Some(Encoding::Brotli));
+        h.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("br;q=0, gzip;q=0"),
+        );
+        assert_eq!(preferred_encoding(&h), None);
+        h.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("*"));
+        assert_eq!(preferred_encoding(&h), Some(Encoding::Brotli));
+
+        let mut d = doc();
+        d.body = Bytes::from("<feed>".repeat(1000));
+        let gz = Encoding::Gzip.of(&d);
+        assert!(gz.len() < d.body.len() / 10);
+        let mut plain = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gz[..]), &mut plain)
+            .unwrap();
+        assert_eq!(plain.as_bytes(), &d.body[..]);
+        // The same bytes, not compressed again.
+        assert_eq!(Encoding::Gzip.of(&d).as_ptr(), gz.as_ptr());
+        let br = Encoding::Brotli.of(&d);
+        let mut plain = Vec::new();
+        brotli::BrotliDecompress(&mut &br[..], &mut plain).unwrap();
+        assert_eq!(plain, d.body);
     }
 
     #[test]

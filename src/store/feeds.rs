@@ -15,51 +15,73 @@ impl Store {
     /// and due at once, changed settings are applied, feeds no longer configured
     /// are deactivated (their entries stay).
     pub fn sync_feeds(&self, feeds: &[FeedSpec], now: DateTime<Utc>) -> Result<(), StoreError> {
-        let mut conn = lock(&self.writer);
+        let mut conn = self.lock_writer();
         let tx = conn.transaction()?;
-        tx.execute("UPDATE feeds SET active = 0", [])?;
+        // Statements are prepared once for the whole list, and rows that are
+        // already as configured are not rewritten: a restart with 10,000
+        // unchanged feeds writes nothing.
+        let mut upsert = tx.prepare_cached(
+            "INSERT INTO feeds (url, uid, config_title, interval_secs, next_poll_at, created_at,
+                fixed_interval)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)
+             ON CONFLICT (url) DO UPDATE SET
+                active = 1,
+                config_title = excluded.config_title,
+                interval_secs = excluded.interval_secs,
+                fixed_interval = excluded.fixed_interval,
+                -- a changed interval replaces the adaptive one learned so far
+                poll_interval_secs = CASE
+                    WHEN interval_secs != excluded.interval_secs
+                      OR fixed_interval != excluded.fixed_interval THEN NULL
+                    ELSE poll_interval_secs END,
+                -- a shorter interval takes effect now, not after the old one;
+                -- otherwise the schedule (a Retry-After, a backoff) stands
+                next_poll_at = CASE WHEN excluded.interval_secs < interval_secs
+                    THEN MIN(next_poll_at, ?5 + excluded.interval_secs)
+                    ELSE next_poll_at END
+             WHERE active = 0
+                OR config_title IS NOT excluded.config_title
+                OR interval_secs != excluded.interval_secs
+                OR fixed_interval != excluded.fixed_interval",
+        )?;
+        let mut find = tx.prepare_cached("SELECT id FROM feeds WHERE url = ?1")?;
+        let mut tags_of = tx.prepare_cached("SELECT tag FROM feed_tags WHERE feed_id = ?1")?;
+        let mut clear_tags = tx.prepare_cached("DELETE FROM feed_tags WHERE feed_id = ?1")?;
+        let mut add_tag =
+            tx.prepare_cached("INSERT OR IGNORE INTO feed_tags (feed_id, tag) VALUES (?1, ?2)")?;
+        let mut configured = HashSet::with_capacity(feeds.len());
         for feed in feeds {
             let interval = feed.interval.as_secs() as i64;
-            tx.execute(
-                "INSERT INTO feeds (url, uid, config_title, interval_secs, next_poll_at, created_at,
-                    fixed_interval)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)
-                 ON CONFLICT (url) DO UPDATE SET
-                    active = 1,
-                    config_title = excluded.config_title,
-                    interval_secs = excluded.interval_secs,
-                    fixed_interval = excluded.fixed_interval,
-                    -- a changed interval replaces the adaptive one learned so far
-                    poll_interval_secs = CASE
-                        WHEN interval_secs != excluded.interval_secs
-                          OR fixed_interval != excluded.fixed_interval THEN NULL
-                        ELSE poll_interval_secs END,
-                    -- a shorter interval takes effect now, not after the old one;
-                    -- otherwise the schedule (a Retry-After, a backoff) stands
-                    next_poll_at = CASE WHEN excluded.interval_secs < interval_secs
-                        THEN MIN(next_poll_at, ?5 + excluded.interval_secs)
-                        ELSE next_poll_at END",
-                params![
-                    feed.url,
-                    identity::feed_uid(&feed.url),
-                    feed.title,
-                    interval,
-                    ts(now),
-                    feed.fixed_interval
-                ],
-            )?;
-            let id: FeedId =
-                tx.query_row("SELECT id FROM feeds WHERE url = ?1", [&feed.url], |r| {
-                    r.get(0)
-                })?;
-            tx.execute("DELETE FROM feed_tags WHERE feed_id = ?1", [id])?;
-            for tag in &feed.tags {
-                tx.execute(
-                    "INSERT OR IGNORE INTO feed_tags (feed_id, tag) VALUES (?1, ?2)",
-                    params![id, tag],
-                )?;
+            upsert.execute(params![
+                feed.url,
+                identity::feed_uid(&feed.url),
+                feed.title,
+                interval,
+                ts(now),
+                feed.fixed_interval
+            ])?;
+            let id: FeedId = find.query_row([&feed.url], |r| r.get(0))?;
+            configured.insert(id);
+            let stored: HashSet<String> = tags_of
+                .query_map([id], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            let wanted: HashSet<&String> = feed.tags.iter().collect();
+            if stored.len() != wanted.len() || !wanted.iter().all(|t| stored.contains(*t)) {
+                clear_tags.execute([id])?;
+                for tag in &feed.tags {
+                    add_tag.execute(params![id, tag])?;
+                }
             }
         }
+        let active: Vec<FeedId> = tx
+            .prepare_cached("SELECT id FROM feeds WHERE active = 1")?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let mut deactivate = tx.prepare_cached("UPDATE feeds SET active = 0 WHERE id = ?1")?;
+        for id in active.into_iter().filter(|id| !configured.contains(id)) {
+            deactivate.execute([id])?;
+        }
+        drop((upsert, find, tags_of, clear_tags, add_tag, deactivate));
         tx.commit()?;
         Ok(())
     }

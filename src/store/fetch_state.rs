@@ -129,7 +129,8 @@ impl Store {
     /// Forgets every feed's last body hash, so the next 200 is parsed even if
     /// unchanged: after a reload, filters may keep what they dropped before.
     pub fn forget_body_hashes(&self) -> Result<(), StoreError> {
-        lock(&self.writer).execute("UPDATE feeds SET body_hash = NULL", [])?;
+        self.lock_writer()
+            .execute("UPDATE feeds SET body_hash = NULL", [])?;
         Ok(())
     }
 

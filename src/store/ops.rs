@@ -60,7 +60,7 @@ impl Store {
 
     /// Proves the database takes writes (for /healthz): one tiny committed write.
     pub fn check_writable(&self, now: DateTime<Utc>) -> Result<(), StoreError> {
-        lock(&self.writer).execute(
+        self.lock_writer().execute(
             "INSERT INTO meta (key, value) VALUES ('healthz_at', ?1)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             [ts(now).to_string()],

@@ -60,7 +60,7 @@ impl Store {
         policy: RetentionPolicy,
         now: DateTime<Utc>,
     ) -> Result<PruneCounts, StoreError> {
-        let mut conn = lock(&self.writer);
+        let mut conn = self.lock_writer();
         let tx = conn.transaction()?;
         tx.execute(
             "CREATE TEMP TABLE IF NOT EXISTS doomed (id INTEGER PRIMARY KEY)",
