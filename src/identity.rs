@@ -45,6 +45,33 @@ impl Rung {
 /// repeated before the whole feed moves down the ladder.
 pub const DEFAULT_TOLERANCE: f64 = 0.05;
 
+/// Everything that decides which entry and which story is which.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DedupSettings {
+    /// Cross-feed story matching.
+    pub matching: fingerprint::MatchSettings,
+    /// Share of a feed's entries with missing, repeated or unstable guids
+    /// (or links) beyond which the feed moves down the identity ladder.
+    pub guid_tolerance: f64,
+    /// An entry whose only change is in digits (a clock baked into the item)
+    /// counts as updated at most once per this long.
+    pub churn_cooldown: chrono::Duration,
+    /// A date further before an entry's first-seen time than this is clamped
+    /// to it for ordering (a date after first-seen is always clamped).
+    pub max_date_skew: chrono::Duration,
+}
+
+impl Default for DedupSettings {
+    fn default() -> Self {
+        Self {
+            matching: fingerprint::MatchSettings::default(),
+            guid_tolerance: DEFAULT_TOLERANCE,
+            churn_cooldown: chrono::Duration::hours(6),
+            max_date_skew: chrono::Duration::days(30),
+        }
+    }
+}
+
 /// Gives each parsed entry its identity within the feed, starting from the
 /// guid rung (see [`identify_at`]).
 pub fn identify(entries: Vec<ParsedEntry>) -> Vec<IdentifiedEntry> {

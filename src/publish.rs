@@ -1,10 +1,12 @@
-//! Stored stories → documents. One file per format: `atom`, `html`.
+//! Stored stories → documents. One file per format: `atom`, `html`;
+//! `attribution` is the provenance every format appends to content.
 
 use chrono::{DateTime, Utc};
 
 use crate::model::Story;
 
 pub mod atom;
+pub mod attribution;
 pub mod html;
 
 pub use atom::atom;
@@ -18,6 +20,8 @@ pub struct River {
     pub title: String,
     /// Absolute URL of the service's root, ending in '/'.
     pub base_url: String,
+    /// `[output] attribution` notice template, appended to every entry's content.
+    pub attribution: Option<String>,
 }
 
 impl River {
@@ -70,6 +74,7 @@ pub(crate) mod fixtures {
                 rights: Some("© News".into()),
                 updated: t,
             },
+            also: Vec::new(),
         }
     }
 
@@ -78,6 +83,7 @@ pub(crate) mod fixtures {
             id: "urn:uuid:00000000-0000-8000-8000-00000000000a".into(),
             title: "River".into(),
             base_url: "http://127.0.0.1:1/".into(),
+            attribution: None,
         }
     }
 }

@@ -25,6 +25,8 @@ pub struct AppState {
     /// Configured public base URL ("…/"); otherwise taken from the request.
     pub base_url: Option<String>,
     pub entries: usize,
+    /// `[output] attribution` template, if any.
+    pub attribution: Option<String>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -60,6 +62,7 @@ impl AppState {
             id: self.river_id.clone(),
             title: self.title.clone(),
             base_url,
+            attribution: self.attribution.clone(),
         }
     }
 }

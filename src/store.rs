@@ -17,6 +17,8 @@ mod entries;
 mod feeds;
 mod stories;
 
+pub use stories::FeedRank;
+
 static MIGRATIONS_DIR: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/migrations");
 
 static MIGRATIONS: LazyLock<Result<Migrations<'static>, String>> =
@@ -58,6 +60,8 @@ pub struct SaveCounts {
 pub struct Store {
     writer: Arc<Mutex<Connection>>,
     reader: Arc<Mutex<Connection>>,
+    /// How entries are told apart and merged into stories.
+    dedup: Arc<std::sync::RwLock<identity::DedupSettings>>,
 }
 
 pub(crate) fn ts(t: DateTime<Utc>) -> i64 {
@@ -103,6 +107,7 @@ impl Store {
         Ok(Self {
             writer: Arc::new(Mutex::new(writer)),
             reader: Arc::new(Mutex::new(reader)),
+            dedup: Arc::default(),
         })
     }
 

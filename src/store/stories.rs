@@ -1,56 +1,294 @@
-//! Stories: stored entries with their sources, newest first, for publishing.
+//! Stories: entries of any feed that carry the same report, grouped under one
+//! permanent id; the query that publishes them; retention with tombstones.
 
-use super::{Store, StoreError, from_ts, lock};
-use crate::model::{Source, Story};
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, Transaction, params};
+
+use super::{Store, StoreError, from_ts, lock, ts};
+use crate::identity::DedupSettings;
+use crate::identity::byline::byline;
+use crate::identity::fingerprint::{Candidate, Fingerprint, MatchSettings, same_story};
+use crate::model::{Outlet, Source, Story};
+
+/// How the configuration ranks one feed as a source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedRank {
+    pub url: String,
+    /// Higher wins the primary slot of a story it shares.
+    pub priority: i64,
+    /// An original publisher: primary over every feed that is not.
+    pub original: bool,
+}
 
 impl Store {
-    /// The newest `limit` entries across all feeds, newest first, with their sources.
+    /// Sets how entries are told apart and merged (from `[dedup]`).
+    pub fn set_dedup_settings(&self, settings: DedupSettings) {
+        let mut slot = self
+            .dedup
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *slot = settings;
+    }
+
+    pub fn dedup_settings(&self) -> DedupSettings {
+        *self
+            .dedup
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Records each configured feed's rank as a source (`priority`, `original`).
+    pub fn set_feed_ranks(&self, ranks: &[FeedRank]) -> Result<(), StoreError> {
+        let mut conn = lock(&self.writer);
+        let tx = conn.transaction()?;
+        for rank in ranks {
+            tx.execute(
+                "UPDATE feeds SET priority = ?2, original = ?3 WHERE url = ?1",
+                params![rank.url, rank.priority, rank.original],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The newest `limit` stories with an entry from an active feed, newest
+    /// first: one per story, its primary source's copy with the other outlets.
     pub fn stories(&self, limit: usize) -> Result<Vec<Story>, StoreError> {
         let conn = lock(&self.reader);
-        let mut stmt = conn.prepare_cached(
-            "SELECT e.uid, e.title, e.link, e.author, e.summary, e.content, e.rights,
-                    e.published, e.updated, e.first_seen,
+        let mut newest = conn.prepare_cached(
+            "SELECT s.id, s.uid FROM stories s
+             WHERE EXISTS (SELECT 1 FROM entries e JOIN feeds f ON f.id = e.feed_id
+                           WHERE e.story_id = s.id AND f.active = 1)
+             ORDER BY s.sort_time DESC, s.id DESC LIMIT ?1",
+        )?;
+        let ids: Vec<(i64, String)> = newest
+            .query_map([limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        // The primary comes first: an original publisher, then the highest
+        // priority, then the first seen.
+        let mut copies = conn.prepare_cached(
+            "SELECT e.title, e.link, e.author, e.summary, e.content, e.rights,
+                    e.published, e.updated, e.first_seen, e.feed_id,
                     f.source_id, f.url, COALESCE(f.config_title, f.title, f.url), f.site_url,
                     f.rights, f.author, COALESCE(f.source_updated, f.last_success_at, e.first_seen)
              FROM entries e JOIN feeds f ON f.id = e.feed_id
-             WHERE f.active = 1
-             ORDER BY e.sort_time DESC, e.id DESC LIMIT ?1",
+             WHERE e.story_id = ?1 AND f.active = 1
+             ORDER BY f.original DESC, f.priority DESC, e.first_seen, e.sort_time, e.id",
         )?;
-        let rows = stmt.query_map([limit as i64], |r| {
-            let source_title: String = r.get(12)?;
-            let feed_author: Option<String> = r.get(15)?;
-            let published: Option<i64> = r.get(7)?;
-            let updated: Option<i64> = r.get(8)?;
-            let first_seen: i64 = r.get(9)?;
-            let feed_url: String = r.get(11)?;
-            let source = Source {
-                id: r
-                    .get::<_, Option<String>>(10)?
-                    .unwrap_or_else(|| feed_url.clone()),
-                title: source_title.clone(),
-                feed_url,
-                site_url: r.get(13)?,
-                rights: r.get(14)?,
-                updated: from_ts(r.get(16)?),
+        let mut stories = Vec::with_capacity(ids.len());
+        for (id, uid) in ids {
+            let mut rows = copies.query_map([id], copy)?;
+            let Some(primary) = rows.next().transpose()? else {
+                continue;
             };
-            Ok(Story {
-                uid: r.get(0)?,
-                title: r.get(1)?,
-                link: r.get(2)?,
-                author: r
-                    .get::<_, Option<String>>(3)?
-                    .or(feed_author)
-                    .unwrap_or(source_title),
-                summary: r.get(4)?,
-                content: r.get(5)?,
-                rights: r
-                    .get::<_, Option<String>>(6)?
-                    .or_else(|| source.rights.clone()),
-                published: published.map(from_ts),
-                updated: from_ts(updated.or(published).unwrap_or(first_seen)),
-                source,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            let mut feeds = vec![primary.feed_id];
+            let mut also = Vec::new();
+            for row in rows {
+                let other = row?;
+                if feeds.contains(&other.feed_id) {
+                    continue;
+                }
+                feeds.push(other.feed_id);
+                also.push(Outlet {
+                    link: other.story.link,
+                    title: other.story.title,
+                    author: other.story.author,
+                    published: other.story.published,
+                    source: other.story.source,
+                });
+            }
+            let mut story = primary.story;
+            story.uid = uid;
+            story.also = also;
+            stories.push(story);
+        }
+        Ok(stories)
     }
+
+    /// Removes entries whose date (as ordered) is before `cutoff`, leaving a
+    /// tombstone for each so the source showing it again does not bring it
+    /// back as new, and drops stories left with no entry. Returns the number
+    /// of entries removed. Retention policy (when to call this) is the caller's.
+    pub fn prune_with_tombstones(
+        &self,
+        cutoff: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        let mut conn = lock(&self.writer);
+        let tx = conn.transaction()?;
+        tx.execute(
+            "INSERT OR REPLACE INTO tombstones (feed_id, key, canonical_link, uid, removed_at, reason)
+             SELECT feed_id, key, canonical_link, uid, ?2, 'retention' FROM entries
+             WHERE sort_time < ?1",
+            params![ts(cutoff), ts(now)],
+        )?;
+        let removed = tx.execute("DELETE FROM entries WHERE sort_time < ?1", [ts(cutoff)])?;
+        tx.execute(
+            "DELETE FROM stories WHERE NOT EXISTS
+                (SELECT 1 FROM entries e WHERE e.story_id = stories.id)",
+            [],
+        )?;
+        tx.commit()?;
+        Ok(removed)
+    }
+
+    /// Number of tombstones (entries removed that stay removed).
+    pub fn tombstone_count(&self) -> Result<u64, StoreError> {
+        let n: i64 =
+            lock(&self.reader).query_row("SELECT COUNT(*) FROM tombstones", [], |r| r.get(0))?;
+        Ok(n.max(0) as u64)
+    }
+
+    /// Number of stories.
+    pub fn story_count(&self) -> Result<u64, StoreError> {
+        let n: i64 =
+            lock(&self.reader).query_row("SELECT COUNT(*) FROM stories", [], |r| r.get(0))?;
+        Ok(n.max(0) as u64)
+    }
+}
+
+struct Copy {
+    feed_id: i64,
+    story: Story,
+}
+
+fn copy(r: &rusqlite::Row<'_>) -> rusqlite::Result<Copy> {
+    let source_title: String = r.get(12)?;
+    let feed_author: Option<String> = r.get(15)?;
+    let published: Option<i64> = r.get(6)?;
+    let updated: Option<i64> = r.get(7)?;
+    let first_seen: i64 = r.get(8)?;
+    let feed_url: String = r.get(11)?;
+    let summary: Option<String> = r.get(3)?;
+    let content: Option<String> = r.get(4)?;
+    let source = Source {
+        id: r
+            .get::<_, Option<String>>(10)?
+            .unwrap_or_else(|| feed_url.clone()),
+        title: source_title.clone(),
+        feed_url,
+        site_url: r.get(13)?,
+        rights: r.get(14)?,
+        updated: from_ts(r.get(16)?),
+    };
+    let author = r
+        .get::<_, Option<String>>(2)?
+        .or_else(|| {
+            content
+                .as_deref()
+                .and_then(byline)
+                .or_else(|| summary.as_deref().and_then(byline))
+        })
+        .or(feed_author)
+        .unwrap_or(source_title);
+    Ok(Copy {
+        feed_id: r.get(9)?,
+        story: Story {
+            uid: String::new(),
+            title: r.get(0)?,
+            link: r.get(1)?,
+            author,
+            summary,
+            content,
+            rights: r
+                .get::<_, Option<String>>(5)?
+                .or_else(|| source.rights.clone()),
+            published: published.map(from_ts),
+            updated: from_ts(updated.or(published).unwrap_or(first_seen)),
+            source,
+            also: Vec::new(),
+        },
+    })
+}
+
+/// Whether a link names an article rather than a site's home page, which some
+/// feeds give as every item's link.
+fn is_article_link(link: &str) -> bool {
+    url::Url::parse(link).is_ok_and(|u| u.path() != "/" || u.query().is_some())
+}
+
+/// Puts a newly stored entry into a story: the story of an entry of another
+/// feed with the same canonical link; else, with matching on, the story of the
+/// most similar entry that [`same_story`] accepts; else a new story whose
+/// permanent id is this entry's uid.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn assign_story(
+    tx: &Transaction<'_>,
+    entry_id: i64,
+    feed_id: i64,
+    uid: &str,
+    canonical: Option<&str>,
+    fingerprint: Option<&Fingerprint>,
+    sort_time: i64,
+    now: DateTime<Utc>,
+    settings: &MatchSettings,
+) -> Result<(), StoreError> {
+    let mut story: Option<i64> = None;
+    if let Some(link) = canonical.filter(|l| is_article_link(l)) {
+        story = tx
+            .prepare_cached(
+                "SELECT story_id FROM entries
+                 WHERE canonical_link = ?1 AND feed_id != ?2 AND story_id IS NOT NULL
+                 ORDER BY first_seen, id LIMIT 1",
+            )?
+            .query_row(params![link, feed_id], |r| r.get(0))
+            .optional()?;
+    }
+    if story.is_none()
+        && settings.enabled
+        && let Some(fingerprint) = fingerprint.filter(|f| f.shingles >= settings.min_shingles)
+    {
+        let me = Candidate {
+            fingerprint: fingerprint.clone(),
+            time: from_ts(sort_time),
+        };
+        let window = settings.window.num_seconds();
+        let mut near = tx.prepare_cached(
+            "SELECT story_id, fingerprint, sort_time FROM entries
+             WHERE sort_time BETWEEN ?1 AND ?2 AND id != ?3
+               AND story_id IS NOT NULL AND fingerprint IS NOT NULL",
+        )?;
+        let mut rows = near.query(params![
+            sort_time.saturating_sub(window),
+            sort_time.saturating_add(window),
+            entry_id
+        ])?;
+        let mut best: Option<(f64, i64)> = None;
+        while let Some(row) = rows.next()? {
+            let bytes: Vec<u8> = row.get(1)?;
+            let Some(other) = Fingerprint::from_bytes(&bytes) else {
+                continue;
+            };
+            let other = Candidate {
+                fingerprint: other,
+                time: from_ts(row.get(2)?),
+            };
+            if same_story(&me, &other, settings) {
+                let score = me.fingerprint.containment(&other.fingerprint);
+                if best.is_none_or(|(b, _)| score > b) {
+                    best = Some((score, row.get(0)?));
+                }
+            }
+        }
+        story = best.map(|(_, id)| id);
+    }
+    let story = match story {
+        Some(id) => {
+            tx.prepare_cached("UPDATE stories SET sort_time = MIN(sort_time, ?2) WHERE id = ?1")?
+                .execute(params![id, sort_time])?;
+            id
+        }
+        None => {
+            tx.prepare_cached(
+                "INSERT INTO stories (uid, first_seen, sort_time) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (uid) DO NOTHING",
+            )?
+            .execute(params![uid, ts(now), sort_time])?;
+            tx.prepare_cached("SELECT id FROM stories WHERE uid = ?1")?
+                .query_row([uid], |r| r.get(0))?
+        }
+    };
+    tx.prepare_cached("UPDATE entries SET story_id = ?2 WHERE id = ?1")?
+        .execute(params![entry_id, story])?;
+    Ok(())
 }
