@@ -352,3 +352,167 @@ fn update_entry(
     ])?;
     Ok(counts)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::store::FeedSpec;
+
+    fn store() -> (tempfile::TempDir, Store, FeedId) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("r.db")).unwrap();
+        let spec = FeedSpec {
+            url: "http://a.example/feed".into(),
+            title: None,
+            interval: Duration::from_secs(600),
+            tags: vec![],
+        };
+        store.sync_feeds(&[spec], Utc::now()).unwrap();
+        let id = store.active_feeds().unwrap()[0].id;
+        (dir, store, id)
+    }
+
+    fn entry(guid: &str, n: u32) -> ParsedEntry {
+        ParsedEntry {
+            guid: Some(guid.into()),
+            title: format!("Story {n}"),
+            link: Some(format!("http://a.example/{n}")),
+            summary: Some(format!("<p>Text of story number {n}.</p>")),
+            ..Default::default()
+        }
+    }
+
+    fn save(
+        store: &Store,
+        id: FeedId,
+        now: DateTime<Utc>,
+        entries: Vec<ParsedEntry>,
+    ) -> SaveCounts {
+        store
+            .save_poll(
+                id,
+                now,
+                200,
+                &SourceMeta::default(),
+                &Validators::default(),
+                &identity::identify(entries),
+                now,
+            )
+            .unwrap()
+    }
+
+    fn rung(store: &Store, id: FeedId) -> String {
+        lock(&store.reader)
+            .query_row("SELECT identity_rung FROM feeds WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn guids_that_change_every_poll_do_not_duplicate_and_move_the_feed_to_links() {
+        let (_dir, store, id) = store();
+        let now = Utc::now();
+        let poll = |round: u32| -> Vec<ParsedEntry> {
+            (0..10)
+                .map(|n| entry(&format!("random-{round}-{n}"), n))
+                .collect()
+        };
+        assert_eq!(save(&store, id, now, poll(1)).new, 10);
+        assert_eq!(rung(&store, id), "guid");
+        assert_eq!(save(&store, id, now, poll(2)), SaveCounts::default());
+        assert_eq!(rung(&store, id), "link");
+        assert_eq!(save(&store, id, now, poll(3)), SaveCounts::default());
+        assert_eq!(store.entry_count().unwrap(), 10);
+    }
+
+    #[test]
+    fn a_guid_reused_for_another_item_is_a_new_entry() {
+        let (_dir, store, id) = store();
+        let now = Utc::now();
+        save(&store, id, now, vec![entry("slot-1", 1)]);
+        let counts = save(&store, id, now, vec![entry("slot-1", 2)]);
+        assert_eq!(counts.new, 1);
+        let titles: Vec<String> = store
+            .stories(10)
+            .unwrap()
+            .into_iter()
+            .map(|s| s.title)
+            .collect();
+        assert_eq!(titles.len(), 2, "{titles:?}");
+    }
+
+    #[test]
+    fn pruned_entries_leave_tombstones_and_do_not_come_back() {
+        let (_dir, store, id) = store();
+        let now = Utc::now();
+        let old = now - chrono::Duration::days(10);
+        let mut stale = entry("old", 1);
+        stale.published = Some(old);
+        save(&store, id, now, vec![stale.clone(), entry("new", 2)]);
+        assert_eq!(store.story_count().unwrap(), 2);
+        let removed = store
+            .prune_with_tombstones(now - chrono::Duration::days(5), now)
+            .unwrap();
+        assert_eq!(removed, 1);
+        assert_eq!(store.tombstone_count().unwrap(), 1);
+        assert_eq!(store.story_count().unwrap(), 1);
+        // The source still shows it: it stays removed, also under another guid.
+        let counts = save(&store, id, now, vec![stale.clone(), entry("new", 2)]);
+        assert_eq!(counts, SaveCounts::default());
+        let mut regu = stale;
+        regu.guid = Some("old-2".into());
+        assert_eq!(save(&store, id, now, vec![regu]).new, 0);
+        assert_eq!(store.entry_count().unwrap(), 1);
+    }
+
+    #[test]
+    fn an_entry_that_vanishes_and_returns_is_not_new() {
+        let (_dir, store, id) = store();
+        let now = Utc::now();
+        save(&store, id, now, vec![entry("a", 1), entry("b", 2)]);
+        save(&store, id, now, vec![entry("b", 2)]);
+        let back = save(&store, id, now, vec![entry("a", 1), entry("b", 2)]);
+        assert_eq!(back, SaveCounts::default());
+        assert_eq!(store.entry_count().unwrap(), 2);
+    }
+
+    #[test]
+    fn future_and_ancient_dates_are_clamped_for_ordering() {
+        let (_dir, store, id) = store();
+        let now = Utc.with_ymd_and_hms(2026, 11, 20, 12, 0, 0).unwrap();
+        let mut future = entry("future", 1);
+        future.published = Some(now + chrono::Duration::days(365));
+        let mut ancient = entry("ancient", 2);
+        ancient.published = Some(Utc.with_ymd_and_hms(1970, 1, 2, 0, 0, 0).unwrap());
+        let mut normal = entry("normal", 3);
+        normal.published = Some(now - chrono::Duration::hours(2));
+        save(&store, id, now, vec![future, ancient, normal]);
+        let sort_times: Vec<(String, i64)> = {
+            let conn = lock(&store.reader);
+            let mut stmt = conn
+                .prepare("SELECT title, sort_time FROM entries ORDER BY title")
+                .unwrap();
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        assert_eq!(
+            sort_times,
+            vec![
+                ("Story 1".to_string(), ts(now)),
+                ("Story 2".to_string(), ts(now - chrono::Duration::days(30))),
+                ("Story 3".to_string(), ts(now - chrono::Duration::hours(2))),
+            ]
+        );
+        // The published date itself is kept as the source gave it.
+        let stories = store.stories(10).unwrap();
+        assert_eq!(stories[0].title, "Story 1");
+        assert!(stories[0].published.unwrap() > now);
+    }
+}

@@ -292,3 +292,60 @@ pub(super) fn assign_story(
         .execute(params![entry_id, story])?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use rusqlite::Connection;
+
+    use super::*;
+    use crate::identity;
+    use crate::model::{ParsedEntry, SourceMeta, Validators};
+    use crate::store::MIGRATIONS;
+
+    #[test]
+    fn entries_stored_before_stories_existed_become_stories_and_are_not_duplicated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.db");
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            MIGRATIONS
+                .as_ref()
+                .unwrap()
+                .to_version(&mut conn, 2)
+                .unwrap();
+            conn.execute_batch(
+                "INSERT INTO feeds (id, url, uid, interval_secs, next_poll_at, created_at)
+                     VALUES (1, 'http://a.example/f', 'urn:uuid:f', 600, 0, 0);
+                 INSERT INTO entries (feed_id, key, uid, title, link, first_seen, changed_at,
+                                      sort_time, hash)
+                     VALUES (1, 'link:http://a.example/1?utm_source=x', 'urn:uuid:e1', 'One',
+                             'http://a.example/1?utm_source=x', 100, 100, 100, 'old-hash');",
+            )
+            .unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.story_count().unwrap(), 1);
+        let stories = store.stories(10).unwrap();
+        assert_eq!(stories[0].uid, "urn:uuid:e1");
+        // The same item polled again (its key is now the canonical link).
+        let entry = ParsedEntry {
+            title: "One".into(),
+            link: Some("http://a.example/1?utm_source=x".into()),
+            ..Default::default()
+        };
+        let counts = store
+            .save_poll(
+                1,
+                Utc::now(),
+                200,
+                &SourceMeta::default(),
+                &Validators::default(),
+                &identity::identify(vec![entry]),
+                Utc::now(),
+            )
+            .unwrap();
+        assert_eq!((counts.new, counts.updated), (0, 0));
+        assert_eq!(store.entry_count().unwrap(), 1);
+    }
+}
