@@ -106,6 +106,27 @@ fn story_merging_has_precision_and_recall_of_at_least_95_percent() {
     for e in &errors {
         println!("  wrong: {e}");
     }
+    // How much room the default threshold has on either side.
+    for threshold in [0.3, 0.4, 0.5, 0.6, 0.7, 0.8] {
+        let s = MatchSettings {
+            threshold,
+            ..settings
+        };
+        let (mut tp, mut fp, mut fn_) = (0usize, 0usize, 0usize);
+        for pair in &corpus.pairs {
+            match (pair.same_story, merged(&pair.a, &pair.b, &s)) {
+                (true, true) => tp += 1,
+                (false, true) => fp += 1,
+                (true, false) => fn_ += 1,
+                (false, false) => {}
+            }
+        }
+        println!(
+            "  threshold {threshold:.1}: precision {:.3}, recall {:.3}",
+            tp as f64 / (tp + fp).max(1) as f64,
+            tp as f64 / (tp + fn_).max(1) as f64
+        );
+    }
     assert!(precision >= 0.95, "precision {precision:.3}");
     assert!(recall >= 0.95, "recall {recall:.3}");
 }
