@@ -206,17 +206,19 @@ fn save_entries(
     if buried_count > 0 {
         tracing::debug!(feed = %feed_url, entries = buried_count, "removed entries shown again by the source stay removed");
     }
-    if rung == Rung::Guid
+    let unstable_guids = rung == Rung::Guid
         && unstable > 0
-        && unstable as f64 > total as f64 * settings.guid_tolerance
-    {
+        && unstable as f64 > total as f64 * settings.guid_tolerance;
+    if unstable_guids {
         rung = Rung::Link;
-        tracing::warn!(feed = %feed_url, unstable, total, "this feed's guids change or are reused between polls; its entries are keyed by link from now on");
     }
     if rung != stored_rung {
-        if rung != Rung::Link || unstable == 0 {
-            tracing::warn!(feed = %feed_url, from = stored_rung.as_str(), to = rung.as_str(), "this feed's entry ids are missing or repeated; it moves down the identity ladder");
-        }
+        let reason = if unstable_guids {
+            "its guids change or are reused between polls"
+        } else {
+            "its entries' ids are missing or repeated"
+        };
+        tracing::warn!(feed = %feed_url, from = stored_rung.as_str(), to = rung.as_str(), unstable, total, "{reason}: the feed moves down the identity ladder and its entries are keyed by {} from now on", rung.as_str());
         tx.execute(
             "UPDATE feeds SET identity_rung = ?2 WHERE id = ?1",
             params![feed_id, rung.as_str()],
@@ -468,6 +470,20 @@ mod tests {
         regu.guid = Some("old-2".into());
         assert_eq!(save(&store, id, now, vec![regu]).new, 0);
         assert_eq!(store.entry_count().unwrap(), 1);
+    }
+
+    #[test]
+    fn look_alike_items_of_one_feed_stay_separate_stories() {
+        let (_dir, store, id) = store();
+        let now = Utc::now();
+        let briefing = "<p>Good morning. Here is your daily briefing with the stories that matter today, the weather for the region and the latest from the markets. Read the full briefing on our site.</p>";
+        let day = |n: u32| ParsedEntry {
+            summary: Some(briefing.into()),
+            ..entry(&format!("day-{n}"), n)
+        };
+        save(&store, id, now, vec![day(1), day(2)]);
+        assert_eq!(store.story_count().unwrap(), 2);
+        assert_eq!(store.stories(10).unwrap().len(), 2);
     }
 
     #[test]

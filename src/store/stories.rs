@@ -209,8 +209,8 @@ fn is_article_link(link: &str) -> bool {
 
 /// Puts a newly stored entry into a story: the story of an entry of another
 /// feed with the same canonical link; else, with matching on, the story of the
-/// most similar entry that [`same_story`] accepts; else a new story whose
-/// permanent id is this entry's uid.
+/// most similar entry of another feed that [`same_story`] accepts; else a new
+/// story whose permanent id is this entry's uid.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn assign_story(
     tx: &Transaction<'_>,
@@ -245,13 +245,16 @@ pub(super) fn assign_story(
         let window = settings.window.num_seconds();
         let mut near = tx.prepare_cached(
             "SELECT story_id, fingerprint, sort_time FROM entries
-             WHERE sort_time BETWEEN ?1 AND ?2 AND id != ?3
+             WHERE sort_time BETWEEN ?1 AND ?2 AND feed_id != ?3
                AND story_id IS NOT NULL AND fingerprint IS NOT NULL",
         )?;
+        // Other feeds only: a feed's own look-alike items (a daily briefing
+        // from one template) are separate entries, and a feed reposting an
+        // item under a new guid is caught by link and title in `entries`.
         let mut rows = near.query(params![
             sort_time.saturating_sub(window),
             sort_time.saturating_add(window),
-            entry_id
+            feed_id
         ])?;
         let mut best: Option<(f64, i64)> = None;
         while let Some(row) = rows.next()? {
