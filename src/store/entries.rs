@@ -288,7 +288,9 @@ fn insert_entry(
     Ok(id)
 }
 
-/// Stores what changed in a known entry. Returns whether it counts as updated:
+/// Stores what changed in a known entry. The published date is the one first
+/// stored (feeds that restamp every item with the current time would otherwise
+/// move it on every poll). Returns whether it counts as updated:
 /// a change in words counts at once; a change in digits alone (a timestamp
 /// baked into the item) at most once per churn cooldown; anything else
 /// (markup, dates, a first poll after the upgrade that introduced churn
@@ -331,7 +333,7 @@ fn update_entry(
     let fingerprint = Fingerprint::of(&e.title, body_of(e));
     tx.prepare_cached(
         "UPDATE entries SET title = ?2, link = ?3, author = ?4, summary = ?5, content = ?6,
-            rights = ?7, published = ?8, updated = ?9, changed_at = ?10, hash = ?11,
+            rights = ?7, published = COALESCE(published, ?8), updated = ?9, changed_at = ?10, hash = ?11,
             canonical_link = ?12, fingerprint = ?13, churn_hash = ?14, last_seen = ?15
          WHERE id = ?1",
     )?
@@ -484,6 +486,30 @@ mod tests {
         save(&store, id, now, vec![day(1), day(2)]);
         assert_eq!(store.story_count().unwrap(), 2);
         assert_eq!(store.stories(10).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn restamping_every_item_with_the_poll_time_changes_nothing() {
+        let (_dir, store, id) = store();
+        let t0 = Utc.with_ymd_and_hms(2026, 11, 20, 12, 0, 0).unwrap();
+        let stamped = |at: DateTime<Utc>| ParsedEntry {
+            published: Some(at),
+            ..entry("a", 1)
+        };
+        save(&store, id, t0, vec![stamped(t0)]);
+        let first = store.stories(1).unwrap().remove(0);
+        for minutes in [30, 60, 90] {
+            let at = t0 + chrono::Duration::minutes(minutes);
+            assert_eq!(
+                save(&store, id, at, vec![stamped(at)]),
+                SaveCounts::default()
+            );
+        }
+        let later = store.stories(1).unwrap().remove(0);
+        assert_eq!(
+            (later.published, later.updated),
+            (first.published, first.updated)
+        );
     }
 
     #[test]
