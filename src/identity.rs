@@ -152,7 +152,8 @@ pub fn identify_at(
     (rung, identified)
 }
 
-fn hash_key(entry: &ParsedEntry) -> String {
+/// `hash:…` of title and content: the last rung of the ladder.
+pub fn hash_key(entry: &ParsedEntry) -> String {
     let body = entry
         .content
         .as_deref()

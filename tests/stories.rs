@@ -93,7 +93,6 @@ async fn one_wire_story_in_three_outlets_is_one_entry_crediting_all_three() {
     // The wire is seen first; a poll later the other two outlets arrive.
     let wire_only = config(dir.path(), &server, &[("/wire.xml", "")], "");
     newsriver::poll_once(&wire_only).await.unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let all = [
         ("/wire.xml", ""),
         ("/gazette.atom", ""),

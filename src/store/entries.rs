@@ -131,6 +131,7 @@ fn save_entries(
     // First every item that its key finds, so that a lookup by link in the
     // second pass never takes a row another item of this document owns.
     let mut resolved = Vec::with_capacity(items.len());
+    let mut taken: HashSet<String> = items.iter().map(|i| i.key.clone()).collect();
     for item in &items {
         let e = &item.entry;
         let canonical = e.link.as_deref().map(identity::canonical_url);
@@ -149,6 +150,10 @@ fn save_entries(
             // this item is new, keyed one rung down.
             unstable += 1;
             key = format!("link:{}", canonical.as_deref().unwrap_or_default());
+            if !taken.insert(key.clone()) {
+                key = identity::hash_key(e);
+                taken.insert(key.clone());
+            }
             found = by_key
                 .query_row(params![feed_id, key], existing)
                 .optional()?;

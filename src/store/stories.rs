@@ -306,6 +306,117 @@ mod tests {
     use crate::model::{ParsedEntry, SourceMeta, Validators};
     use crate::store::MIGRATIONS;
 
+    const REPORT: &str = "<p>Dockworkers at the Port of Calder returned to work on Wednesday after union leaders and terminal operators agreed to a four-year contract, ending a nine-day strike that had stranded more than 40 container ships offshore.</p>";
+
+    fn two_feeds() -> (tempfile::TempDir, Store, i64, i64) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("r.db")).unwrap();
+        let spec = |url: &str| crate::store::FeedSpec {
+            url: url.into(),
+            title: None,
+            interval: std::time::Duration::from_secs(600),
+            tags: vec![],
+        };
+        store
+            .sync_feeds(
+                &[spec("http://a.example/f"), spec("http://b.example/f")],
+                Utc::now(),
+            )
+            .unwrap();
+        let feeds = store.active_feeds().unwrap();
+        (dir, store, feeds[0].id, feeds[1].id)
+    }
+
+    fn report(guid: &str, published: DateTime<Utc>) -> ParsedEntry {
+        ParsedEntry {
+            guid: Some(guid.into()),
+            title: "Port strike ends".into(),
+            link: Some(format!("http://{guid}.example/port-strike")),
+            summary: Some(REPORT.into()),
+            published: Some(published),
+            ..Default::default()
+        }
+    }
+
+    fn save(store: &Store, feed: i64, now: DateTime<Utc>, entry: ParsedEntry) {
+        store
+            .save_poll(
+                feed,
+                now,
+                200,
+                &SourceMeta::default(),
+                &Validators::default(),
+                &identity::identify(vec![entry]),
+                now,
+            )
+            .unwrap();
+    }
+
+    #[test]
+    fn the_first_seen_copy_is_primary_even_when_a_later_one_is_dated_earlier() {
+        use chrono::TimeZone;
+        let (_dir, store, a, b) = two_feeds();
+        let t0 = Utc.with_ymd_and_hms(2026, 11, 25, 10, 0, 0).unwrap();
+        save(&store, a, t0, report("first", t0));
+        let first_uid = store.stories(1).unwrap()[0].uid.clone();
+        let later = t0 + chrono::Duration::hours(1);
+        save(
+            &store,
+            b,
+            later,
+            report("backdated", t0 - chrono::Duration::hours(3)),
+        );
+        let stories = store.stories(10).unwrap();
+        assert_eq!(stories.len(), 1);
+        assert_eq!(stories[0].uid, first_uid);
+        assert_eq!(
+            stories[0].link.as_deref(),
+            Some("http://first.example/port-strike")
+        );
+        assert_eq!(stories[0].also.len(), 1);
+        assert_eq!(
+            stories[0].also[0].link.as_deref(),
+            Some("http://backdated.example/port-strike")
+        );
+        // Ranked higher, the other copy becomes primary; the id stays.
+        store
+            .set_feed_ranks(&[FeedRank {
+                url: "http://b.example/f".into(),
+                priority: 1,
+                original: false,
+            }])
+            .unwrap();
+        let stories = store.stories(10).unwrap();
+        assert_eq!(stories[0].uid, first_uid);
+        assert_eq!(
+            stories[0].link.as_deref(),
+            Some("http://backdated.example/port-strike")
+        );
+    }
+
+    #[test]
+    fn matching_off_or_outside_the_window_keeps_copies_apart() {
+        use chrono::TimeZone;
+        let t0 = Utc.with_ymd_and_hms(2026, 11, 25, 10, 0, 0).unwrap();
+        let (_dir, store, a, b) = two_feeds();
+        save(&store, a, t0, report("one", t0));
+        let late = t0 + chrono::Duration::days(3);
+        save(&store, b, late, report("two", late));
+        assert_eq!(
+            store.stories(10).unwrap().len(),
+            2,
+            "outside the 48 h window"
+        );
+
+        let (_dir, store, a, b) = two_feeds();
+        let mut settings = DedupSettings::default();
+        settings.matching.enabled = false;
+        store.set_dedup_settings(settings);
+        save(&store, a, t0, report("one", t0));
+        save(&store, b, t0, report("two", t0));
+        assert_eq!(store.stories(10).unwrap().len(), 2, "matching off");
+    }
+
     #[test]
     fn entries_stored_before_stories_existed_become_stories_and_are_not_duplicated() {
         let dir = tempfile::tempdir().unwrap();
