@@ -140,7 +140,9 @@ async fn one_wire_story_in_three_outlets_is_one_entry_crediting_all_three() {
             ),
         ]
     );
-    let content = story.content.as_ref().unwrap().value.clone().unwrap();
+    // The wire gives a description only: provenance follows the summary.
+    assert!(story.content.is_none());
+    let content = story.summary.as_ref().unwrap().value.clone();
     assert!(content.contains("Also reported by <a"), "{content}");
     assert!(content.contains(">Harbour Gazette</a>") && content.contains(">Valley Courier</a>"));
     assert!(

@@ -101,22 +101,27 @@ fn atom_entry(story: &Story, attribution: Option<&str>) -> Entry {
             Some(&outlet.source.title),
         ));
     }
-    // With provenance to add, the content carries it (the summary stays as
-    // it is); without, the content is the source's own, if it gave one.
-    let content = if super::attribution::attribution_html(story, attribution).is_some() {
-        super::attribution::content_with_attribution(story, attribution)
-    } else {
-        story.content.clone()
-    };
-    if let Some(content) = &content {
-        entry.content = Some(Content {
-            value: Some(xml_safe(content)),
-            content_type: Some("html".into()),
-            ..Default::default()
-        });
-    } else if story.summary.is_none() && story.link.is_none() {
-        // Atom wants content or an alternate link; the title is all there is.
-        entry.summary = Some(Text::plain(xml_safe(&story.title)));
+    // Provenance for people goes where the text is: after the content, or,
+    // for a source that gives only a summary, after the summary.
+    let extra = super::attribution::attribution_html(story, attribution);
+    let html = |s: String| Text::html(xml_safe(&s));
+    match (&story.content, &story.summary, extra) {
+        (Some(content), _, extra) => {
+            entry.content = Some(Content {
+                value: Some(xml_safe(&format!("{content}{}", extra.unwrap_or_default()))),
+                content_type: Some("html".into()),
+                ..Default::default()
+            });
+        }
+        (None, Some(summary), Some(extra)) => {
+            entry.summary = Some(html(format!("{summary}{extra}")))
+        }
+        (None, None, Some(extra)) => entry.summary = Some(html(extra)),
+        (None, _, None) if story.summary.is_none() && story.link.is_none() => {
+            // Atom wants content or an alternate link; the title is all there is.
+            entry.summary = Some(Text::plain(xml_safe(&story.title)));
+        }
+        (None, _, None) => {}
     }
     entry
 }
@@ -176,7 +181,7 @@ mod tests {
         assert_eq!(via.len(), 1);
         assert_eq!(via[0].href, "https://harbour.example/port");
         assert_eq!(via[0].title.as_deref(), Some("Harbour Gazette"));
-        let content = entry.content.as_ref().unwrap().value.as_deref().unwrap();
+        let content = &entry.summary.as_ref().unwrap().value;
         assert!(
             content.starts_with("<p>Sum</p><p class=\"newsriver-also\">Also reported by <a href=\"https://harbour.example/port\">Harbour Gazette</a>.</p>"),
             "{content}"
