@@ -35,6 +35,7 @@ fn candidate(item: &Item) -> Candidate {
     Candidate {
         fingerprint: Fingerprint::of(&item.title, &item.text).expect("corpus texts have words"),
         time: item.published,
+        title: item.title.clone(),
     }
 }
 

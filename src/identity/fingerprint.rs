@@ -55,11 +55,21 @@ pub struct Fingerprint {
     pub signature: Vec<u32>,
 }
 
+/// Below this many shingles (a paragraph or two) a text is short enough that
+/// shared boilerplate alone ("Click here to read the full article on our
+/// website.") could make two items look contained in each other; such short
+/// items must also share most of their headline's words.
+pub const SHORT_TEXT_SHINGLES: u32 = 40;
+/// Share of the shorter headline's distinct words the other must contain,
+/// for short texts.
+pub const SHORT_TEXT_TITLE_OVERLAP: f64 = 0.5;
+
 /// One entry as the matcher sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Candidate {
     pub fingerprint: Fingerprint,
     pub time: DateTime<Utc>,
+    pub title: String,
 }
 
 /// The normalised words of a text or HTML fragment.
@@ -172,12 +182,27 @@ impl Fingerprint {
 
 /// Whether two entries are the same story by their text: both long enough to
 /// judge, within the window of each other, and the smaller contained in the
-/// larger at least up to the threshold.
+/// larger at least up to the threshold; for short texts, with most of one
+/// headline's words in the other.
 pub fn same_story(a: &Candidate, b: &Candidate, settings: &MatchSettings) -> bool {
+    let shorter = a.fingerprint.shingles.min(b.fingerprint.shingles);
     settings.enabled
-        && a.fingerprint.shingles.min(b.fingerprint.shingles) >= settings.min_shingles
+        && shorter >= settings.min_shingles
         && (a.time - b.time).abs() <= settings.window
         && a.fingerprint.containment(&b.fingerprint) >= settings.threshold
+        && (shorter >= SHORT_TEXT_SHINGLES
+            || title_overlap(&a.title, &b.title) >= SHORT_TEXT_TITLE_OVERLAP)
+}
+
+/// Share of the shorter headline's distinct words found in the other.
+pub fn title_overlap(a: &str, b: &str) -> f64 {
+    let a: std::collections::HashSet<String> = words(a).into_iter().collect();
+    let b: std::collections::HashSet<String> = words(b).into_iter().collect();
+    let smaller = a.len().min(b.len());
+    if smaller == 0 {
+        return 0.0;
+    }
+    a.intersection(&b).count() as f64 / smaller as f64
 }
 
 fn fnv1a(words: &[String]) -> u64 {
@@ -237,10 +262,12 @@ mod tests {
         let ca = Candidate {
             fingerprint: a,
             time: at(0),
+            title: "Port strike ends".into(),
         };
         let cb = Candidate {
             fingerprint: b,
             time: at(3),
+            title: "Port strike ends | Harbour Gazette".into(),
         };
         assert!(same_story(&ca, &cb, &s));
         // Outside the window, or with matching off, it is not.
@@ -265,6 +292,26 @@ mod tests {
         )
         .unwrap();
         assert!(a.containment(&b) < 0.2, "{}", a.containment(&b));
+    }
+
+    #[test]
+    fn short_items_sharing_only_boilerplate_need_a_shared_headline() {
+        let generic = "<p>Click here to read the full article on our website.</p>";
+        let item = |title: &str| Candidate {
+            fingerprint: Fingerprint::of(title, generic).unwrap(),
+            time: at(0),
+            title: title.into(),
+        };
+        let (storm, budget) = (item("Storm hits coast"), item("Council approves budget"));
+        let s = MatchSettings::default();
+        assert!(storm.fingerprint.containment(&budget.fingerprint) >= s.threshold);
+        assert!(!same_story(&storm, &budget, &s));
+        assert!(same_story(&storm, &item("UPDATE: Storm hits coast"), &s));
+        assert_eq!(
+            title_overlap("Storm hits coast", "storm HITS the coast!"),
+            1.0
+        );
+        assert_eq!(title_overlap("", "x"), 0.0);
     }
 
     #[test]

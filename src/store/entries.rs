@@ -284,6 +284,7 @@ fn insert_entry(
         id,
         feed_id,
         uid,
+        &e.title,
         canonical,
         fingerprint.as_ref(),
         sort_time,

@@ -217,6 +217,7 @@ pub(super) fn assign_story(
     entry_id: i64,
     feed_id: i64,
     uid: &str,
+    title: &str,
     canonical: Option<&str>,
     fingerprint: Option<&Fingerprint>,
     sort_time: i64,
@@ -241,10 +242,11 @@ pub(super) fn assign_story(
         let me = Candidate {
             fingerprint: fingerprint.clone(),
             time: from_ts(sort_time),
+            title: title.to_string(),
         };
         let window = settings.window.num_seconds();
         let mut near = tx.prepare_cached(
-            "SELECT story_id, fingerprint, sort_time FROM entries
+            "SELECT story_id, fingerprint, sort_time, title FROM entries
              WHERE sort_time BETWEEN ?1 AND ?2 AND feed_id != ?3
                AND story_id IS NOT NULL AND fingerprint IS NOT NULL",
         )?;
@@ -265,6 +267,7 @@ pub(super) fn assign_story(
             let other = Candidate {
                 fingerprint: other,
                 time: from_ts(row.get(2)?),
+                title: row.get(3)?,
             };
             if same_story(&me, &other, settings) {
                 let score = me.fingerprint.containment(&other.fingerprint);
