@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The full test suite: unit tests, integration tests against servers on
-# 127.0.0.1:0, and the CLI end to end. Needs only cargo.
+# 127.0.0.1:0, the CLI end to end, and the interop tests with real clients
+# (newsboat, Chromium, Python feedparser), which are installed first if missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+./scripts/install-test-tools.sh
 exec cargo test --locked "$@"

@@ -14,6 +14,8 @@ use serde::de::{self, Deserializer};
 use toml::Spanned;
 use url::Url;
 
+use crate::access::Secret;
+
 /// A configuration that could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -47,8 +49,73 @@ pub struct Config {
     pub output: OutputConfig,
     #[serde(default)]
     pub dedup: DedupConfig,
+    /// Include/exclude rules applied to every feed's entries at ingest.
+    #[serde(default)]
+    pub filters: crate::filter::FilterConfig,
     #[serde(default, rename = "feed")]
     pub feeds: Vec<FeedConfig>,
+    #[serde(default)]
+    pub access: AccessConfig,
+    #[serde(default)]
+    pub retention: RetentionConfig,
+}
+
+/// `[access]`: who may read the outputs and use the admin routes.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessConfig {
+    /// Bearer token for `/status`, `/metrics` and `/admin/*`.
+    #[serde(default)]
+    pub admin_token: Option<Secret>,
+    /// When set, the published outputs need this token too.
+    #[serde(default)]
+    pub read_token: Option<Secret>,
+}
+
+/// `[retention]`: how long entries are kept. Both limits are off by default.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Entries older than this (by their date, never later than first seen) are pruned.
+    #[serde(default)]
+    pub max_age: Option<HumanDuration>,
+    /// At most this many entries per feed are kept, the newest.
+    #[serde(default)]
+    pub max_entries: Option<PositiveU64>,
+    /// How often the pruner runs.
+    #[serde(default = "default_prune_every")]
+    pub prune_every: HumanDuration,
+    /// A pruned entry's tombstone is forgotten once its feed has not carried
+    /// the entry for this long.
+    #[serde(default = "default_keep_tombstones")]
+    pub keep_tombstones: HumanDuration,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            max_age: None,
+            max_entries: None,
+            prune_every: default_prune_every(),
+            keep_tombstones: default_keep_tombstones(),
+        }
+    }
+}
+
+fn default_prune_every() -> HumanDuration {
+    HumanDuration(Duration::from_secs(3600))
+}
+fn default_keep_tombstones() -> HumanDuration {
+    HumanDuration(Duration::from_secs(90 * 24 * 3600))
+}
+
+/// `auth = { username = "…", password = … }` on a `[[feed]]`: HTTP basic auth.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuth {
+    pub username: String,
+    #[serde(default)]
+    pub password: Option<Secret>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -121,6 +188,36 @@ pub struct FetchConfig {
     /// Longest wait between retries of a failing feed (backoff doubles up to this).
     #[serde(default = "default_max_backoff")]
     pub max_backoff: HumanDuration,
+    /// Largest body accepted after gzip/deflate/brotli decoding, in bytes.
+    #[serde(default = "default_max_decompressed_bytes")]
+    pub max_decompressed_bytes: PositiveU64,
+    /// Deadline for a whole fetch, redirects and body included: the guard
+    /// against servers that drip a few bytes at a time.
+    #[serde(default = "default_transfer_deadline")]
+    pub transfer_deadline: HumanDuration,
+    /// Requests to one host at once.
+    #[serde(default = "default_host_concurrency")]
+    pub host_concurrency: NonZeroUsize,
+    /// Least time between the starts of two requests to one host.
+    #[serde(default = "default_host_gap")]
+    pub host_gap: Gap,
+    /// Derive each feed's interval from how often it publishes, between
+    /// `min_interval` and `max_interval`.
+    #[serde(default = "default_adaptive")]
+    pub adaptive: bool,
+    #[serde(default = "default_min_interval")]
+    pub min_interval: HumanDuration,
+    #[serde(default = "default_max_interval")]
+    pub max_interval: HumanDuration,
+    /// Longest wait a 429/503 `Retry-After` can impose.
+    #[serde(default = "default_max_retry_after")]
+    pub max_retry_after: HumanDuration,
+    /// A permanent redirect becomes the feed's new URL once seen this many times…
+    #[serde(default = "default_redirect_confirmations")]
+    pub redirect_confirmations: PositiveU64,
+    /// …over at least this long.
+    #[serde(default = "default_redirect_confirm_period")]
+    pub redirect_confirm_period: HumanDuration,
 }
 
 impl Default for FetchConfig {
@@ -135,6 +232,16 @@ impl Default for FetchConfig {
             max_redirects: default_max_redirects(),
             jitter: default_jitter(),
             max_backoff: default_max_backoff(),
+            max_decompressed_bytes: default_max_decompressed_bytes(),
+            transfer_deadline: default_transfer_deadline(),
+            host_concurrency: default_host_concurrency(),
+            host_gap: default_host_gap(),
+            adaptive: default_adaptive(),
+            min_interval: default_min_interval(),
+            max_interval: default_max_interval(),
+            max_retry_after: default_max_retry_after(),
+            redirect_confirmations: default_redirect_confirmations(),
+            redirect_confirm_period: default_redirect_confirm_period(),
         }
     }
 }
@@ -169,6 +276,36 @@ fn default_jitter() -> Fraction {
     Fraction(0.1)
 }
 fn default_max_backoff() -> HumanDuration {
+    HumanDuration(Duration::from_secs(24 * 3600))
+}
+fn default_max_decompressed_bytes() -> PositiveU64 {
+    PositiveU64(32 * 1024 * 1024)
+}
+fn default_transfer_deadline() -> HumanDuration {
+    HumanDuration(Duration::from_secs(60))
+}
+fn default_host_concurrency() -> NonZeroUsize {
+    NonZeroUsize::new(2).unwrap_or(NonZeroUsize::MIN)
+}
+fn default_host_gap() -> Gap {
+    Gap(Duration::from_secs(1))
+}
+fn default_adaptive() -> bool {
+    true
+}
+fn default_min_interval() -> HumanDuration {
+    HumanDuration(Duration::from_secs(5 * 60))
+}
+fn default_max_interval() -> HumanDuration {
+    HumanDuration(Duration::from_secs(12 * 3600))
+}
+fn default_max_retry_after() -> HumanDuration {
+    HumanDuration(Duration::from_secs(6 * 3600))
+}
+fn default_redirect_confirmations() -> PositiveU64 {
+    PositiveU64(3)
+}
+fn default_redirect_confirm_period() -> HumanDuration {
     HumanDuration(Duration::from_secs(24 * 3600))
 }
 
@@ -363,6 +500,15 @@ pub struct FeedConfig {
     /// that is not, whatever their priorities.
     #[serde(default)]
     pub original: bool,
+    /// HTTP basic auth for this feed.
+    #[serde(default)]
+    pub auth: Option<BasicAuth>,
+    /// Extra request headers for this feed (API keys and the like).
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, Secret>,
+    /// Include/exclude rules for this feed only, on top of `[filters]`.
+    #[serde(default)]
+    pub filters: Option<crate::filter::FilterConfig>,
 }
 
 impl FeedConfig {
@@ -390,6 +536,21 @@ impl<'de> Deserialize<'de> for HumanDuration {
     }
 }
 
+/// A duration that may be zero: "0s" turns the limit it sets off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gap(pub Duration);
+
+impl<'de> Deserialize<'de> for Gap {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map(Self).map_err(|e| {
+            de::Error::custom(format!(
+                "invalid duration {text:?} ({e}); write it like \"500ms\", \"1s\" or \"0s\""
+            ))
+        })
+    }
+}
+
 /// An absolute http or https URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpUrl(pub Url);
@@ -406,6 +567,12 @@ impl<'de> Deserialize<'de> for HttpUrl {
                     "invalid URL {text:?}: the scheme must be http or https, not {other:?}"
                 )));
             }
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(de::Error::custom(
+                "credentials in a feed URL would show up in logs and exports: \
+                 put them in `auth = { username = \"…\", password = { env = \"…\" } }` instead",
+            ));
         }
         if url.host_str().is_none_or(str::is_empty) {
             return Err(de::Error::custom(format!(
@@ -495,6 +662,24 @@ impl Config {
                     ),
                 ));
             }
+            for name in feed.headers.keys() {
+                if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                    return Err(invalid(
+                        Some(feed.url.span()),
+                        format!("{name:?} is not a valid HTTP header name"),
+                    ));
+                }
+            }
+            for value in feed.headers.values() {
+                if reqwest::header::HeaderValue::from_str(value.expose()).is_err() {
+                    // The value is a secret: say which feed, never what it is.
+                    return Err(invalid(
+                        Some(feed.url.span()),
+                        "a header value of this feed contains characters HTTP does not allow"
+                            .to_string(),
+                    ));
+                }
+            }
             for tag in &feed.tags {
                 if tag.trim().is_empty() || tag.contains('/') {
                     return Err(invalid(
@@ -505,6 +690,9 @@ impl Config {
                     ));
                 }
             }
+        }
+        if let Some((span, message)) = crate::filter::first_error(&config) {
+            return Err(invalid(Some(span), message));
         }
         Ok(config)
     }

@@ -1,17 +1,21 @@
 //! Wiring: the pieces a running daemon is made of, started and stopped together.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
 
 use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::config::Config;
-use crate::fetch::Fetcher;
+use crate::admin;
+use crate::config::{Config, RetentionConfig};
+use crate::reload::{self, Live, LiveFetcher, Reloader};
 use crate::scheduler::{self, Clock, Policy, PollReport, Poller};
 use crate::server::{self, AppState};
+use crate::store::RetentionPolicy;
 use crate::store::{FeedRank, FeedSpec, Store};
+use crate::telemetry::{self, Health};
 
 /// The configured feeds as the store wants them.
 pub fn feed_specs(config: &Config) -> Vec<FeedSpec> {
@@ -23,6 +27,7 @@ pub fn feed_specs(config: &Config) -> Vec<FeedSpec> {
             title: f.title.clone(),
             interval: config.interval_of(f),
             tags: f.tags.clone(),
+            fixed_interval: f.interval.is_some(),
         })
         .collect()
 }
@@ -55,21 +60,81 @@ pub async fn open_store(config: &Config, clock: &Clock) -> anyhow::Result<Store>
     Ok(store)
 }
 
-fn poller(config: &Config, store: Store, clock: Clock) -> anyhow::Result<Arc<Poller>> {
-    Ok(Arc::new(Poller {
-        store,
-        fetcher: Fetcher::new(&config.fetch)?,
-        clock,
-        policy: Policy::from(&config.fetch),
-    }))
-}
-
 /// Polls every configured feed once (for `poll --once` and cron users).
 pub async fn poll_once(config: &Config) -> anyhow::Result<Vec<PollReport>> {
+    poll_once_with(config, &NoProgress).await
+}
+
+/// Told about a one-off poll as it goes (the CLI draws a progress bar).
+pub trait PollProgress: Sync {
+    fn start(&self, _feeds: usize) {}
+    fn done(&self, _report: &PollReport) {}
+}
+
+/// Progress nobody watches.
+#[derive(Debug)]
+pub struct NoProgress;
+impl PollProgress for NoProgress {}
+
+/// `poll_once`, reporting each feed as it is done; then prunes by
+/// `[retention]`, as the daemon would in the background.
+pub async fn poll_once_with(
+    config: &Config,
+    progress: &dyn PollProgress,
+) -> anyhow::Result<Vec<PollReport>> {
     let clock = Clock::new();
     let store = open_store(config, &clock).await?;
-    let poller = poller(config, store, clock)?;
-    Ok(scheduler::poll_all(poller, config.fetch.concurrency.get()).await?)
+    let poller = Arc::new(Poller {
+        store: store.clone(),
+        fetcher: LiveFetcher::new(config)?,
+        clock,
+        policy: Policy::from(&config.fetch),
+        filters: Arc::new(crate::filter::Filters::from_config(config)),
+    });
+    let feeds = store.call(|s| s.active_feeds()).await?.len();
+    progress.start(feeds);
+    // The same path as the daemon's: global and per-host limits apply.
+    let reports =
+        scheduler::poll_all_with(poller, config.fetch.concurrency.get(), |r| progress.done(r))
+            .await?;
+    prune(&store, &clock, &config.retention).await;
+    Ok(reports)
+}
+
+/// One pruning pass; failures are logged, never fatal.
+async fn prune(store: &Store, clock: &Clock, retention: &RetentionConfig) {
+    let policy = RetentionPolicy::from(retention);
+    let now = clock.now();
+    match store.call(move |s| s.prune(policy, now)).await {
+        Ok(counts) => {
+            telemetry::record_pruned(counts.entries);
+            if counts.entries > 0 || counts.tombstones_forgotten > 0 {
+                tracing::info!(
+                    pruned = counts.entries,
+                    tombstones_forgotten = counts.tombstones_forgotten,
+                    "retention: pruned old entries"
+                );
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "retention: pruning failed"),
+    }
+}
+
+/// Prunes every `[retention].prune_every` (as it is after any reload) until `stop`.
+async fn prune_in_background(
+    store: Store,
+    clock: Clock,
+    retention: Arc<RwLock<RetentionConfig>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let current = retention.read().unwrap_or_else(|p| p.into_inner()).clone();
+        prune(&store, &clock, &current).await;
+        tokio::select! {
+            () = tokio::time::sleep(current.prune_every.0) => {}
+            () = reload::stopped(&mut stop) => break,
+        }
+    }
 }
 
 /// Runs the daemon: the scheduler polls feeds as they fall due and the server
@@ -80,18 +145,84 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    run_with(config, None, listener, shutdown).await
+}
+
+/// `run`, for a configuration loaded from `config_path`: then it is reloaded
+/// on SIGHUP, on `POST /admin/reload` and when the file changes.
+pub async fn run_with(
+    config: Config,
+    config_path: Option<PathBuf>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let clock = Clock::new();
     let store = open_store(&config, &clock).await?;
     let river_id = store.call(|s| s.river_id()).await?;
-    let poller = poller(&config, store.clone(), clock)?;
+    let live = Live::new(&config)?;
+    let poller = Arc::new(Poller {
+        store: store.clone(),
+        fetcher: live.fetcher.clone(),
+        clock,
+        policy: Policy::from(&config.fetch),
+        filters: live.filters.clone(),
+    });
+    let hooks = scheduler::Hooks {
+        wake: live.wake.clone(),
+        ..Default::default()
+    };
+    hooks.heartbeat.store(
+        clock.now().timestamp(),
+        std::sync::atomic::Ordering::Relaxed,
+    );
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let stop_tx = Arc::new(stop_tx);
-    let scheduler = tokio::spawn(scheduler::run(
+    let scheduler = tokio::spawn(scheduler::run_with(
         poller,
         config.fetch.concurrency.get(),
         stop_rx.clone(),
+        hooks.clone(),
     ));
+    tokio::spawn(prune_in_background(
+        store.clone(),
+        clock,
+        live.retention.clone(),
+        stop_rx.clone(),
+    ));
+    let reloader = config_path.map(|path| {
+        Arc::new(Reloader::new(
+            path,
+            config.clone(),
+            store.clone(),
+            clock,
+            &live,
+        ))
+    });
+    if let Some(reloader) = &reloader {
+        if let Err(e) = reload::watch_file(reloader.clone(), stop_rx.clone()) {
+            tracing::warn!(error = %e, "cannot watch the configuration file; reload with SIGHUP instead");
+        }
+        #[cfg(unix)]
+        if let Err(e) = reload::on_sighup(reloader.clone(), stop_rx.clone()) {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP");
+        }
+        tracing::info!(
+            config = %reloader.path().display(),
+            "the configuration reloads on change, on SIGHUP and on POST /admin/reload"
+        );
+    }
+    let ops = admin::Ops {
+        health: Health {
+            store: store.clone(),
+            clock,
+            heartbeat: hooks.heartbeat.clone(),
+            stall_after: config.fetch.timeout.0 + std::time::Duration::from_secs(60),
+        },
+        metrics: telemetry::install(),
+        reloader,
+        title: config.output.title.clone(),
+    };
     let on_signal = stop_tx.clone();
     tokio::spawn(async move {
         shutdown.await;
@@ -109,11 +240,21 @@ pub async fn run(
         }),
         entries: config.output.entries.get(),
         attribution: config.output.attribution.as_ref().map(|t| t.0.clone()),
+        cache: Default::default(),
     };
     let mut server_stop = stop_rx;
-    let served = server::serve(listener, state, async move {
-        let _ = server_stop.wait_for(|stop| *stop).await;
-    })
+    // Tell systemd (Type=notify) we are up; a no-op elsewhere.
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    let served = server::serve_with(
+        listener,
+        state,
+        admin::router(ops),
+        live.access.clone(),
+        async move {
+            let _ = server_stop.wait_for(|stop| *stop).await;
+            let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+        },
+    )
     .await;
     // Whatever ended the server, the scheduler is told and waited for, so no
     // poll is cut off halfway through its transaction.

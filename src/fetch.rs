@@ -1,10 +1,20 @@
-//! HTTP: conditional GET with limits. Returns the raw body; decoding is `parse`'s job.
+//! HTTP: conditional GET with limits, redirects followed by hand. Returns the raw
+//! body and what the headers say; decoding is `parse`'s job, decisions the scheduler's.
 
+use std::collections::HashSet;
+use std::time::Duration;
+
+use async_compression::tokio::bufread::{BrotliDecoder, GzipDecoder, ZlibDecoder};
 use bytes::{Bytes, BytesMut};
+use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use reqwest::StatusCode;
 use reqwest::header::{self, HeaderMap, HeaderValue};
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio_util::io::StreamReader;
+use url::Url;
 
+use crate::access::Secret;
 use crate::config::FetchConfig;
 use crate::model::Validators;
 
@@ -13,11 +23,27 @@ use crate::model::Validators;
 pub enum FetchError {
     /// The server answered with a status that is not success, redirect or 304.
     #[error("HTTP {status}")]
-    Status { status: u16 },
+    Status {
+        status: u16,
+        /// `Retry-After`, when a 429 or 503 carried one.
+        retry_after: Option<RetryAfter>,
+    },
     /// The body was larger than `fetch.max_body_bytes`.
     #[error("response body larger than {limit} bytes")]
     TooLarge { status: u16, limit: u64 },
-    /// Timeout, connection refused, DNS, TLS, too many redirects, broken body…
+    /// The decoded body was larger than `fetch.max_decompressed_bytes`.
+    #[error("decompressed body larger than {limit} bytes")]
+    TooLargeDecompressed { status: u16, limit: u64 },
+    /// More than `fetch.max_redirects` redirects.
+    #[error("more than {limit} redirects")]
+    TooManyRedirects { limit: usize },
+    /// A redirect led back to a URL already visited.
+    #[error("redirect loop at {url}")]
+    RedirectLoop { url: String },
+    /// The whole transfer took longer than `fetch.transfer_deadline`.
+    #[error("transfer not finished within {}s", limit.as_secs())]
+    Deadline { limit: Duration },
+    /// Timeout, connection refused, DNS, TLS, a bad redirect, broken body…
     #[error("{0}")]
     Transport(String),
 }
@@ -26,22 +52,124 @@ impl FetchError {
     /// The HTTP status that arrived, if any.
     pub fn status(&self) -> Option<u16> {
         match self {
-            FetchError::Status { status } | FetchError::TooLarge { status, .. } => Some(*status),
-            FetchError::Transport(_) => None,
+            FetchError::Status { status, .. }
+            | FetchError::TooLarge { status, .. }
+            | FetchError::TooLargeDecompressed { status, .. } => Some(*status),
+            _ => None,
         }
+    }
+}
+
+/// A `Retry-After` header: a number of seconds or an HTTP date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryAfter {
+    Seconds(u64),
+    At(DateTime<Utc>),
+}
+
+impl RetryAfter {
+    pub fn parse(value: &str) -> Option<Self> {
+        let value = value.trim();
+        if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+            return value.parse().ok().map(RetryAfter::Seconds);
+        }
+        http_date(value).map(RetryAfter::At)
+    }
+
+    /// How long from `now` this asks to wait (zero if already past).
+    pub fn delay_from(&self, now: DateTime<Utc>) -> Duration {
+        match self {
+            RetryAfter::Seconds(s) => Duration::from_secs(*s),
+            RetryAfter::At(at) => (*at - now).to_std().unwrap_or_default(),
+        }
+    }
+}
+
+/// An HTTP date (IMF-fixdate, and the RFC 2822 forms it is a subset of).
+pub fn http_date(value: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc2822(value.trim())
+        .ok()
+        .map(|d| d.with_timezone(&Utc))
+}
+
+/// What the server's caching headers say about when to come back.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CacheHints {
+    /// `Cache-Control: max-age`.
+    pub max_age: Option<Duration>,
+    /// `Expires`.
+    pub expires: Option<DateTime<Utc>>,
+    /// `Date`, to read `Expires` against the server's own clock.
+    pub date: Option<DateTime<Utc>>,
+}
+
+impl CacheHints {
+    fn of(headers: &HeaderMap) -> Self {
+        let text = |name| {
+            headers
+                .get(name)
+                .and_then(|v: &HeaderValue| v.to_str().ok())
+        };
+        let max_age = text(header::CACHE_CONTROL).and_then(|cc| {
+            cc.split(',').find_map(|d| {
+                let (name, value) = d.split_once('=')?;
+                name.trim()
+                    .eq_ignore_ascii_case("max-age")
+                    .then(|| value.trim().trim_matches('"').parse().ok())
+                    .flatten()
+                    .map(Duration::from_secs)
+            })
+        });
+        Self {
+            max_age,
+            expires: text(header::EXPIRES).and_then(http_date),
+            date: text(header::DATE).and_then(http_date),
+        }
+    }
+
+    /// The longest wait these headers ask for, read at `now`.
+    pub fn wait(&self, now: DateTime<Utc>) -> Option<Duration> {
+        let expires = self.expires.and_then(|e| {
+            let from = self.date.unwrap_or(now);
+            (e - from).to_std().ok()
+        });
+        self.max_age.max(expires)
+    }
+}
+
+/// One redirect that was followed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redirect {
+    /// 301, 302, 303, 307 or 308.
+    pub status: u16,
+    /// Where it pointed (absolute).
+    pub to: String,
+}
+
+impl Redirect {
+    pub fn is_permanent(&self) -> bool {
+        matches!(self.status, 301 | 308)
     }
 }
 
 /// A successful fetch.
 #[derive(Debug)]
 pub enum Fetched {
-    /// 304: the validators still hold.
-    NotModified,
+    /// 304: the validators still hold (the body is empty).
+    NotModified(Response),
     /// 2xx with a body.
     Body(Response),
 }
 
-#[derive(Debug)]
+impl Fetched {
+    pub fn response(&self) -> &Response {
+        match self {
+            Fetched::NotModified(r) | Fetched::Body(r) => r,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
 pub struct Response {
     pub status: u16,
     pub body: Bytes,
@@ -50,6 +178,9 @@ pub struct Response {
     pub validators: Validators,
     /// Where the body came from after redirects.
     pub final_url: String,
+    /// The redirects followed to get there, in order.
+    pub redirects: Vec<Redirect>,
+    pub cache: CacheHints,
 }
 
 /// Something that fetches feeds: the real HTTP client, or a fake in tests that
@@ -60,6 +191,19 @@ pub trait FetchFeed: Send + Sync + std::fmt::Debug + 'static {
         url: &str,
         validators: &Validators,
     ) -> impl std::future::Future<Output = Result<Fetched, FetchError>> + Send;
+
+    /// Fetches the feed configured as `feed_url` from `fetch_url` (the same,
+    /// or the address it has permanently moved to). Fetchers that keep
+    /// per-feed settings look them up by `feed_url`.
+    fn fetch_feed(
+        &self,
+        feed_url: &str,
+        fetch_url: &str,
+        validators: &Validators,
+    ) -> impl std::future::Future<Output = Result<Fetched, FetchError>> + Send {
+        let _ = feed_url;
+        self.fetch(fetch_url, validators)
+    }
 }
 
 impl FetchFeed for Fetcher {
@@ -73,7 +217,22 @@ impl FetchFeed for Fetcher {
 pub struct Fetcher {
     client: reqwest::Client,
     max_body_bytes: u64,
+    max_decompressed_bytes: u64,
+    max_redirects: usize,
+    deadline: Duration,
 }
+
+/// The wire-size limit, carried through the decoder as an io::Error.
+#[derive(Debug)]
+struct WireLimit;
+
+impl std::fmt::Display for WireLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("body over the limit")
+    }
+}
+
+impl std::error::Error for WireLimit {}
 
 impl Fetcher {
     pub fn new(config: &FetchConfig) -> Result<Self, FetchError> {
@@ -84,56 +243,169 @@ impl Fetcher {
                 "application/atom+xml, application/rss+xml, application/feed+json, application/json;q=0.9, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.8",
             ),
         );
+        // Decompression is done here, not by reqwest, so that the size on the
+        // wire and the decoded size can each be limited.
+        headers.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("gzip, deflate, br"),
+        );
         let client = reqwest::Client::builder()
             .user_agent(config.user_agent.clone())
             .default_headers(headers)
             .timeout(config.timeout.0)
             .connect_timeout(config.connect_timeout.0)
-            .redirect(reqwest::redirect::Policy::limited(config.max_redirects))
-            .gzip(true)
-            .brotli(true)
-            .deflate(true)
+            // Redirects are followed by hand, to see each hop's status.
+            .redirect(reqwest::redirect::Policy::none())
+            .no_gzip()
+            .no_brotli()
+            .no_deflate()
             .build()
             .map_err(|e| FetchError::Transport(format!("cannot build HTTP client: {e}")))?;
         Ok(Self {
             client,
             max_body_bytes: config.max_body_bytes.0,
+            max_decompressed_bytes: config.max_decompressed_bytes.0,
+            max_redirects: config.max_redirects,
+            deadline: config.transfer_deadline.0,
         })
     }
 
-    /// GET `url`, sending the stored validators so an unchanged feed costs a 304.
+    /// GET `url`, sending the stored validators so an unchanged feed costs a
+    /// 304, following redirects (each one recorded) within the transfer deadline.
     pub async fn fetch(&self, url: &str, validators: &Validators) -> Result<Fetched, FetchError> {
-        let mut request = self.client.get(url);
-        if let Some(etag) = &validators.etag {
-            request = request.header(header::IF_NONE_MATCH, etag);
+        self.fetch_with(url, validators, &RequestExtras::default())
+            .await
+    }
+
+    /// `fetch`, with a feed's own credentials and headers. They go only to
+    /// the origin they were configured for, never to a redirect elsewhere.
+    pub async fn fetch_with(
+        &self,
+        url: &str,
+        validators: &Validators,
+        extras: &RequestExtras,
+    ) -> Result<Fetched, FetchError> {
+        let within = self.fetch_within(url, validators, extras);
+        match tokio::time::timeout(self.deadline, within).await {
+            Ok(result) => result,
+            Err(_) => Err(FetchError::Deadline {
+                limit: self.deadline,
+            }),
         }
-        if let Some(modified) = &validators.last_modified {
-            request = request.header(header::IF_MODIFIED_SINCE, modified);
+    }
+
+    async fn fetch_within(
+        &self,
+        url: &str,
+        validators: &Validators,
+        extras: &RequestExtras,
+    ) -> Result<Fetched, FetchError> {
+        let mut current =
+            Url::parse(url).map_err(|e| FetchError::Transport(format!("invalid URL: {e}")))?;
+        let mut visited = HashSet::from([current.to_string()]);
+        let mut redirects = Vec::new();
+        let credentials_origin = extras
+            .origin
+            .clone()
+            .unwrap_or_else(|| current.origin().ascii_serialization());
+        loop {
+            let mut request = self.client.get(current.clone());
+            if current.origin().ascii_serialization() == credentials_origin {
+                if let Some((user, password)) = &extras.basic_auth {
+                    request = request.basic_auth(user, password.as_ref().map(Secret::expose));
+                }
+                for (name, value) in &extras.headers {
+                    request = request.header(name.clone(), value.clone());
+                }
+            }
+            if let Some(etag) = &validators.etag {
+                request = request.header(header::IF_NONE_MATCH, etag);
+            }
+            if let Some(modified) = &validators.last_modified {
+                request = request.header(header::IF_MODIFIED_SINCE, modified);
+            }
+            let response = request.send().await.map_err(transport_error)?;
+            let status = response.status();
+            if status.is_redirection() && status != StatusCode::NOT_MODIFIED {
+                let next = response
+                    .headers()
+                    .get(header::LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|l| current.join(l.trim()).ok())
+                    .filter(|u| matches!(u.scheme(), "http" | "https"))
+                    .ok_or_else(|| {
+                        FetchError::Transport(format!(
+                            "HTTP {} without a usable Location",
+                            status.as_u16()
+                        ))
+                    })?;
+                if redirects.len() >= self.max_redirects {
+                    return Err(FetchError::TooManyRedirects {
+                        limit: self.max_redirects,
+                    });
+                }
+                if !visited.insert(next.to_string()) {
+                    return Err(FetchError::RedirectLoop {
+                        url: next.to_string(),
+                    });
+                }
+                redirects.push(Redirect {
+                    status: status.as_u16(),
+                    to: next.to_string(),
+                });
+                current = next;
+                continue;
+            }
+            return self.finish(response, redirects).await;
         }
-        let response = request.send().await.map_err(transport_error)?;
+    }
+
+    async fn finish(
+        &self,
+        response: reqwest::Response,
+        redirects: Vec<Redirect>,
+    ) -> Result<Fetched, FetchError> {
         let status = response.status();
-        if status == StatusCode::NOT_MODIFIED {
-            return Ok(Fetched::NotModified);
-        }
-        if !status.is_success() {
+        let headers = response.headers();
+        if !status.is_success() && status != StatusCode::NOT_MODIFIED {
+            let retry_after = matches!(status.as_u16(), 429 | 503)
+                .then(|| {
+                    headers
+                        .get(header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(RetryAfter::parse)
+                })
+                .flatten();
             return Err(FetchError::Status {
                 status: status.as_u16(),
+                retry_after,
             });
         }
-        let headers = response.headers();
         let text_header = |name: header::HeaderName| {
             headers
                 .get(name)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
         };
-        let content_type = text_header(header::CONTENT_TYPE);
-        let validators = Validators {
-            etag: text_header(header::ETAG),
-            last_modified: text_header(header::LAST_MODIFIED),
+        let mut meta = Response {
+            status: status.as_u16(),
+            body: Bytes::new(),
+            content_type: text_header(header::CONTENT_TYPE),
+            validators: Validators {
+                etag: text_header(header::ETAG),
+                last_modified: text_header(header::LAST_MODIFIED),
+            },
+            final_url: response.url().to_string(),
+            redirects,
+            cache: CacheHints::of(headers),
         };
-        let final_url = response.url().to_string();
-        let status = status.as_u16();
+        if status == StatusCode::NOT_MODIFIED {
+            return Ok(Fetched::NotModified(meta));
+        }
+        let encoding = text_header(header::CONTENT_ENCODING)
+            .map(|e| e.trim().to_ascii_lowercase())
+            .unwrap_or_default();
+        let status = meta.status;
         if response
             .content_length()
             .is_some_and(|len| len > self.max_body_bytes)
@@ -145,31 +417,138 @@ impl Fetcher {
         }
 
         // Read the body as a stream so a lying or missing Content-Length, or a
-        // decompression bomb, is cut off at the limit instead of filling memory.
+        // decompression bomb, is cut off at its limit instead of filling memory.
+        let wire_limit = self.max_body_bytes;
+        let mut on_wire = 0u64;
+        let stream = response.bytes_stream().map(move |chunk| {
+            let chunk = chunk.map_err(std::io::Error::other)?;
+            on_wire += chunk.len() as u64;
+            if on_wire > wire_limit {
+                return Err(std::io::Error::other(WireLimit));
+            }
+            Ok(chunk)
+        });
+        let raw = StreamReader::new(stream);
+        let (mut reader, decoded_limit): (Box<dyn AsyncRead + Send + Unpin>, u64) =
+            match encoding.as_str() {
+                "" | "identity" => (Box::new(raw), self.max_body_bytes),
+                "gzip" | "x-gzip" => {
+                    // Concatenated gzip members are one valid body.
+                    let mut gz = GzipDecoder::new(raw);
+                    gz.multiple_members(true);
+                    (Box::new(gz), self.max_decompressed_bytes)
+                }
+                "deflate" => (Box::new(ZlibDecoder::new(raw)), self.max_decompressed_bytes),
+                "br" => (
+                    Box::new(BrotliDecoder::new(raw)),
+                    self.max_decompressed_bytes,
+                ),
+                other => {
+                    return Err(FetchError::Transport(format!(
+                        "unsupported Content-Encoding {other:?}"
+                    )));
+                }
+            };
         let mut body = BytesMut::new();
-        let mut stream = response.bytes_stream();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(transport_error)?;
-            if body.len() as u64 + chunk.len() as u64 > self.max_body_bytes {
-                return Err(FetchError::TooLarge {
-                    status,
-                    limit: self.max_body_bytes,
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = match reader.read(&mut buf).await {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.get_ref().is_some_and(|i| i.is::<WireLimit>()) => {
+                    return Err(FetchError::TooLarge {
+                        status,
+                        limit: wire_limit,
+                    });
+                }
+                Err(e) => {
+                    let inner = e
+                        .get_ref()
+                        .and_then(|i| i.downcast_ref::<reqwest::Error>())
+                        .map(|r| transport_error_ref(r).to_string());
+                    return Err(FetchError::Transport(inner.unwrap_or_else(|| {
+                        format!("cannot decode the {encoding} body: {e}")
+                    })));
+                }
+            };
+            if body.len() as u64 + n as u64 > decoded_limit {
+                return Err(if decoded_limit == wire_limit && encoding.is_empty() {
+                    FetchError::TooLarge {
+                        status,
+                        limit: wire_limit,
+                    }
+                } else {
+                    FetchError::TooLargeDecompressed {
+                        status,
+                        limit: decoded_limit,
+                    }
                 });
             }
-            body.extend_from_slice(&chunk);
+            body.extend_from_slice(&buf[..n]);
         }
-        Ok(Fetched::Body(Response {
-            status,
-            body: body.freeze(),
-            content_type,
-            validators,
-            final_url,
-        }))
+        meta.body = body.freeze();
+        Ok(Fetched::Body(meta))
+    }
+}
+
+/// A feed's own credentials and headers, taken from the configuration by feed
+/// URL at each poll (never stored in the database). `Debug` shows no values.
+#[derive(Clone, Default)]
+pub struct RequestExtras {
+    pub basic_auth: Option<(String, Option<Secret>)>,
+    /// Marked sensitive, so that HTTP tooling does not print them either.
+    pub headers: Vec<(header::HeaderName, HeaderValue)>,
+    /// The only origin (`scheme://host:port`) they are sent to; `None`: the
+    /// origin of the URL fetched.
+    pub origin: Option<String>,
+}
+
+impl std::fmt::Debug for RequestExtras {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestExtras")
+            .field("basic_auth", &self.basic_auth.as_ref().map(|(u, _)| u))
+            .field(
+                "headers",
+                &self.headers.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl RequestExtras {
+    /// From a `[[feed]]`; header names and values were validated with the config.
+    pub fn of(feed: &crate::config::FeedConfig) -> Self {
+        let headers = feed
+            .headers
+            .iter()
+            .filter_map(|(name, value)| {
+                let name = header::HeaderName::from_bytes(name.as_bytes()).ok()?;
+                let mut value = HeaderValue::from_str(value.expose()).ok()?;
+                value.set_sensitive(true);
+                Some((name, value))
+            })
+            .collect();
+        Self {
+            basic_auth: feed
+                .auth
+                .as_ref()
+                .map(|a| (a.username.clone(), a.password.clone())),
+            headers,
+            origin: Some(feed.url().origin().ascii_serialization()),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.basic_auth.is_none() && self.headers.is_empty()
     }
 }
 
 /// reqwest's errors name only the outermost layer; include the causes.
 fn transport_error(error: reqwest::Error) -> FetchError {
+    transport_error_ref(&error)
+}
+
+fn transport_error_ref(error: &reqwest::Error) -> FetchError {
     let mut message = if error.is_timeout() {
         "timed out".to_string()
     } else if error.is_redirect() {
@@ -179,7 +558,7 @@ fn transport_error(error: reqwest::Error) -> FetchError {
     } else {
         error.to_string()
     };
-    let mut cause = std::error::Error::source(&error);
+    let mut cause = std::error::Error::source(error);
     while let Some(inner) = cause {
         let text = inner.to_string();
         if !message.contains(&text) {
@@ -189,4 +568,58 @@ fn transport_error(error: reqwest::Error) -> FetchError {
         cause = inner.source();
     }
     FetchError::Transport(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        assert_eq!(RetryAfter::parse(" 120 "), Some(RetryAfter::Seconds(120)));
+        let at = RetryAfter::parse("Wed, 21 Oct 2026 07:28:00 GMT").unwrap();
+        let RetryAfter::At(when) = at else {
+            panic!("{at:?}")
+        };
+        assert_eq!(when.to_rfc3339(), "2026-10-21T07:28:00+00:00");
+        assert_eq!(
+            at.delay_from(when - chrono::Duration::minutes(5)),
+            Duration::from_secs(300)
+        );
+        assert_eq!(
+            at.delay_from(when + chrono::Duration::minutes(5)),
+            Duration::ZERO
+        );
+        assert_eq!(RetryAfter::parse("soon"), None);
+        assert_eq!(RetryAfter::parse("-5"), None);
+    }
+
+    #[test]
+    fn cache_hints_take_the_longest_wait() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=600"),
+        );
+        headers.insert(
+            header::DATE,
+            HeaderValue::from_static("Wed, 21 Oct 2026 07:00:00 GMT"),
+        );
+        headers.insert(
+            header::EXPIRES,
+            HeaderValue::from_static("Wed, 21 Oct 2026 08:00:00 GMT"),
+        );
+        let hints = CacheHints::of(&headers);
+        assert_eq!(hints.max_age, Some(Duration::from_secs(600)));
+        // Expires is read against the server's Date, whatever our clock says.
+        assert_eq!(hints.wait(Utc::now()), Some(Duration::from_secs(3600)));
+        assert_eq!(CacheHints::of(&HeaderMap::new()).wait(Utc::now()), None);
+        let mut bad = HeaderMap::new();
+        bad.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("max-age=\"x\""),
+        );
+        bad.insert(header::EXPIRES, HeaderValue::from_static("0"));
+        assert_eq!(CacheHints::of(&bad).wait(Utc::now()), None);
+    }
 }

@@ -7,18 +7,25 @@
 #![forbid(unsafe_code)]
 #![warn(missing_debug_implementations)]
 
+pub mod access;
+pub mod admin;
 pub mod config;
 pub mod daemon;
 pub mod demo;
+pub mod feed_list;
 pub mod fetch;
+pub mod filter;
 pub mod identity;
 pub mod model;
+pub mod opml;
 pub mod parse;
 pub mod publish;
+pub mod reload;
 pub mod sanitize;
 pub mod scheduler;
 pub mod server;
 pub mod store;
+pub mod telemetry;
 
 pub use config::{Config, ConfigError};
 pub use daemon::{poll_once, run};

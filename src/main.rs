@@ -18,6 +18,15 @@ use tokio::net::TcpListener;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log format: `human` (the default on a terminal and elsewhere) or `json` (one object per line).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -43,6 +52,20 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Show every feed's state from the database: title, state, last success, last error, entries, next poll.
+    Feeds {
+        /// The TOML configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Print JSON (an array of objects) for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Import or export subscriptions as OPML.
+    Opml {
+        #[command(subcommand)]
+        command: OpmlCommand,
+    },
     /// Offline demo: serve bundled sample feeds on loopback, aggregate them and serve the merged feed.
     Demo {
         /// Where to serve the merged feed (use 127.0.0.1:0 for any free port).
@@ -51,36 +74,127 @@ enum Command {
     },
 }
 
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+#[derive(Subcommand)]
+enum OpmlCommand {
+    /// Add the feeds of an OPML file to the configuration (comments and layout kept; folders become tags).
+    Import {
+        /// The OPML file, as exported by a feed reader.
+        file: PathBuf,
+        /// The TOML configuration file to add the feeds to.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Write the configured feeds as OPML 2.0 to stdout.
+    Export {
+        /// The TOML configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// The progress bar of `poll --once`, while one is drawn: log lines are
+/// printed above it instead of through it.
+static PROGRESS_BAR: std::sync::OnceLock<indicatif::ProgressBar> = std::sync::OnceLock::new();
+
+/// Stderr that steps around the progress bar.
+struct LogWriter(Vec<u8>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for LogWriter {
+    fn drop(&mut self) {
+        let write = || {
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), &self.0);
+        };
+        match PROGRESS_BAR.get() {
+            Some(bar) if !bar.is_finished() => bar.suspend(write),
+            _ => write(),
+        }
+    }
+}
+
+fn stderr_is_terminal() -> bool {
+    std::io::IsTerminal::is_terminal(&std::io::stderr())
+}
+
+fn init_logging(format: LogFormat, default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(|| LogWriter(Vec::new()));
+    match format {
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+        LogFormat::Human => builder.with_ansi(stderr_is_terminal()).init(),
+    }
+}
+
+/// Draws a bar on a terminal; elsewhere the per-feed log lines say the same.
+struct Progress;
+
+impl newsriver::daemon::PollProgress for Progress {
+    fn start(&self, feeds: usize) {
+        if !stderr_is_terminal() {
+            return;
+        }
+        let bar = indicatif::ProgressBar::new(feeds as u64);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{elapsed:>4} [{bar:40}] {pos}/{len} feeds  {wide_msg}",
+        ) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        let _ = PROGRESS_BAR.set(bar);
+    }
+
+    fn done(&self, report: &newsriver::scheduler::PollReport) {
+        if let Some(bar) = PROGRESS_BAR.get() {
+            bar.set_message(report.url.clone());
+            bar.inc(1);
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is
+/// called, not when the future is first polled, so a signal that arrives while
+/// the daemon starts up (after it told systemd it is ready) is not lost.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
     {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = interrupt => {}
-                    _ = term.recv() => {}
+        use tokio::signal::unix::{SignalKind, signal};
+        let term = signal(SignalKind::terminate()).ok();
+        let interrupt = signal(SignalKind::interrupt()).ok();
+        async move {
+            let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
                 }
-            }
-            Err(_) => {
-                let _ = interrupt.await;
+            };
+            tokio::select! {
+                () = wait(term) => {}
+                () = wait(interrupt) => {}
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = interrupt.await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
@@ -94,7 +208,9 @@ fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    // With a progress bar on the terminal, the bar shows what info lines would.
+    let quiet_poll = matches!(cli.command, Command::Poll { .. }) && stderr_is_terminal();
+    init_logging(cli.log_format, if quiet_poll { "warn" } else { "info" });
     let result = match cli.command {
         Command::Check { config } => {
             return match load(&config) {
@@ -106,7 +222,8 @@ async fn main() -> ExitCode {
             };
         }
         Command::Run { config } => {
-            let config = match load(&config) {
+            let path = config;
+            let config = match load(&path) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
@@ -117,7 +234,8 @@ async fn main() -> ExitCode {
                         "serving the merged feed at http://{}/feed.atom",
                         listener.local_addr().map_or(config.server.listen, |a| a)
                     );
-                    newsriver::run(config, listener, shutdown_signal()).await
+                    newsriver::daemon::run_with(config, Some(path), listener, shutdown_signal())
+                        .await
                 }
                 Err(e) => Err(anyhow::anyhow!(
                     "cannot listen on {}: {e}",
@@ -137,7 +255,10 @@ async fn main() -> ExitCode {
                 Err(code) => return code,
             };
             let started = std::time::Instant::now();
-            newsriver::poll_once(&config).await.map(|reports| {
+            newsriver::daemon::poll_once_with(&config, &Progress).await.map(|reports| {
+                if let Some(bar) = PROGRESS_BAR.get() {
+                    bar.finish_and_clear();
+                }
                 let s = Summary::of(&reports);
                 println!(
                     "polled {} feeds in {:.2}s: {} ok, {} not modified, {} failed; {} new entries, {} updated",
@@ -150,6 +271,25 @@ async fn main() -> ExitCode {
                     s.updated
                 );
             })
+        }
+        Command::Feeds { config, json } => {
+            let config = match load(&config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            return feeds(&config, json).await;
+        }
+        Command::Opml {
+            command: OpmlCommand::Import { file, config },
+        } => opml_import(&file, &config),
+        Command::Opml {
+            command: OpmlCommand::Export { config },
+        } => {
+            let config = match load(&config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            opml_export(&config).await
         }
         Command::Demo { listen } => {
             newsriver::demo::run(
@@ -173,4 +313,106 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+async fn feeds(config: &Config, json: bool) -> ExitCode {
+    let path = config.storage.path.clone();
+    if !path.exists() {
+        eprintln!(
+            "error: no database yet at {} (start `newsriver run` or `newsriver poll --once` first)",
+            path.display()
+        );
+        return ExitCode::FAILURE;
+    }
+    let statuses = tokio::task::spawn_blocking(move || {
+        newsriver::Store::open(&path).and_then(|s| s.feed_statuses())
+    })
+    .await;
+    match statuses {
+        Ok(Ok(statuses)) => {
+            let rows = newsriver::feed_list::rows(&statuses);
+            if json {
+                println!("{}", newsriver::feed_list::json(&rows));
+            } else {
+                print!("{}", newsriver::feed_list::table(&rows, chrono::Utc::now()));
+            }
+            ExitCode::SUCCESS
+        }
+        Ok(Err(e)) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn opml_import(file: &std::path::Path, config_path: &std::path::Path) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let opml = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let subscriptions = newsriver::opml::parse(&String::from_utf8_lossy(&opml))
+        .with_context(|| file.display().to_string())?;
+    let toml = std::fs::read_to_string(config_path)
+        .with_context(|| format!("cannot read {}", config_path.display()))?;
+    let source = file.file_name().map_or_else(
+        || file.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let (text, report) =
+        newsriver::opml::import_into_toml(&toml, config_path, &subscriptions, &source)?;
+    if !report.added.is_empty() {
+        // Write beside it and rename, so a reader (or the daemon's file watcher)
+        // never sees half a file.
+        let folder = config_path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        let mut temp = tempfile::NamedTempFile::new_in(folder)
+            .with_context(|| format!("cannot write in {}", folder.display()))?;
+        std::io::Write::write_all(&mut temp, text.as_bytes())?;
+        if let Ok(meta) = std::fs::metadata(config_path) {
+            let _ = std::fs::set_permissions(temp.path(), meta.permissions());
+        }
+        temp.persist(config_path)
+            .with_context(|| format!("cannot replace {}", config_path.display()))?;
+    }
+    println!(
+        "{}: added {} feed{}, skipped {}",
+        config_path.display(),
+        report.added.len(),
+        if report.added.len() == 1 { "" } else { "s" },
+        report.skipped.len()
+    );
+    for url in &report.added {
+        println!("  added    {url}");
+    }
+    for (url, why) in &report.skipped {
+        println!("  skipped  {url} ({why})");
+    }
+    Ok(())
+}
+
+async fn opml_export(config: &Config) -> anyhow::Result<()> {
+    let mut subscriptions = newsriver::opml::from_config(config);
+    // Titles and site links the feeds gave themselves, if they were polled.
+    let path = config.storage.path.clone();
+    if path.exists() {
+        let known = tokio::task::spawn_blocking(move || {
+            newsriver::Store::open(&path).and_then(|s| s.subscriptions())
+        })
+        .await??;
+        for s in &mut subscriptions {
+            if let Some(k) = known.iter().find(|k| k.url == s.url) {
+                s.title = s.title.take().or_else(|| k.title.clone());
+                s.site_url = k.site_url.clone();
+            }
+        }
+    }
+    print!(
+        "{}",
+        newsriver::opml::write(&config.output.title, &subscriptions)
+    );
+    Ok(())
 }

@@ -35,6 +35,8 @@ pub struct ParsedEntry {
     pub rights: Option<String>,
     pub published: Option<DateTime<Utc>>,
     pub updated: Option<DateTime<Utc>>,
+    /// Categories / tags the source gave the entry (for filters).
+    pub categories: Vec<String>,
 }
 
 /// A parsed feed document.
@@ -42,6 +44,36 @@ pub struct ParsedEntry {
 pub struct ParsedFeed {
     pub meta: SourceMeta,
     pub entries: Vec<ParsedEntry>,
+    /// What the document says about how often to poll it.
+    pub hints: FeedHints,
+}
+
+/// A feed document's own polling hints; they may only lengthen the interval.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FeedHints {
+    /// RSS `<ttl>`.
+    pub ttl: Option<std::time::Duration>,
+    /// `sy:updatePeriod` divided by `sy:updateFrequency`.
+    pub update_period: Option<std::time::Duration>,
+    pub skip: Skip,
+}
+
+/// RSS `skipHours` / `skipDays` (UTC): times not to poll.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Skip {
+    /// Bit n set: skip hour n (0–23).
+    pub hours: u32,
+    /// Bit n set: skip day n, Monday = 0.
+    pub days: u8,
+}
+
+/// A permanent redirect seen while polling, not yet adopted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MovedTo {
+    pub url: String,
+    /// Consecutive polls that saw it.
+    pub seen: u32,
+    pub since: DateTime<Utc>,
 }
 
 /// An entry ready to be stored: parsed, with its identity within its feed decided.
@@ -70,6 +102,16 @@ pub struct FeedToPoll {
     pub interval: std::time::Duration,
     /// Consecutive failures so far.
     pub failures: u32,
+    /// Where to fetch it: `url`, or the address it has permanently moved to.
+    pub fetch_url: String,
+    /// Hash of the last body parsed, to skip unchanged 200s.
+    pub body_hash: Option<String>,
+    /// The adaptive interval last worked out, if any.
+    pub current_interval: Option<std::time::Duration>,
+    pub moved: Option<MovedTo>,
+    pub skip: Skip,
+    /// Its `[[feed]]` sets the interval: not adaptive.
+    pub fixed_interval: bool,
 }
 
 /// Health of a feed as last polled.
@@ -79,6 +121,10 @@ pub enum FeedState {
     New,
     Ok,
     Failing,
+    /// Asked to wait by a 429/503 with `Retry-After`; not a failure.
+    Throttled,
+    /// 410 Gone: kept, no longer polled.
+    Gone,
 }
 
 impl FeedState {
@@ -87,6 +133,8 @@ impl FeedState {
             FeedState::New => "new",
             FeedState::Ok => "ok",
             FeedState::Failing => "failing",
+            FeedState::Throttled => "throttled",
+            FeedState::Gone => "gone",
         }
     }
 
@@ -94,6 +142,8 @@ impl FeedState {
         match s {
             "ok" => FeedState::Ok,
             "failing" => FeedState::Failing,
+            "throttled" => FeedState::Throttled,
+            "gone" => FeedState::Gone,
             _ => FeedState::New,
         }
     }
@@ -115,6 +165,8 @@ pub struct FeedStatus {
     pub next_poll_at: DateTime<Utc>,
     pub entries: u64,
     pub validators: Validators,
+    /// The address adopted after a confirmed permanent redirect.
+    pub fetch_url: Option<String>,
 }
 
 /// The source of a published entry, for `<source>`.
@@ -159,7 +211,7 @@ pub struct Story {
     pub published: Option<DateTime<Utc>>,
     pub updated: DateTime<Utc>,
     pub source: Source,
-    /// The other outlets that carried the story, primary excluded, in the
-    /// order they were first seen.
+    /// The other outlets that carried the story, primary excluded, ranked as
+    /// the primary is chosen (original, priority, then first seen).
     pub also: Vec<Outlet>,
 }

@@ -13,6 +13,8 @@ use url::Url;
 use crate::model::{ParsedEntry, ParsedFeed, SourceMeta};
 use crate::sanitize;
 
+mod prepare;
+
 /// Why a body is not a feed we can read.
 #[derive(Debug, thiserror::Error)]
 pub enum ParseError {
@@ -25,6 +27,9 @@ pub enum ParseError {
     /// feed-rs could not read it.
     #[error("not a readable feed: {0}")]
     Invalid(String),
+    /// Nested deeper than any feed: refused before it can exhaust the stack.
+    #[error("not a readable feed: {0}")]
+    TooDeep(#[from] prepare::TooDeep),
 }
 
 /// Parses a fetched body. `content_type` is the HTTP header, for its charset;
@@ -40,6 +45,7 @@ pub fn parse(
         return Err(ParseError::Empty);
     }
     let text = normalise_xml_declaration(text);
+    let (text, hints) = prepare::prepare(&text)?;
     let parser = feed_rs::parser::Builder::new()
         .base_uri(Some(feed_url))
         // An empty id tells us the source gave none; identity decides what to use.
@@ -53,7 +59,13 @@ pub fn parse(
         }
     })?;
     let base = Url::parse(feed_url).ok();
-    Ok(convert(feed, base.as_ref()))
+    let mut parsed = convert(feed, base.as_ref());
+    if parsed.hints.ttl.is_none() {
+        parsed.hints.ttl = hints.ttl;
+    }
+    parsed.hints.update_period = hints.update_period;
+    parsed.hints.skip = hints.skip;
+    Ok(parsed)
 }
 
 /// Decodes a body to UTF-8: a BOM wins; valid UTF-8 stays UTF-8 whatever the
@@ -142,7 +154,18 @@ fn convert(feed: model::Feed, base: Option<&Url>) -> ParsedFeed {
         .into_iter()
         .map(|entry| convert_entry(entry, base))
         .collect();
-    ParsedFeed { meta, entries }
+    let hints = crate::model::FeedHints {
+        ttl: feed
+            .ttl
+            .filter(|m| *m > 0)
+            .map(|m| std::time::Duration::from_secs(u64::from(m.min(60 * 24 * 365)) * 60)),
+        ..Default::default()
+    };
+    ParsedFeed {
+        meta,
+        entries,
+        hints,
+    }
 }
 
 fn convert_entry(entry: model::Entry, feed_base: Option<&Url>) -> ParsedEntry {
@@ -186,6 +209,11 @@ fn convert_entry(entry: model::Entry, feed_base: Option<&Url>) -> ParsedEntry {
         rights: entry.rights.as_ref().map(plain_text).and_then(non_empty),
         published: entry.published,
         updated: entry.updated,
+        categories: entry
+            .categories
+            .iter()
+            .filter_map(|c| non_empty(c.label.clone().unwrap_or_else(|| c.term.clone())))
+            .collect(),
     }
 }
 

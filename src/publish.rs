@@ -1,4 +1,4 @@
-//! Stored stories → documents. One file per format: `atom`, `html`;
+//! Stored stories → documents. One file per format: `atom`, `rss`, `json`, `html`;
 //! `attribution` is the provenance every format appends to content.
 
 use chrono::{DateTime, Utc};
@@ -8,9 +8,13 @@ use crate::model::Story;
 pub mod atom;
 pub mod attribution;
 pub mod html;
+pub mod json;
+pub mod rss;
 
-pub use atom::atom;
-pub use html::home_html;
+pub use atom::{atom, atom_page};
+pub use html::{home_html, home_page, status_html};
+pub use json::json_feed;
+pub use rss::rss;
 
 /// The merged feed's own identity and addresses.
 #[derive(Debug, Clone)]
@@ -28,6 +32,93 @@ impl River {
     pub fn atom_url(&self) -> String {
         format!("{}feed.atom", self.base_url)
     }
+}
+
+/// A feed format this service publishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    Atom,
+    Rss,
+    Json,
+}
+
+impl Format {
+    pub const ALL: [Format; 3] = [Format::Atom, Format::Rss, Format::Json];
+
+    /// The file name a view serves this format under.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Format::Atom => "feed.atom",
+            Format::Rss => "feed.rss",
+            Format::Json => "feed.json",
+        }
+    }
+
+    pub fn from_file_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.file_name() == name)
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Atom => "application/atom+xml",
+            Format::Rss => "application/rss+xml",
+            Format::Json => "application/feed+json",
+        }
+    }
+
+    /// A short human name, for autodiscovery titles.
+    pub fn label(self) -> &'static str {
+        match self {
+            Format::Atom => "Atom",
+            Format::Rss => "RSS",
+            Format::Json => "JSON Feed",
+        }
+    }
+}
+
+/// One page of one view in one format: its identity and every address it links to.
+/// Views and paging (RFC 5005) are decided by the server; formats only render this.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedDoc {
+    /// Permanent id of the view (the same for all its pages and formats).
+    pub id: String,
+    pub title: String,
+    /// One-line description (RSS requires one).
+    pub description: String,
+    /// The URL this document was fetched from, query included.
+    pub self_url: String,
+    /// The view's first (newest) page in this format: its canonical address.
+    pub first_url: String,
+    /// The human page for this service.
+    pub html_url: String,
+    /// The page of older stories, when there is one.
+    pub next_url: Option<String>,
+    /// The page of newer stories, when this is not the first page.
+    pub previous_url: Option<String>,
+    /// `[output] attribution` notice template, appended to every entry's content.
+    pub attribution: Option<String>,
+}
+
+impl FeedDoc {
+    /// The first page of the merged feed in Atom.
+    pub fn river_atom(river: &River) -> Self {
+        Self {
+            id: river.id.clone(),
+            title: river.title.clone(),
+            description: river_description(),
+            self_url: river.atom_url(),
+            first_url: river.atom_url(),
+            html_url: river.base_url.clone(),
+            next_url: None,
+            previous_url: None,
+            attribution: river.attribution.clone(),
+        }
+    }
+}
+
+/// What every view says about itself.
+pub fn river_description() -> String {
+    "A merged feed of many sources, republished by newsriver. Every entry names the outlet that first published it.".to_string()
 }
 
 /// Removes characters that XML 1.0 does not allow; sources do send them.

@@ -1,6 +1,7 @@
 //! Entry HTML from sources is untrusted: it is cleaned with ammonia against an
 //! explicit allowlist before it is stored, so every output format is safe.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 
 use ammonia::{Builder, UrlRelative};
@@ -65,15 +66,16 @@ const TAGS: &[&str] = &[
     "var",
 ];
 
-/// Elements removed together with everything inside them.
+/// Elements removed together with everything inside them. Form controls are
+/// not here: their tags go, but their text stays (some sites wrap whole
+/// articles in a `<form>`), as the hostile corpus requires.
 const DROPPED_WITH_CONTENT: &[&str] = &[
-    "script", "style", "template", "noscript", "iframe", "object", "embed", "svg", "math", "form",
-    "select", "textarea", "button",
+    "script", "style", "template", "noscript", "iframe", "object", "embed", "svg", "math",
 ];
 
 const URL_SCHEMES: &[&str] = &["http", "https", "mailto"];
 
-fn builder(base: Option<&Url>) -> Builder<'static> {
+fn builder() -> Builder<'static> {
     let mut tag_attributes: HashMap<&str, HashSet<&str>> = HashMap::new();
     tag_attributes.insert("a", ["href", "title"].into());
     tag_attributes.insert("img", ["src", "alt", "title", "width", "height"].into());
@@ -92,22 +94,38 @@ fn builder(base: Option<&Url>) -> Builder<'static> {
         .generic_attributes(["lang", "dir"].into())
         .url_schemes(URL_SCHEMES.iter().copied().collect())
         .link_rel(Some("noopener noreferrer"))
-        .strip_comments(true)
-        .url_relative(match base {
-            Some(base) => UrlRelative::RewriteWithBase(base.clone()),
-            None => UrlRelative::Deny,
-        });
+        .strip_comments(true);
     b
+}
+
+thread_local! {
+    // Building the allowlist's sets costs as much as cleaning a short entry,
+    // so each thread builds it once and only the base URL changes per call.
+    static CLEANER: RefCell<Builder<'static>> = RefCell::new(builder());
+    static STRIPPER: Builder<'static> = {
+        let mut b = Builder::empty();
+        b.clean_content_tags(DROPPED_WITH_CONTENT.iter().copied().collect());
+        b
+    };
 }
 
 /// Cleans untrusted HTML; relative URLs are made absolute against `base`
 /// (or dropped when there is no base).
 pub fn html(untrusted: &str, base: Option<&Url>) -> String {
-    builder(base)
-        .clean(untrusted)
-        .to_string()
-        .trim()
-        .to_string()
+    CLEANER.with(|cleaner| {
+        let mut cleaner = cleaner.borrow_mut();
+        cleaner.url_relative(match base {
+            Some(base) => UrlRelative::RewriteWithBase(base.clone()),
+            None => UrlRelative::Deny,
+        });
+        let mut out = cleaner.clean(untrusted).to_string();
+        let trimmed = out.trim_end().len();
+        out.truncate(trimmed);
+        match out.len() - out.trim_start().len() {
+            0 => out,
+            lead => out.split_off(lead),
+        }
+    })
 }
 
 /// Plain text as an HTML paragraph sequence.
@@ -126,9 +144,7 @@ pub fn text_to_html(text: &str) -> String {
 
 /// The text of an HTML fragment, still entity-encoded.
 pub fn strip_tags(html: &str) -> String {
-    let mut b = Builder::empty();
-    b.clean_content_tags(DROPPED_WITH_CONTENT.iter().copied().collect());
-    b.clean(html).to_string()
+    STRIPPER.with(|b| b.clean(html).to_string())
 }
 
 /// Whether a "plain text" field actually carries markup (common in RSS).

@@ -7,16 +7,22 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rand::Rng;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::config::FetchConfig;
-use crate::fetch::{FetchFeed, Fetched, Fetcher};
+use crate::fetch::{FetchError, FetchFeed, Fetched, Fetcher, Response};
+use crate::filter::Filters;
 use crate::identity;
-use crate::model::{FeedId, FeedToPoll};
+use crate::model::{FeedId, FeedState, FeedToPoll, Validators};
 use crate::parse;
-use crate::store::{Store, StoreError};
+use crate::store::{Failures, Moved, PollRecord, Store, StoreError};
+
+mod hosts;
+mod pacing;
+
+pub use hosts::{HostGate, host_of};
 
 /// Wall-clock time derived from tokio's clock, so that tests running on a
 /// paused clock move the schedule forward too.
@@ -67,6 +73,20 @@ pub struct Policy {
     pub jitter: f64,
     /// Longest delay between retries of a failing feed.
     pub max_backoff: Duration,
+    /// Whether intervals follow each feed's publishing rate.
+    pub adaptive: bool,
+    pub min_interval: Duration,
+    pub max_interval: Duration,
+    /// Cap on a 429/503 `Retry-After`.
+    pub max_retry_after: Duration,
+    /// Polls that must see a permanent redirect before it is adopted…
+    pub redirect_confirmations: u32,
+    /// …over at least this long.
+    pub redirect_confirm_period: Duration,
+    /// Requests to one host at once.
+    pub host_concurrency: usize,
+    /// Least time between two request starts to one host.
+    pub host_gap: Duration,
 }
 
 impl From<&FetchConfig> for Policy {
@@ -74,7 +94,22 @@ impl From<&FetchConfig> for Policy {
         Self {
             jitter: config.jitter.0,
             max_backoff: config.max_backoff.0,
+            adaptive: config.adaptive,
+            min_interval: config.min_interval.0,
+            max_interval: config.max_interval.0,
+            max_retry_after: config.max_retry_after.0,
+            redirect_confirmations: config.redirect_confirmations.0.min(u64::from(u32::MAX)) as u32,
+            redirect_confirm_period: config.redirect_confirm_period.0,
+            host_concurrency: config.host_concurrency.get(),
+            host_gap: config.host_gap.0,
         }
+    }
+}
+
+impl Default for Policy {
+    /// The configuration's defaults.
+    fn default() -> Self {
+        Self::from(&FetchConfig::default())
     }
 }
 
@@ -109,12 +144,18 @@ impl Policy {
 pub enum Outcome {
     /// 304.
     NotModified,
+    /// 200 with the same body as last time: nothing parsed, nothing written.
+    Unchanged { status: u16 },
     /// A feed document was read and stored.
     Stored {
         status: u16,
         new: usize,
         updated: usize,
     },
+    /// 429/503 with `Retry-After`: waiting as asked; not a failure.
+    Throttled { status: u16, wait: Duration },
+    /// 410: the feed is retired (kept, no longer polled).
+    Gone,
     /// Fetching, parsing or storing failed; recorded on the feed.
     Failed { status: Option<u16>, error: String },
 }
@@ -134,106 +175,264 @@ pub struct Poller<F = Fetcher> {
     pub fetcher: F,
     pub clock: Clock,
     pub policy: Policy,
+    /// Include/exclude rules applied between parse and store.
+    pub filters: Arc<Filters>,
+}
+
+fn body_hash(body: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(body)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 impl<F: FetchFeed> Poller<F> {
     /// Polls one feed and records the result. Never fails: every error ends up
     /// recorded on the feed (or, if even that fails, logged).
+    #[tracing::instrument(name = "poll", skip_all, fields(feed = %feed.url))]
     pub async fn poll(&self, feed: FeedToPoll) -> PollReport {
         let started = Instant::now();
-        let fetched = self.fetcher.fetch(&feed.url, &feed.validators).await;
+        let fetched = self
+            .fetcher
+            .fetch_feed(&feed.url, &feed.fetch_url, &feed.validators)
+            .await;
+        let fetch_took = started.elapsed();
         let now = self.clock.now();
-        let success_at = now + delay(self.policy.after_success(feed.interval, &mut rand::rng()));
-        let failure_at = now
-            + delay(
-                self.policy
-                    .after_failure(feed.interval, feed.failures + 1, &mut rand::rng()),
-            );
+        let policy = &self.policy;
+        let failure_at =
+            now + delay(policy.after_failure(feed.interval, feed.failures + 1, &mut rand::rng()));
+        let failed = |status: Option<u16>, error: String| {
+            (
+                Outcome::Failed {
+                    status,
+                    error: error.clone(),
+                },
+                PollRecord {
+                    state: FeedState::Failing,
+                    status,
+                    error: Some(error),
+                    failures: Failures::Increment,
+                    next_poll: failure_at,
+                    interval: None,
+                    body_hash: None,
+                    validators: None,
+                    skip: None,
+                    moved: Moved::Keep,
+                },
+            )
+        };
+        // The interval in force when there is no new document to learn from.
+        let current = feed.current_interval.unwrap_or(feed.interval);
 
-        let result: Result<Outcome, StoreError> = match fetched {
-            Ok(Fetched::NotModified) => {
-                let id = feed.id;
-                self.store
-                    .call(move |s| s.record_not_modified(id, now, success_at))
-                    .await
-                    .map(|()| Outcome::NotModified)
-            }
-            Ok(Fetched::Body(response)) => {
-                let url = feed.url.clone();
-                let status = response.status;
-                let parsed = tokio::task::spawn_blocking(move || {
-                    parse::parse(&response.body, response.content_type.as_deref(), &url)
-                        .map(|doc| (doc, response.validators))
-                })
-                .await;
-                match parsed {
-                    Ok(Ok((doc, validators))) => {
-                        let id = feed.id;
-                        self.store
-                            .call(move |s| {
-                                let entries = identity::identify(doc.entries);
-                                s.save_poll(
-                                    id,
-                                    now,
-                                    status,
-                                    &doc.meta,
-                                    &validators,
-                                    &entries,
-                                    success_at,
-                                )
-                            })
-                            .await
-                            .map(|c| Outcome::Stored {
-                                status,
-                                new: c.new,
-                                updated: c.updated,
-                            })
+        let result: Result<(Outcome, PollRecord), StoreError> = match fetched {
+            Ok(fetched) => {
+                let moved =
+                    policy.track_move(feed.moved.as_ref(), &fetched.response().redirects, now);
+                if let Moved::Adopt { url } = &moved {
+                    tracing::info!(feed = %feed.url, from = %feed.fetch_url, to = %url, "feed moved permanently: adopting its new address");
+                }
+                match fetched {
+                    Fetched::NotModified(response) => {
+                        let wait = policy.success_delay(
+                            current,
+                            feed.interval,
+                            &response.cache,
+                            now,
+                            &mut rand::rng(),
+                        );
+                        Ok(unchanged(
+                            Outcome::NotModified,
+                            304,
+                            policy.next_time(now, wait, feed.skip),
+                            None,
+                            moved,
+                        ))
                     }
-                    Ok(Err(e)) => Ok(Outcome::Failed {
-                        status: Some(status),
-                        error: e.to_string(),
-                    }),
-                    Err(panic) => Ok(Outcome::Failed {
-                        status: Some(status),
-                        error: format!("parser crashed: {panic}"),
-                    }),
+                    Fetched::Body(response) => {
+                        let hash = body_hash(&response.body);
+                        if feed.body_hash.as_deref() == Some(hash.as_str()) {
+                            let wait = policy.success_delay(
+                                current,
+                                feed.interval,
+                                &response.cache,
+                                now,
+                                &mut rand::rng(),
+                            );
+                            Ok(unchanged(
+                                Outcome::Unchanged {
+                                    status: response.status,
+                                },
+                                response.status,
+                                policy.next_time(now, wait, feed.skip),
+                                Some(response.validators),
+                                moved,
+                            ))
+                        } else {
+                            self.store_document(&feed, response, hash, moved, now)
+                                .await
+                                .map(|r| r.unwrap_or_else(|(status, error)| failed(status, error)))
+                        }
+                    }
                 }
             }
-            Err(e) => Ok(Outcome::Failed {
-                status: e.status(),
-                error: e.to_string(),
-            }),
+            Err(FetchError::Status { status: 410, .. }) => Ok((
+                Outcome::Gone,
+                PollRecord {
+                    state: FeedState::Gone,
+                    status: Some(410),
+                    error: Some("HTTP 410 Gone: the feed is retired and no longer polled".into()),
+                    failures: Failures::Keep,
+                    next_poll: now,
+                    interval: None,
+                    body_hash: None,
+                    validators: None,
+                    skip: None,
+                    moved: Moved::Keep,
+                },
+            )),
+            Err(FetchError::Status {
+                status: status @ (429 | 503),
+                retry_after: Some(retry_after),
+            }) => {
+                let wait = policy.retry_after(&retry_after, now);
+                Ok((
+                    Outcome::Throttled { status, wait },
+                    PollRecord {
+                        state: FeedState::Throttled,
+                        status: Some(status),
+                        error: Some(format!(
+                            "HTTP {status}: the server asked to wait {}s",
+                            wait.as_secs()
+                        )),
+                        failures: Failures::Keep,
+                        next_poll: policy.next_time(now, wait, feed.skip),
+                        interval: None,
+                        body_hash: None,
+                        validators: None,
+                        skip: None,
+                        moved: Moved::Keep,
+                    },
+                ))
+            }
+            Err(e) => Ok(failed(e.status(), e.to_string())),
         };
 
-        let outcome = match result {
-            Ok(outcome) => outcome,
-            Err(e) => Outcome::Failed {
-                status: None,
-                error: format!("storing failed: {e}"),
-            },
+        let (outcome, record) = match result {
+            Ok(done) => done,
+            Err(e) => failed(None, format!("storing failed: {e}")),
         };
-        let next_poll = match &outcome {
-            Outcome::Failed { status, error } => {
-                let (id, status, error2) = (feed.id, *status, error.clone());
-                if let Err(e) = self
-                    .store
-                    .call(move |s| s.record_failure(id, now, status, &error2, failure_at))
-                    .await
-                {
-                    tracing::error!(feed = %feed.url, error = %e, "cannot record a failed poll");
-                }
-                failure_at
-            }
-            _ => success_at,
-        };
-        log_poll(&feed.url, &outcome, started.elapsed(), next_poll);
+        let (id, record2) = (feed.id, record.clone());
+        if let Err(e) = self
+            .store
+            .call(move |s| s.record_poll(id, now, &record2))
+            .await
+        {
+            tracing::error!(feed = %feed.url, error = %e, "cannot record a poll's outcome");
+        }
+        log_poll(&feed.url, &outcome, started.elapsed(), record.next_poll);
+        crate::telemetry::record_poll(&outcome, fetch_took);
         PollReport {
             feed_id: feed.id,
             url: feed.url,
             outcome,
-            next_poll,
+            next_poll: record.next_poll,
         }
     }
+
+    /// Parses a changed body and saves its entries atomically. The inner error
+    /// is a parse failure (status, message), recorded like any failure.
+    async fn store_document(
+        &self,
+        feed: &FeedToPoll,
+        response: Response,
+        hash: String,
+        moved: Moved,
+        now: DateTime<Utc>,
+    ) -> Result<Result<(Outcome, PollRecord), (Option<u16>, String)>, StoreError> {
+        let url = feed.url.clone();
+        let status = response.status;
+        let cache = response.cache.clone();
+        let parsed = tokio::task::spawn_blocking(move || {
+            parse::parse(&response.body, response.content_type.as_deref(), &url)
+                .map(|doc| (doc, response.validators))
+        })
+        .await;
+        let (doc, validators) = match parsed {
+            Ok(Ok(done)) => done,
+            Ok(Err(e)) => return Ok(Err((Some(status), e.to_string()))),
+            Err(panic) => return Ok(Err((Some(status), format!("parser crashed: {panic}")))),
+        };
+        let policy = &Policy {
+            adaptive: self.policy.adaptive && !feed.fixed_interval,
+            ..self.policy
+        };
+        let interval = policy.adaptive_interval(
+            feed.interval,
+            feed.current_interval,
+            &doc.entries,
+            &doc.hints,
+            now,
+        );
+        let wait = policy.success_delay(interval, feed.interval, &cache, now, &mut rand::rng());
+        let next_poll = policy.next_time(now, wait, doc.hints.skip);
+        let record = PollRecord {
+            state: FeedState::Ok,
+            status: Some(status),
+            error: None,
+            failures: Failures::Reset,
+            next_poll,
+            interval: Some(interval),
+            body_hash: Some(hash),
+            validators: None,
+            skip: Some(doc.hints.skip),
+            moved,
+        };
+        // Filters drop entries before they are stored (the interval above
+        // read the whole document's publishing rate).
+        let doc = self.filters.apply(&feed.url, doc, now);
+        let id = feed.id;
+        let counts = self
+            .store
+            .call(move |s| {
+                let entries = identity::identify(doc.entries);
+                s.save_poll(id, now, status, &doc.meta, &validators, &entries, next_poll)
+            })
+            .await?;
+        Ok(Ok((
+            Outcome::Stored {
+                status,
+                new: counts.new,
+                updated: counts.updated,
+            },
+            record,
+        )))
+    }
+}
+
+/// The record of a poll that found nothing new (304 or the same body).
+fn unchanged(
+    outcome: Outcome,
+    status: u16,
+    next_poll: DateTime<Utc>,
+    validators: Option<Validators>,
+    moved: Moved,
+) -> (Outcome, PollRecord) {
+    (
+        outcome,
+        PollRecord {
+            state: FeedState::Ok,
+            status: Some(status),
+            error: None,
+            failures: Failures::Reset,
+            next_poll,
+            interval: None,
+            body_hash: None,
+            validators,
+            skip: None,
+            moved,
+        },
+    )
 }
 
 fn delay(d: Duration) -> chrono::Duration {
@@ -247,24 +446,66 @@ fn log_poll(url: &str, outcome: &Outcome, took: Duration, next: DateTime<Utc>) {
         Outcome::NotModified => {
             tracing::info!(feed = url, status = 304, new = 0, updated = 0, ms, next = %next, "poll: not modified")
         }
+        Outcome::Unchanged { status } => {
+            tracing::info!(feed = url, status, new = 0, updated = 0, ms, next = %next, "poll: unchanged body")
+        }
         Outcome::Stored {
             status,
             new,
             updated,
         } => tracing::info!(feed = url, status, new, updated, ms, next = %next, "poll: stored"),
+        Outcome::Throttled { status, wait } => {
+            tracing::warn!(feed = url, status, wait_s = wait.as_secs(), ms, next = %next, "poll: throttled (Retry-After)")
+        }
+        Outcome::Gone => {
+            tracing::warn!(
+                feed = url,
+                status = 410,
+                ms,
+                "poll: gone; the feed is retired and no longer polled"
+            )
+        }
         Outcome::Failed { status, error } => {
             tracing::warn!(feed = url, status = status.map(i64::from).unwrap_or(-1), error = %error, ms, next = %next, "poll: failed")
         }
     }
 }
 
+/// Feeds waiting for their host or a fetch slot, at most.
+const MAX_QUEUED: usize = 10_000;
+
 /// Polls feeds as they fall due until `shutdown` turns true; then waits for
-/// polls in flight to finish writing and returns.
+/// polls in flight to finish writing and returns. At most `concurrency`
+/// fetches run at once, and each host gets the politeness the policy sets.
 pub async fn run<F: FetchFeed>(
     poller: Arc<Poller<F>>,
     concurrency: usize,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
+    run_with(poller, concurrency, shutdown, Hooks::default()).await
+}
+
+/// Ways into a running scheduler from outside: a wake-up (a reload changed the
+/// feed list, so re-read what is due now) and a heartbeat (for /healthz).
+#[derive(Debug, Clone, Default)]
+pub struct Hooks {
+    pub wake: Arc<tokio::sync::Notify>,
+    /// Unix time (by the poller's clock) of the loop's last turn.
+    pub heartbeat: Arc<std::sync::atomic::AtomicI64>,
+}
+
+/// `run`, with hooks.
+pub async fn run_with<F: FetchFeed>(
+    poller: Arc<Poller<F>>,
+    concurrency: usize,
+    mut shutdown: watch::Receiver<bool>,
+    hooks: Hooks,
+) {
+    let slots = Arc::new(Semaphore::new(concurrency.max(1)));
+    let gate = Arc::new(HostGate::new(
+        poller.policy.host_concurrency,
+        poller.policy.host_gap,
+    ));
     let mut busy: HashSet<FeedId> = HashSet::new();
     let mut tasks: JoinSet<FeedId> = JoinSet::new();
     let mut task_feed: HashMap<tokio::task::Id, FeedId> = HashMap::new();
@@ -272,7 +513,11 @@ pub async fn run<F: FetchFeed>(
         if *shutdown.borrow() {
             break;
         }
-        let free = concurrency.saturating_sub(tasks.len());
+        hooks.heartbeat.store(
+            poller.clock.now().timestamp(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        let free = MAX_QUEUED.saturating_sub(tasks.len());
         let mut wake_at = None;
         if free > 0 {
             let now = poller.clock.now();
@@ -292,9 +537,21 @@ pub async fn run<F: FetchFeed>(
                     for feed in due {
                         busy.insert(feed.id);
                         let id = feed.id;
-                        let p = poller.clone();
+                        let (p, gate, slots) = (poller.clone(), gate.clone(), slots.clone());
+                        let mut stop = shutdown.clone();
                         let handle = tasks.spawn(async move {
-                            p.poll(feed).await;
+                            // Waiting for the host is abandoned on shutdown;
+                            // a fetch that has started runs to the end.
+                            let pass = tokio::select! {
+                                pass = gate.enter(&feed.fetch_url, &slots) => pass,
+                                _ = stop.wait_for(|s| *s) => None,
+                            };
+                            let Some(_pass) = pass else { return id };
+                            // A reload may have removed the feed meanwhile.
+                            let still = p.store.call(move |s| s.is_polled(id)).await;
+                            if still.unwrap_or(true) {
+                                p.poll(feed).await;
+                            }
                             id
                         });
                         task_feed.insert(handle.id(), id);
@@ -328,6 +585,7 @@ pub async fn run<F: FetchFeed>(
                 }
             }
             () = sleep => {}
+            () = hooks.wake.notified() => {}
         }
     }
     if !tasks.is_empty() {
@@ -339,19 +597,37 @@ pub async fn run<F: FetchFeed>(
     while tasks.join_next().await.is_some() {}
 }
 
-/// Polls every active feed once, `concurrency` at a time.
-pub async fn poll_all(
-    poller: Arc<Poller>,
+/// Polls every active feed once, `concurrency` at a time, polite to each host.
+pub async fn poll_all<F: FetchFeed>(
+    poller: Arc<Poller<F>>,
     concurrency: usize,
+) -> Result<Vec<PollReport>, StoreError> {
+    poll_all_with(poller, concurrency, |_| {}).await
+}
+
+/// [`poll_all`], calling `on_done` as each feed's poll finishes (for progress).
+pub async fn poll_all_with<F: FetchFeed>(
+    poller: Arc<Poller<F>>,
+    concurrency: usize,
+    on_done: impl Fn(&PollReport),
 ) -> Result<Vec<PollReport>, StoreError> {
     use futures_util::stream::{self, StreamExt};
     let feeds = poller.store.call(|s| s.active_feeds()).await?;
+    let slots = Arc::new(Semaphore::new(concurrency.max(1)));
+    let gate = Arc::new(HostGate::new(
+        poller.policy.host_concurrency,
+        poller.policy.host_gap,
+    ));
     let reports = stream::iter(feeds)
         .map(|feed| {
-            let p = poller.clone();
-            async move { p.poll(feed).await }
+            let (p, gate, slots) = (poller.clone(), gate.clone(), slots.clone());
+            async move {
+                let _pass = gate.enter(&feed.fetch_url, &slots).await;
+                p.poll(feed).await
+            }
         })
-        .buffer_unordered(concurrency)
+        .buffer_unordered(MAX_QUEUED)
+        .inspect(|r| on_done(r))
         .collect()
         .await;
     Ok(reports)
@@ -372,13 +648,14 @@ impl Summary {
         let mut s = Summary::default();
         for r in reports {
             match &r.outcome {
-                Outcome::NotModified => s.not_modified += 1,
+                Outcome::NotModified | Outcome::Unchanged { .. } => s.not_modified += 1,
                 Outcome::Stored { new, updated, .. } => {
                     s.ok += 1;
                     s.new += new;
                     s.updated += updated;
                 }
-                Outcome::Failed { .. } => s.failed += 1,
+                // Throttled and gone feeds did not update either.
+                Outcome::Failed { .. } | Outcome::Throttled { .. } | Outcome::Gone => s.failed += 1,
             }
         }
         s
@@ -394,6 +671,7 @@ mod tests {
         Policy {
             jitter,
             max_backoff: Duration::from_secs(6 * 3600),
+            ..Policy::default()
         }
     }
 

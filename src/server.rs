@@ -1,20 +1,23 @@
-//! HTTP: the merged feed and the front page. `serve` takes a bound listener and
+//! HTTP: the merged feed in every format and view, the front page and `/status`. `serve` takes a bound listener and
 //! a shutdown signal, so tests can bind 127.0.0.1:0 and stop it when they like.
 
 use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
+use tower_http::CompressionLevel;
 use tower_http::compression::CompressionLayer;
 
-use crate::publish::{self, River};
+use crate::publish::River;
 use crate::store::Store;
+
+mod documents;
+
+pub use documents::RenderCache;
 
 /// What the handlers share.
 #[derive(Clone, Debug)]
@@ -27,13 +30,23 @@ pub struct AppState {
     pub entries: usize,
     /// `[output] attribution` template, if any.
     pub attribution: Option<String>,
+    /// Rendered documents, re-rendered only when the stored data changed.
+    pub cache: Arc<RenderCache>,
 }
 
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/", get(home))
-        .route("/feed.atom", get(feed_atom))
-        .layer(CompressionLayer::new())
+        .route("/", get(documents::home))
+        .route("/status", get(documents::status))
+        .route("/feed.atom", get(documents::river_atom))
+        .route("/feed.rss", get(documents::river_rss))
+        .route("/feed.json", get(documents::river_json))
+        .route("/tags/{tag}/{file}", get(documents::tag_feed))
+        .route("/feeds/{id}/{file}", get(documents::source_feed))
+        // Brotli's default (quality 11) costs tens of milliseconds per feed;
+        // 5 compresses nearly as well for a fraction of the time.
+        .layer(CompressionLayer::new().quality(CompressionLevel::Precise(5)))
+        .layer(axum::middleware::map_response(documents::mark_encoded_etag))
         .with_state(Arc::new(state))
 }
 
@@ -44,6 +57,26 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// `serve`, with more routes (metrics, health, reload, OPML) and the access
+/// guard (`access::guard`) over every route.
+pub async fn serve_with(
+    listener: TcpListener,
+    state: AppState,
+    extra: Router,
+    access: Arc<crate::access::AccessControl>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(state)
+        .merge(extra)
+        .layer(axum::middleware::from_fn_with_state(
+            access,
+            crate::access::guard,
+        ));
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
 }
@@ -74,56 +107,6 @@ fn is_plain_host(host: &str) -> bool {
         && host
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
-}
-
-async fn home(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    let river = state.river(&headers);
-    let limit = state.entries.min(50);
-    match state.store.call(move |s| s.stories(limit)).await {
-        Ok(stories) => document(
-            &headers,
-            "text/html; charset=utf-8",
-            publish::home_html(&river, &stories),
-        ),
-        Err(e) => internal_error(e),
-    }
-}
-
-async fn feed_atom(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    let river = state.river(&headers);
-    let limit = state.entries;
-    match state.store.call(move |s| s.stories(limit)).await {
-        Ok(stories) => document(
-            &headers,
-            "application/atom+xml",
-            publish::atom(&river, &stories),
-        ),
-        Err(e) => internal_error(e),
-    }
-}
-
-/// A generated document with a strong ETag; 304 when the client has it.
-fn document(request: &HeaderMap, content_type: &'static str, body: String) -> Response {
-    let digest = Sha256::digest(body.as_bytes());
-    let etag: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-    let etag = format!("\"{etag}\"");
-    let matches = request
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
-    let mut response = if matches {
-        StatusCode::NOT_MODIFIED.into_response()
-    } else {
-        ([(header::CONTENT_TYPE, content_type)], body).into_response()
-    };
-    if let Ok(value) = HeaderValue::from_str(&etag) {
-        response.headers_mut().insert(header::ETAG, value);
-    }
-    response.headers_mut().insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=60"),
-    );
-    response
 }
 
 fn internal_error(e: impl std::fmt::Display) -> Response {

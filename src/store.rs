@@ -3,7 +3,7 @@
 //! All SQL lives in this module so another backend can be added beside it.
 
 use std::path::Path;
-use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, mpsc};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -13,10 +13,19 @@ use rusqlite_migration::Migrations;
 
 use crate::identity;
 
+pub use fetch_state::{Failures, Moved, PollRecord};
+
 mod entries;
 mod feeds;
+mod fetch_state;
+mod ops;
+mod publishing;
+mod retention;
 mod stories;
 
+pub use ops::{OpsSnapshot, Subscription};
+pub use publishing::{Cursor, FeedView, PageStart, StoryFilter, StoryPage};
+pub use retention::{PruneCounts, RetentionPolicy};
 pub use stories::FeedRank;
 
 static MIGRATIONS_DIR: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/migrations");
@@ -45,6 +54,8 @@ pub struct FeedSpec {
     pub title: Option<String>,
     pub interval: Duration,
     pub tags: Vec<String>,
+    /// The `[[feed]]` sets its own interval: poll at it, not at the adaptive one.
+    pub fixed_interval: bool,
 }
 
 /// What one poll added and changed.
@@ -62,6 +73,48 @@ pub struct Store {
     reader: Arc<Mutex<Connection>>,
     /// How entries are told apart and merged into stories.
     dedup: Arc<std::sync::RwLock<identity::DedupSettings>>,
+    /// Poll results go through the group-commit writer thread.
+    queue: mpsc::Sender<WriteJob>,
+}
+
+/// Tells a queued write whether the transaction it ran in was committed.
+type Finish = Box<dyn FnOnce(Result<(), String>) + Send>;
+/// A write waiting for the writer thread.
+type WriteJob = Box<dyn FnOnce(&mut Connection) -> Finish + Send>;
+
+/// Most writes committed in one transaction.
+const MAX_BATCH: usize = 256;
+
+/// Group commit: the polls that finish while a transaction is being written
+/// queue up, and the next transaction carries all of them. Each write runs in
+/// its own savepoint, so one failing poll does not undo the others; each
+/// caller learns its result only once the transaction is committed.
+fn writer_thread(writer: Arc<Mutex<Connection>>, queue: mpsc::Receiver<WriteJob>) {
+    while let Ok(first) = queue.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let mut conn = lock(&writer);
+        // If BEGIN fails, each savepoint below is a transaction of its own.
+        let began = conn.execute_batch("BEGIN IMMEDIATE").is_ok();
+        let finishes: Vec<Finish> = batch.into_iter().map(|job| job(&mut conn)).collect();
+        let committed = if began {
+            conn.execute_batch("COMMIT").map_err(|e| e.to_string())
+        } else {
+            Ok(())
+        };
+        if committed.is_err() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        drop(conn);
+        for finish in finishes {
+            finish(committed.clone());
+        }
+    }
 }
 
 pub(crate) fn ts(t: DateTime<Utc>) -> i64 {
@@ -82,6 +135,9 @@ fn configure(conn: &Connection) -> Result<(), StoreError> {
     conn.busy_timeout(Duration::from_secs(10))?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // 16 MiB of page cache (the default is 2 MiB): index pages of a large
+    // database stay in memory between polls.
+    conn.pragma_update(None, "cache_size", -16 * 1024)?;
     Ok(())
 }
 
@@ -94,6 +150,9 @@ impl Store {
             })?;
         }
         let mut writer = Connection::open(path)?;
+        // Takes effect only on a new, empty database (before the first table):
+        // pruning then hands freed pages back bit by bit (see README, retention).
+        writer.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
         writer.pragma_update(None, "journal_mode", "WAL")?;
         configure(&writer)?;
         let migrations = MIGRATIONS
@@ -104,11 +163,48 @@ impl Store {
             .map_err(|e| StoreError::Migration(e.to_string()))?;
         let reader = Connection::open(path)?;
         configure(&reader)?;
+        let writer = Arc::new(Mutex::new(writer));
+        let (queue, jobs) = mpsc::channel();
+        let for_thread = writer.clone();
+        std::thread::Builder::new()
+            .name("newsriver-writer".into())
+            .spawn(move || writer_thread(for_thread, jobs))
+            .map_err(|e| StoreError::Task(format!("cannot start the database writer: {e}")))?;
         Ok(Self {
-            writer: Arc::new(Mutex::new(writer)),
+            writer,
             reader: Arc::new(Mutex::new(reader)),
             dedup: Arc::default(),
+            queue,
         })
+    }
+
+    /// Runs `f` on the writer connection in a savepoint, committed together
+    /// with the other writes queued at the same moment (group commit). Blocks
+    /// until that transaction is committed; call it from blocking code.
+    pub(crate) fn write<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+        R: Send + 'static,
+    {
+        let stopped = || StoreError::Task("the database writer has stopped".into());
+        let (done, result) = mpsc::sync_channel(1);
+        let job: WriteJob = Box::new(move |conn: &mut Connection| {
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let savepoint = conn.savepoint()?;
+                let value = f(&savepoint)?;
+                savepoint.commit()?;
+                Ok(value)
+            }))
+            .unwrap_or_else(|_| Err(StoreError::Task("a database write panicked".into())));
+            Box::new(move |committed: Result<(), String>| {
+                let _ = done.send(match committed {
+                    Ok(()) => outcome,
+                    Err(e) => Err(StoreError::Task(format!("commit failed: {e}"))),
+                });
+            })
+        });
+        self.queue.send(job).map_err(|_| stopped())?;
+        result.recv().map_err(|_| stopped())?
     }
 
     /// Runs blocking store work off the async runtime.
@@ -167,6 +263,7 @@ mod tests {
             title: None,
             interval: Duration::from_secs(600),
             tags: vec!["world".into()],
+            fixed_interval: false,
         }
     }
 

@@ -341,3 +341,28 @@ async fn the_merged_feed_answers_304_to_its_own_etag() {
     stop.send(()).unwrap();
     task.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn poll_once_keeps_the_per_host_gap() {
+    let server = serve_all_formats().await;
+    let dir = tempfile::tempdir().unwrap();
+    let urls: Vec<String> = FORMATS.iter().map(|(p, ..)| server.url(p)).collect();
+    // Four feeds on one host, 150 ms apart; config_for's own gap is overridden.
+    let mut config = config_for(dir.path(), &urls, "");
+    config.fetch.host_gap = newsriver::config::Gap(Duration::from_millis(150));
+    let summary = Summary::of(&newsriver::poll_once(&config).await.unwrap());
+    assert_eq!(summary.ok, 4);
+    let mut starts: Vec<std::time::Instant> = FORMATS
+        .iter()
+        .flat_map(|(p, ..)| server.seen(p))
+        .map(|s| s.at)
+        .collect();
+    starts.sort();
+    for pair in starts.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(
+            gap >= Duration::from_millis(140),
+            "requests to one host {gap:?} apart"
+        );
+    }
+}

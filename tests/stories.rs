@@ -105,7 +105,13 @@ async fn one_wire_story_in_three_outlets_is_one_entry_crediting_all_three() {
         "[output]\nattribution = \"Originally published by {source} on {published}: {link}. Copyright belongs to the original author.\"",
     );
     let summary = Summary::of(&newsriver::poll_once(&config).await.unwrap());
-    assert_eq!((summary.ok, summary.new), (3, 3), "{summary:?}");
+    // The wire's document is byte for byte the one already stored: its body
+    // hash marks it unchanged (no parse); the two new outlets bring 3 entries.
+    assert_eq!(
+        (summary.ok, summary.not_modified, summary.new),
+        (2, 1, 3),
+        "{summary:?}"
+    );
 
     let feed = published(&config);
     // Five entries, three of them one story: the rates story, the storm
@@ -334,4 +340,208 @@ async fn a_feed_with_repeated_guids_loses_no_entry() {
             .map(|i| format!("Item number {i}"))
             .collect::<Vec<_>>()
     );
+}
+
+/// Walks a JSON Feed view from `path` through its `next_url`s.
+async fn json_pages(base: &str, path: &str) -> Vec<serde_json::Value> {
+    let mut items = Vec::new();
+    let mut url = format!("{base}{path}");
+    for _ in 0..20 {
+        let text = reqwest::get(&url).await.unwrap().text().await.unwrap();
+        let page: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+        items.extend(page["items"].as_array().unwrap().iter().cloned());
+        match page["next_url"].as_str() {
+            Some(next) => url = next.to_string(),
+            None => return items,
+        }
+    }
+    panic!("more than 20 pages");
+}
+
+/// Walks an RSS view through its `atom:link rel="next"`.
+async fn rss_pages(base: &str) -> Vec<rss::Item> {
+    let mut items = Vec::new();
+    let mut url = format!("{base}/feed.rss");
+    for _ in 0..20 {
+        let xml = reqwest::get(&url).await.unwrap().text().await.unwrap();
+        assert_eq!(
+            xml.matches("<source ").count(),
+            xml.matches("<item>").count(),
+            "one <source> per item: {xml}"
+        );
+        let channel: rss::Channel = xml.parse().expect("well-formed RSS");
+        items.extend(channel.items.iter().cloned());
+        let next = channel
+            .atom_ext
+            .as_ref()
+            .and_then(|a| a.links.iter().find(|l| l.rel == "next"))
+            .map(|l| l.href.clone());
+        match next {
+            Some(next) => url = next,
+            None => return items,
+        }
+    }
+    panic!("more than 20 pages");
+}
+
+/// Walks the HTML river through its "Older stories" links.
+async fn html_pages(base: &str) -> Vec<String> {
+    let next = regex::Regex::new(r#"<a rel="next" href="([^"]+)">"#).unwrap();
+    let mut pages = Vec::new();
+    let mut url = format!("{base}/");
+    for _ in 0..20 {
+        let html = reqwest::get(&url).await.unwrap().text().await.unwrap();
+        let older = next
+            .captures(&html)
+            .map(|c| html_escape::decode_html_entities(&c[1]).into_owned());
+        pages.push(html);
+        match older {
+            Some(older) => url = older,
+            None => return pages,
+        }
+    }
+    panic!("more than 20 pages");
+}
+
+fn is_storm(title: &str) -> bool {
+    title.to_lowercase().contains("120,000 homes without power")
+}
+
+#[tokio::test]
+async fn every_format_and_view_pages_one_item_per_story_and_a_reload_reranks_the_outlets() {
+    let server = outlets().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("newsriver.toml");
+    let toml = |wire: &str, courier: &str| {
+        format!(
+            "[access]\nadmin_token = \"t\"\n[fetch]\njitter = 0.0\n[storage]\npath = {:?}\n\
+             [output]\nentries = 1\nattribution = \"From {{source}}.\"\n\
+             [[feed]]\nurl = \"{}\"\n{wire}\n[[feed]]\nurl = \"{}\"\n[[feed]]\nurl = \"{}\"\n{courier}\n",
+            dir.path().join("river.db").display().to_string(),
+            server.url("/wire.xml"),
+            server.url("/gazette.atom"),
+            server.url("/courier.json"),
+        )
+    };
+    std::fs::write(&path, toml("original = true", "")).unwrap();
+    let config = newsriver::Config::load(&path).unwrap();
+    let summary = Summary::of(&newsriver::poll_once(&config).await.unwrap());
+    assert_eq!((summary.ok, summary.new), (3, 5), "{summary:?}");
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let daemon = tokio::spawn(newsriver::daemon::run_with(
+        config,
+        Some(path.clone()),
+        listener,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+
+    // Five entries, three stories, one per page: every story exactly once.
+    let items = json_pages(&base, "/feed.json").await;
+    let ids: Vec<&str> = items.iter().map(|i| i["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 3, "{items:#?}");
+    assert_eq!(
+        ids.iter().collect::<std::collections::HashSet<_>>().len(),
+        3
+    );
+    let storm_json = items
+        .iter()
+        .find(|i| is_storm(i["title"].as_str().unwrap()))
+        .unwrap();
+    let storm_id = storm_json["id"].as_str().unwrap().to_string();
+    assert_eq!(storm_json["_newsriver"]["source"]["title"], "Northern Wire");
+    let mut also: Vec<&str> = storm_json["_newsriver"]["also"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["source"]["title"].as_str().unwrap())
+        .collect();
+    also.sort();
+    assert_eq!(also, ["Harbour Gazette", "Valley Courier"]);
+    let content = storm_json["content_html"].as_str().unwrap();
+    assert!(content.contains("Also reported by"), "{content}");
+    assert!(content.ends_with("From Northern Wire.</p>"), "{content}");
+
+    // RSS: the same three stories, one <source> each, the others in the text.
+    let items = rss_pages(&base).await;
+    assert_eq!(items.len(), 3);
+    let storm_rss: Vec<_> = items
+        .iter()
+        .filter(|i| is_storm(i.title.as_deref().unwrap()))
+        .collect();
+    assert_eq!(storm_rss.len(), 1);
+    assert_eq!(storm_rss[0].guid.as_ref().unwrap().value, storm_id);
+    assert_eq!(
+        storm_rss[0].source.as_ref().unwrap().title.as_deref(),
+        Some("Northern Wire")
+    );
+    let text = storm_rss[0].description.as_deref().unwrap();
+    assert!(
+        text.contains("Also reported by")
+            && text.contains(">Harbour Gazette</a>")
+            && text.contains(">Valley Courier</a>"),
+        "{text}"
+    );
+
+    // The HTML river: one page per story, the storm story lists the others.
+    let pages = html_pages(&base).await;
+    assert_eq!(pages.len(), 3);
+    let storm_html: Vec<_> = pages
+        .iter()
+        .filter(|p| p.contains("120,000 homes without power"))
+        .collect();
+    assert_eq!(storm_html.len(), 1);
+    assert!(
+        storm_html[0].contains("<p class=\"also\">Also reported by <a "),
+        "{}",
+        storm_html[0]
+    );
+
+    // The courier's own view shows its copy, crediting the other two.
+    let store = Store::open(&dir.path().join("river.db")).unwrap();
+    let courier = store
+        .feed_statuses()
+        .unwrap()
+        .into_iter()
+        .find(|f| f.url.ends_with("/courier.json"))
+        .unwrap();
+    let items = json_pages(&base, &format!("/feeds/{}/feed.json", courier.id)).await;
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["id"], storm_id.as_str());
+    assert_eq!(items[0]["_newsriver"]["source"]["title"], "Valley Courier");
+    assert_eq!(items[0]["_newsriver"]["also"].as_array().unwrap().len(), 2);
+
+    // A reload ranks the courier first: it becomes the primary everywhere, the id stays.
+    std::fs::write(&path, toml("", "priority = 10")).unwrap();
+    let r = reqwest::Client::new()
+        .post(format!("{base}/admin/reload"))
+        .bearer_auth("t")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let items = json_pages(&base, "/feed.json").await;
+    assert_eq!(items.len(), 3);
+    let storm_json = items
+        .iter()
+        .find(|i| is_storm(i["title"].as_str().unwrap()))
+        .unwrap();
+    assert_eq!(storm_json["id"], storm_id.as_str());
+    assert_eq!(
+        storm_json["_newsriver"]["source"]["title"],
+        "Valley Courier"
+    );
+    assert!(
+        storm_json["content_html"]
+            .as_str()
+            .unwrap()
+            .ends_with("From Valley Courier.</p>")
+    );
+
+    stop.send(()).unwrap();
+    daemon.await.unwrap().unwrap();
 }

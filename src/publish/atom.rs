@@ -5,7 +5,7 @@ use atom_syndication::{
 };
 use chrono::{DateTime, Utc};
 
-use super::{River, river_updated, xml_safe};
+use super::{FeedDoc, River, river_updated, xml_safe};
 use crate::model::Story;
 
 fn date(d: DateTime<Utc>) -> FixedDateTime {
@@ -22,21 +22,33 @@ fn link(href: &str, rel: &str, mime: Option<&str>, title: Option<&str>) -> Link 
     }
 }
 
-/// The merged feed as an Atom 1.0 document.
+/// The merged feed as an Atom 1.0 document (its first page).
 pub fn atom(river: &River, stories: &[Story]) -> String {
+    atom_page(&FeedDoc::river_atom(river), stories)
+}
+
+/// One page of a view as an Atom 1.0 document, with RFC 5005 paging links.
+pub fn atom_page(doc: &FeedDoc, stories: &[Story]) -> String {
+    let mut links = vec![
+        link(&doc.self_url, "self", Some("application/atom+xml"), None),
+        link(&doc.html_url, "alternate", Some("text/html"), None),
+    ];
+    let paging = [
+        ("first", Some(&doc.first_url)),
+        ("next", doc.next_url.as_ref()),
+        ("previous", doc.previous_url.as_ref()),
+    ];
+    for (rel, href) in paging {
+        if let Some(href) = href {
+            links.push(link(href, rel, Some("application/atom+xml"), None));
+        }
+    }
     let mut feed = Feed {
-        id: river.id.clone(),
-        title: Text::plain(xml_safe(&river.title)),
+        id: xml_safe(&doc.id),
+        title: Text::plain(xml_safe(&doc.title)),
+        subtitle: Some(Text::plain(xml_safe(&doc.description))),
         updated: date(river_updated(stories)),
-        links: vec![
-            link(
-                &river.atom_url(),
-                "self",
-                Some("application/atom+xml"),
-                None,
-            ),
-            link(&river.base_url, "alternate", Some("text/html"), None),
-        ],
+        links,
         generator: Some(Generator {
             value: "newsriver".into(),
             uri: None,
@@ -47,7 +59,7 @@ pub fn atom(river: &River, stories: &[Story]) -> String {
     feed.set_entries(
         stories
             .iter()
-            .map(|s| atom_entry(s, river.attribution.as_deref()))
+            .map(|s| atom_entry(s, doc.attribution.as_deref()))
             .collect::<Vec<_>>(),
     );
     feed.to_string()

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{SaveCounts, Store, StoreError, lock, ts};
 use crate::identity::fingerprint::Fingerprint;
@@ -24,9 +24,10 @@ impl Store {
         entries: &[IdentifiedEntry],
         next_poll: DateTime<Utc>,
     ) -> Result<SaveCounts, StoreError> {
-        let mut conn = lock(&self.writer);
-        let tx = conn.transaction()?;
-        tx.execute(
+        let settings = self.dedup_settings();
+        let (meta, validators, entries) = (meta.clone(), validators.clone(), entries.to_vec());
+        self.write(move |tx| {
+            tx.execute(
             "UPDATE feeds SET source_id = ?2, title = ?3, site_url = ?4, rights = ?5, author = ?6,
                 source_updated = ?7, etag = ?8, last_modified = ?9, state = 'ok', last_status = ?10,
                 last_error = NULL, failures = 0, last_polled_at = ?11, last_success_at = ?11,
@@ -47,10 +48,8 @@ impl Store {
                 ts(next_poll)
             ],
         )?;
-        let settings = self.dedup_settings();
-        let counts = save_entries(&tx, id, now, entries, &settings)?;
-        tx.commit()?;
-        Ok(counts)
+            save_entries(tx, id, now, &entries, &settings)
+        })
     }
 
     /// Number of stored entries.
@@ -92,7 +91,7 @@ pub(crate) fn body_of(e: &ParsedEntry) -> &str {
 }
 
 fn save_entries(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     feed_id: FeedId,
     now: DateTime<Utc>,
     entries: &[IdentifiedEntry],
@@ -121,10 +120,6 @@ fn save_entries(
          WHERE feed_id = ?1 AND title = ?3 AND (canonical_link = ?2 OR (canonical_link IS NULL AND link = ?4))
          ORDER BY id"
     ))?;
-    let mut buried = tx.prepare_cached(
-        "SELECT 1 FROM tombstones
-         WHERE feed_id = ?1 AND (key = ?2 OR (?3 IS NOT NULL AND canonical_link = ?3))",
-    )?;
     let mut counts = SaveCounts::default();
     let mut matched = HashSet::new();
     let (mut unstable, mut buried_count) = (0usize, 0usize);
@@ -188,7 +183,9 @@ fn save_entries(
                 }
             }
             None => {
-                if buried.exists(params![feed_id, key, canonical])? {
+                // Pruned by retention: it stays gone while the feed carries
+                // it, also under another guid (same canonical link).
+                if super::retention::is_tombstoned(tx, feed_id, &key, canonical.as_deref(), now)? {
                     buried_count += 1;
                     continue;
                 }
@@ -234,7 +231,7 @@ fn save_entries(
 
 #[allow(clippy::too_many_arguments)]
 fn insert_entry(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     feed_id: FeedId,
     key: &str,
     uid: &str,
@@ -302,7 +299,7 @@ fn insert_entry(
 /// (markup, dates, a first poll after the upgrade that introduced churn
 /// hashes) is stored silently.
 fn update_entry(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     old: &Existing,
     item: &IdentifiedEntry,
     canonical: Option<&str>,
@@ -380,6 +377,7 @@ mod tests {
             title: None,
             interval: Duration::from_secs(600),
             tags: vec![],
+            fixed_interval: false,
         };
         store.sync_feeds(&[spec], Utc::now()).unwrap();
         let id = store.active_feeds().unwrap()[0].id;
@@ -465,10 +463,13 @@ mod tests {
         stale.published = Some(old);
         save(&store, id, now, vec![stale.clone(), entry("new", 2)]);
         assert_eq!(store.story_count().unwrap(), 2);
-        let removed = store
-            .prune_with_tombstones(now - chrono::Duration::days(5), now)
-            .unwrap();
-        assert_eq!(removed, 1);
+        let policy = crate::store::RetentionPolicy {
+            max_age: Some(Duration::from_secs(5 * 86400)),
+            max_entries: None,
+            keep_tombstones: Duration::from_secs(90 * 86400),
+        };
+        let removed = store.prune(policy, now).unwrap();
+        assert_eq!(removed.entries, 1);
         assert_eq!(store.tombstone_count().unwrap(), 1);
         assert_eq!(store.story_count().unwrap(), 1);
         // The source still shows it: it stays removed, also under another guid.

@@ -8,7 +8,7 @@ use rusqlite::params;
 
 use super::{FeedSpec, Store, StoreError, from_ts, lock, ts};
 use crate::identity;
-use crate::model::{FeedId, FeedState, FeedStatus, FeedToPoll, Validators};
+use crate::model::{FeedId, FeedState, FeedStatus, FeedToPoll, MovedTo, Skip, Validators};
 
 impl Store {
     /// Makes the stored feed list match the configuration: new feeds are added
@@ -21,15 +21,32 @@ impl Store {
         for feed in feeds {
             let interval = feed.interval.as_secs() as i64;
             tx.execute(
-                "INSERT INTO feeds (url, uid, config_title, interval_secs, next_poll_at, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?5)
+                "INSERT INTO feeds (url, uid, config_title, interval_secs, next_poll_at, created_at,
+                    fixed_interval)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)
                  ON CONFLICT (url) DO UPDATE SET
                     active = 1,
                     config_title = excluded.config_title,
                     interval_secs = excluded.interval_secs,
-                    -- a shorter interval takes effect now, not after the old one
-                    next_poll_at = MIN(next_poll_at, ?5 + excluded.interval_secs)",
-                params![feed.url, identity::feed_uid(&feed.url), feed.title, interval, ts(now)],
+                    fixed_interval = excluded.fixed_interval,
+                    -- a changed interval replaces the adaptive one learned so far
+                    poll_interval_secs = CASE
+                        WHEN interval_secs != excluded.interval_secs
+                          OR fixed_interval != excluded.fixed_interval THEN NULL
+                        ELSE poll_interval_secs END,
+                    -- a shorter interval takes effect now, not after the old one;
+                    -- otherwise the schedule (a Retry-After, a backoff) stands
+                    next_poll_at = CASE WHEN excluded.interval_secs < interval_secs
+                        THEN MIN(next_poll_at, ?5 + excluded.interval_secs)
+                        ELSE next_poll_at END",
+                params![
+                    feed.url,
+                    identity::feed_uid(&feed.url),
+                    feed.title,
+                    interval,
+                    ts(now),
+                    feed.fixed_interval
+                ],
             )?;
             let id: FeedId =
                 tx.query_row("SELECT id FROM feeds WHERE url = ?1", [&feed.url], |r| {
@@ -56,8 +73,11 @@ impl Store {
     ) -> Result<Vec<FeedToPoll>, StoreError> {
         let conn = lock(&self.reader);
         let mut stmt = conn.prepare_cached(
-            "SELECT id, url, etag, last_modified, interval_secs, failures FROM feeds
-             WHERE active = 1 AND next_poll_at <= ?1 ORDER BY next_poll_at, id LIMIT ?2",
+            "SELECT id, url, etag, last_modified, interval_secs, failures, fetch_url, body_hash,
+                    poll_interval_secs, moved_to, moved_seen, moved_since, skip_hours, skip_days,
+                    fixed_interval
+             FROM feeds
+             WHERE active = 1 AND state != 'gone' AND next_poll_at <= ?1 ORDER BY next_poll_at, id LIMIT ?2",
         )?;
         let rows = stmt.query_map(params![ts(now), (limit + busy.len()) as i64], feed_to_poll)?;
         let mut due = Vec::new();
@@ -74,8 +94,11 @@ impl Store {
     pub fn active_feeds(&self) -> Result<Vec<FeedToPoll>, StoreError> {
         let conn = lock(&self.reader);
         let mut stmt = conn.prepare_cached(
-            "SELECT id, url, etag, last_modified, interval_secs, failures FROM feeds
-             WHERE active = 1 ORDER BY id",
+            "SELECT id, url, etag, last_modified, interval_secs, failures, fetch_url, body_hash,
+                    poll_interval_secs, moved_to, moved_seen, moved_since, skip_hours, skip_days,
+                    fixed_interval
+             FROM feeds
+             WHERE active = 1 AND state != 'gone' ORDER BY id",
         )?;
         let rows = stmt.query_map([], feed_to_poll)?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -85,7 +108,8 @@ impl Store {
     pub fn next_due(&self, busy: &HashSet<FeedId>) -> Result<Option<DateTime<Utc>>, StoreError> {
         let conn = lock(&self.reader);
         let mut stmt = conn.prepare_cached(
-            "SELECT id, next_poll_at FROM feeds WHERE active = 1 ORDER BY next_poll_at LIMIT ?1",
+            "SELECT id, next_poll_at FROM feeds WHERE active = 1 AND state != 'gone'
+             ORDER BY next_poll_at LIMIT ?1",
         )?;
         let rows = stmt.query_map([(busy.len() + 1) as i64], |r| {
             Ok((r.get::<_, FeedId>(0)?, r.get::<_, i64>(1)?))
@@ -106,12 +130,14 @@ impl Store {
         now: DateTime<Utc>,
         next_poll: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        lock(&self.writer).execute(
-            "UPDATE feeds SET state = 'ok', last_status = 304, last_error = NULL, failures = 0,
-                last_polled_at = ?2, last_success_at = ?2, next_poll_at = ?3 WHERE id = ?1",
-            params![id, ts(now), ts(next_poll)],
-        )?;
-        Ok(())
+        self.write(move |conn| {
+            conn.execute(
+                "UPDATE feeds SET state = 'ok', last_status = 304, last_error = NULL, failures = 0,
+                    last_polled_at = ?2, last_success_at = ?2, next_poll_at = ?3 WHERE id = ?1",
+                params![id, ts(now), ts(next_poll)],
+            )?;
+            Ok(())
+        })
     }
 
     /// A failed poll: the error is kept on the feed with the next attempt.
@@ -123,12 +149,15 @@ impl Store {
         error: &str,
         next_poll: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        lock(&self.writer).execute(
-            "UPDATE feeds SET state = 'failing', last_status = ?2, last_error = ?3,
-                failures = failures + 1, last_polled_at = ?4, next_poll_at = ?5 WHERE id = ?1",
-            params![id, status, error, ts(now), ts(next_poll)],
-        )?;
-        Ok(())
+        let error = error.to_string();
+        self.write(move |conn| {
+            conn.execute(
+                "UPDATE feeds SET state = 'failing', last_status = ?2, last_error = ?3,
+                    failures = failures + 1, last_polled_at = ?4, next_poll_at = ?5 WHERE id = ?1",
+                params![id, status, error, ts(now), ts(next_poll)],
+            )?;
+            Ok(())
+        })
     }
 
     /// Every feed with its state, for status displays.
@@ -137,7 +166,8 @@ impl Store {
         let mut stmt = conn.prepare_cached(
             "SELECT f.id, f.url, COALESCE(f.config_title, f.title), f.active, f.state, f.last_status,
                     f.last_error, f.failures, f.last_polled_at, f.last_success_at, f.next_poll_at,
-                    (SELECT COUNT(*) FROM entries e WHERE e.feed_id = f.id), f.etag, f.last_modified
+                    (SELECT COUNT(*) FROM entries e WHERE e.feed_id = f.id), f.etag, f.last_modified,
+                    f.fetch_url
              FROM feeds f ORDER BY f.id",
         )?;
         let rows = stmt.query_map([], |r| {
@@ -158,6 +188,7 @@ impl Store {
                     etag: r.get(12)?,
                     last_modified: r.get(13)?,
                 },
+                fetch_url: r.get(14)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -174,5 +205,23 @@ fn feed_to_poll(r: &rusqlite::Row<'_>) -> rusqlite::Result<FeedToPoll> {
         },
         interval: Duration::from_secs(r.get::<_, i64>(4)?.max(1) as u64),
         failures: r.get(5)?,
+        fetch_url: r.get::<_, Option<String>>(6)?.unwrap_or(r.get(1)?),
+        body_hash: r.get(7)?,
+        current_interval: r
+            .get::<_, Option<i64>>(8)?
+            .map(|s| Duration::from_secs(s.max(1) as u64)),
+        moved: match (r.get::<_, Option<String>>(9)?, r.get::<_, Option<i64>>(11)?) {
+            (Some(url), Some(since)) => Some(MovedTo {
+                url,
+                seen: r.get(10)?,
+                since: from_ts(since),
+            }),
+            _ => None,
+        },
+        skip: Skip {
+            hours: r.get::<_, i64>(12)? as u32,
+            days: r.get::<_, i64>(13)? as u8,
+        },
+        fixed_interval: r.get(14)?,
     })
 }

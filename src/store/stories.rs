@@ -1,14 +1,15 @@
 //! Stories: entries of any feed that carry the same report, grouped under one
-//! permanent id; the query that publishes them; retention with tombstones.
+//! permanent id, and how each story is published (its primary copy and the
+//! other outlets).
 
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{Store, StoreError, from_ts, lock, ts};
+use super::{PageStart, Store, StoreError, StoryFilter, from_ts, lock, ts};
 use crate::identity::DedupSettings;
 use crate::identity::byline::byline;
 use crate::identity::fingerprint::{Candidate, Fingerprint, MatchSettings, same_story};
-use crate::model::{Outlet, Source, Story};
+use crate::model::{FeedId, Outlet, Source, Story};
 
 /// How the configuration ranks one feed as a source.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,90 +54,25 @@ impl Store {
 
     /// The newest `limit` stories with an entry from an active feed, newest
     /// first: one per story, its primary source's copy with the other outlets.
+    /// The first page of the river (`story_page` of every feed).
     pub fn stories(&self, limit: usize) -> Result<Vec<Story>, StoreError> {
-        let conn = lock(&self.reader);
-        let mut newest = conn.prepare_cached(
-            "SELECT s.id, s.uid FROM stories s
-             WHERE EXISTS (SELECT 1 FROM entries e JOIN feeds f ON f.id = e.feed_id
-                           WHERE e.story_id = s.id AND f.active = 1)
-             ORDER BY s.sort_time DESC, s.id DESC LIMIT ?1",
-        )?;
-        let ids: Vec<(i64, String)> = newest
-            .query_map([limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<Result<_, _>>()?;
-        // The primary comes first: an original publisher, then the highest
-        // priority, then the first seen.
-        let mut copies = conn.prepare_cached(
-            "SELECT e.title, e.link, e.author, e.summary, e.content, e.rights,
-                    e.published, e.updated, e.first_seen, e.feed_id,
-                    f.source_id, f.url, COALESCE(f.config_title, f.title, f.url), f.site_url,
-                    f.rights, f.author, COALESCE(f.source_updated, f.last_success_at, e.first_seen)
-             FROM entries e JOIN feeds f ON f.id = e.feed_id
-             WHERE e.story_id = ?1 AND f.active = 1
-             ORDER BY f.original DESC, f.priority DESC, e.first_seen, e.sort_time, e.id",
-        )?;
-        let mut stories = Vec::with_capacity(ids.len());
-        for (id, uid) in ids {
-            let mut rows = copies.query_map([id], copy)?;
-            let Some(primary) = rows.next().transpose()? else {
-                continue;
-            };
-            let mut feeds = vec![primary.feed_id];
-            let mut also = Vec::new();
-            for row in rows {
-                let other = row?;
-                if feeds.contains(&other.feed_id) {
-                    continue;
-                }
-                feeds.push(other.feed_id);
-                also.push(Outlet {
-                    link: other.story.link,
-                    title: other.story.title,
-                    author: other.story.author,
-                    published: other.story.published,
-                    source: other.story.source,
-                });
-            }
-            let mut story = primary.story;
-            story.uid = uid;
-            story.also = also;
-            stories.push(story);
+        if limit == 0 {
+            return Ok(Vec::new());
         }
-        Ok(stories)
+        Ok(self
+            .story_page(&StoryFilter::All, PageStart::Newest, limit)?
+            .stories)
     }
 
-    /// Removes entries whose date (as ordered) is before `cutoff`, leaving a
-    /// tombstone for each so the source showing it again does not bring it
-    /// back as new, and drops stories left with no entry. Returns the number
-    /// of entries removed. Retention policy (when to call this) is the caller's.
-    pub fn prune_with_tombstones(
-        &self,
-        cutoff: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<usize, StoreError> {
-        let mut conn = lock(&self.writer);
-        let tx = conn.transaction()?;
-        tx.execute(
-            "INSERT OR REPLACE INTO tombstones (feed_id, key, canonical_link, uid, removed_at, reason)
-             SELECT feed_id, key, canonical_link, uid, ?2, 'retention' FROM entries
-             WHERE sort_time < ?1",
-            params![ts(cutoff), ts(now)],
-        )?;
-        let removed = tx.execute("DELETE FROM entries WHERE sort_time < ?1", [ts(cutoff)])?;
-        tx.execute(
-            "DELETE FROM stories WHERE NOT EXISTS
-                (SELECT 1 FROM entries e WHERE e.story_id = stories.id)",
-            [],
-        )?;
-        tx.commit()?;
-        Ok(removed)
-    }
-
-    /// Number of tombstones (entries removed that stay removed).
-    pub fn tombstone_count(&self) -> Result<u64, StoreError> {
-        let n: i64 =
-            lock(&self.reader).query_row("SELECT COUNT(*) FROM tombstones", [], |r| r.get(0))?;
-        Ok(n.max(0) as u64)
+    /// A feed's rank as recorded: (priority, original); `None` for an unknown URL.
+    pub fn feed_rank_of(&self, url: &str) -> Result<Option<(i64, bool)>, StoreError> {
+        Ok(lock(&self.reader)
+            .query_row(
+                "SELECT priority, original FROM feeds WHERE url = ?1",
+                [url],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
     }
 
     /// Number of stories.
@@ -145,6 +81,55 @@ impl Store {
             lock(&self.reader).query_row("SELECT COUNT(*) FROM stories", [], |r| r.get(0))?;
         Ok(n.max(0) as u64)
     }
+}
+
+/// One story as published: its primary copy with the other outlets that
+/// carried it (one each, active feeds only). The primary is the view's own copy
+/// when the story has one there (`feed`, `tag` as in `story_page`), then an
+/// original publisher, then the highest priority, then the first seen. `None`
+/// when no active feed carries it any more.
+pub(super) fn load_story(
+    conn: &Connection,
+    id: i64,
+    uid: String,
+    feed: Option<FeedId>,
+    tag: Option<&str>,
+) -> Result<Option<Story>, StoreError> {
+    let mut copies = conn.prepare_cached(
+        "SELECT e.title, e.link, e.author, e.summary, e.content, e.rights,
+                e.published, e.updated, e.first_seen, e.feed_id,
+                f.source_id, f.url, COALESCE(f.config_title, f.title, f.url), f.site_url,
+                f.rights, f.author, COALESCE(f.source_updated, f.last_success_at, e.first_seen)
+         FROM entries e JOIN feeds f ON f.id = e.feed_id
+         WHERE e.story_id = ?1 AND f.active = 1
+         ORDER BY ((?2 IS NULL OR e.feed_id = ?2)
+                   AND (?3 IS NULL OR e.feed_id IN (SELECT feed_id FROM feed_tags WHERE tag = ?3))) DESC,
+                  f.original DESC, f.priority DESC, e.first_seen, e.sort_time, e.id",
+    )?;
+    let mut rows = copies.query_map(params![id, feed, tag], copy)?;
+    let Some(primary) = rows.next().transpose()? else {
+        return Ok(None);
+    };
+    let mut feeds = vec![primary.feed_id];
+    let mut also = Vec::new();
+    for row in rows {
+        let other = row?;
+        if feeds.contains(&other.feed_id) {
+            continue;
+        }
+        feeds.push(other.feed_id);
+        also.push(Outlet {
+            link: other.story.link,
+            title: other.story.title,
+            author: other.story.author,
+            published: other.story.published,
+            source: other.story.source,
+        });
+    }
+    let mut story = primary.story;
+    story.uid = uid;
+    story.also = also;
+    Ok(Some(story))
 }
 
 struct Copy {
@@ -213,7 +198,7 @@ fn is_article_link(link: &str) -> bool {
 /// story whose permanent id is this entry's uid.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn assign_story(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     entry_id: i64,
     feed_id: i64,
     uid: &str,
@@ -245,14 +230,19 @@ pub(super) fn assign_story(
             title: title.to_string(),
         };
         let window = settings.window.num_seconds();
+        // Each story in the window is compared once, by its first entry (the
+        // one whose uid it carries; its later copies joined because they
+        // match it): the cost of a new entry grows with the stories in the
+        // window, not with every copy of them. Other feeds only: a feed's own
+        // look-alike items (a daily briefing from one template) are separate
+        // entries, and a feed reposting an item under a new guid is caught by
+        // link and title in `entries`.
         let mut near = tx.prepare_cached(
-            "SELECT story_id, fingerprint, sort_time, title FROM entries
-             WHERE sort_time BETWEEN ?1 AND ?2 AND feed_id != ?3
-               AND story_id IS NOT NULL AND fingerprint IS NOT NULL",
+            "SELECT s.id, e.fingerprint, s.sort_time, e.title
+             FROM stories s JOIN entries e ON e.uid = s.uid
+             WHERE s.sort_time BETWEEN ?1 AND ?2 AND e.feed_id != ?3
+               AND e.fingerprint IS NOT NULL",
         )?;
-        // Other feeds only: a feed's own look-alike items (a daily briefing
-        // from one template) are separate entries, and a feed reposting an
-        // item under a new guid is caught by link and title in `entries`.
         let mut rows = near.query(params![
             sort_time.saturating_sub(window),
             sort_time.saturating_add(window),
@@ -319,6 +309,7 @@ mod tests {
             title: None,
             interval: std::time::Duration::from_secs(600),
             tags: vec![],
+            fixed_interval: false,
         };
         store
             .sync_feeds(
@@ -429,7 +420,7 @@ mod tests {
             MIGRATIONS
                 .as_ref()
                 .unwrap()
-                .to_version(&mut conn, 2)
+                .to_version(&mut conn, 4)
                 .unwrap();
             conn.execute_batch(
                 "INSERT INTO feeds (id, url, uid, interval_secs, next_poll_at, created_at)

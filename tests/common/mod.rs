@@ -12,6 +12,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Request, Response, StatusCode, header};
 use newsriver::Config;
 
+pub mod faults;
+
 /// What the fixture server answers on one path.
 #[derive(Clone, Debug)]
 pub enum Route {
@@ -64,6 +66,8 @@ impl Route {
 /// A request as the server saw it.
 #[derive(Clone, Debug)]
 pub struct Seen {
+    /// When the request arrived.
+    pub at: std::time::Instant,
     pub path: String,
     pub headers: HeaderMap,
     pub status: u16,
@@ -162,6 +166,7 @@ async fn answer(State(inner): State<Arc<Mutex<Inner>>>, request: Request<Body>) 
         }
     };
     inner.seen.push(Seen {
+        at: std::time::Instant::now(),
         path,
         headers,
         status: response.status().as_u16(),
@@ -187,7 +192,7 @@ pub fn fixture(name: &str) -> Vec<u8> {
 /// A config for `feeds` with its database in `dir`.
 pub fn config_for(dir: &Path, feeds: &[String], extra: &str) -> Config {
     let mut toml = format!(
-        "[storage]\npath = {:?}\n[fetch]\ntimeout = \"5s\"\nconnect_timeout = \"2s\"\n{extra}\n",
+        "[storage]\npath = {:?}\n[fetch]\ntimeout = \"5s\"\nconnect_timeout = \"2s\"\nhost_gap = \"5ms\"\n{extra}\n",
         dir.join("river.db").display().to_string()
     );
     for url in feeds {

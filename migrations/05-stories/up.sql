@@ -32,16 +32,10 @@ INSERT INTO stories (uid, first_seen, sort_time)
 UPDATE entries SET story_id = (SELECT s.id FROM stories s WHERE s.uid = entries.uid),
                    last_seen = changed_at;
 
--- An entry removed by retention (or by hand) leaves a tombstone, so that the
--- source showing it again does not bring it back as new.
-CREATE TABLE tombstones (
-    feed_id        INTEGER NOT NULL REFERENCES feeds (id) ON DELETE CASCADE,
-    key            TEXT NOT NULL,
-    canonical_link TEXT,
-    uid            TEXT NOT NULL,
-    removed_at     INTEGER NOT NULL,
-    reason         TEXT NOT NULL,
-    PRIMARY KEY (feed_id, key)
-) STRICT;
+-- A pruned entry's tombstone (entry_tombstones, 02-operations) also keeps its
+-- canonical link and permanent id: the source showing the same item again
+-- under another guid does not bring it back either.
+ALTER TABLE entry_tombstones ADD COLUMN canonical_link TEXT;
+ALTER TABLE entry_tombstones ADD COLUMN uid TEXT;
 
-CREATE INDEX tombstones_link ON tombstones (feed_id, canonical_link);
+CREATE INDEX entry_tombstones_link ON entry_tombstones (feed_id, canonical_link);

@@ -1,0 +1,746 @@
+//! The benchmark harness: a synthetic feed farm on loopback, newsriver run
+//! against it as a separate process, and the physical ceilings of this machine
+//! measured in the same run, so every figure can be read as a ratio.
+//!
+//! Shared by `examples/bench.rs` (the full run, `bench/run.sh`) and
+//! `tests/bench_smoke.rs` (a tiny run in the normal test suite, so this cannot rot).
+
+#![allow(dead_code)]
+
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{HeaderMap, Response, StatusCode, header};
+use axum::routing::get;
+use bytes::Bytes;
+use futures_util::stream::{self, StreamExt};
+
+/// What to measure and how big.
+#[derive(Debug, Clone)]
+pub struct Params {
+    /// Feeds in the P1/P2 farm.
+    pub feeds: usize,
+    /// Entries per feed.
+    pub entries: usize,
+    /// Fetch concurrency, for newsriver and for the ceilings alike.
+    pub concurrency: usize,
+    /// Feed counts for the growth series (P5).
+    pub growth: Vec<usize>,
+    /// Feeds for the footprint run (P4); entries per feed as above.
+    pub footprint_feeds: usize,
+    /// Concurrent connections and duration of the serving load (P3).
+    pub connections: usize,
+    pub load_time: Duration,
+    /// Entries in the served feed (P3), i.e. `[output].entries`.
+    pub served_entries: usize,
+    /// The newsriver binary to measure.
+    pub newsriver: PathBuf,
+    /// Scratch folder for databases and configs.
+    pub work: PathBuf,
+}
+
+// ---------------------------------------------------------------- the farm
+
+/// The farm's vocabulary.
+const WORDS: [&str; 64] = [
+    "council", "budget", "harbour", "traffic", "rainfall", "bread", "district", "price",
+    "minister", "school", "bridge", "river", "market", "season", "report", "vote", "hospital",
+    "railway", "festival", "library", "farmers", "storm", "court", "police", "museum", "airport",
+    "energy", "water", "housing", "workers", "union", "company", "profits", "shares", "mayor",
+    "election", "teachers", "students", "doctors", "nurses", "tourists", "fishing", "forest",
+    "mountain", "village", "city", "coast", "island", "north", "south", "east", "west", "morning",
+    "evening", "week", "year", "plan", "law", "tax", "road", "ferry", "cargo", "port", "summit",
+];
+
+/// One synthetic RSS 2.0 feed: `entries` items of about 1.7 kB each, all
+/// different, deterministic.
+pub fn feed_xml(feed: usize, entries: usize) -> Vec<u8> {
+    let mut xml = String::with_capacity(entries * 1800 + 600);
+    let _ = write!(
+        xml,
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<rss version=\"2.0\" xmlns:dc=\"http://purl.org/dc/elements/1.1/\">\n<channel>\n<title>Farm outlet {feed}</title>\n<link>https://outlet{feed}.example/</link>\n<description>Synthetic feed number {feed} for benchmarks.</description>\n<copyright>Copyright Outlet {feed}</copyright>\n"
+    );
+    for e in 0..entries {
+        let day = 1 + (e % 27);
+        let hour = (feed + e) % 24;
+        let _ = write!(
+            xml,
+            "<item>\n<title>Outlet {feed} reports development number {e} in the long running story</title>\n<link>https://outlet{feed}.example/news/2026/11/{day:02}/story-{e}</link>\n<guid isPermaLink=\"false\">outlet-{feed}-story-{e}</guid>\n<dc:creator>Reporter {r}</dc:creator>\n<pubDate>{weekday}, {day:02} Nov 2026 {hour:02}:{min:02}:00 +0000</pubDate>\n<description><![CDATA[<p>",
+            r = e % 17,
+            weekday = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"][(day + 6) % 7],
+            min = e % 60,
+        );
+        // About 1.4 kB of prose per item, its words drawn pseudo-randomly
+        // (seeded by feed and item) so that no two items read alike: each is
+        // a story of its own, also to newsriver's near-duplicate matching
+        // (a fixed sentence template would make every item one story).
+        let mut seed = ((feed as u64) << 32 | e as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let start = xml.len();
+        while xml.len() - start < 1400 {
+            let mut sentence = Vec::with_capacity(12);
+            for _ in 0..12 {
+                // xorshift64
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                sentence.push(WORDS[(seed % WORDS.len() as u64) as usize]);
+            }
+            let _ = write!(xml, "{}. ", sentence.join(" "));
+        }
+        xml.push_str("</p>]]></description>\n</item>\n");
+    }
+    xml.push_str("</channel>\n</rss>\n");
+    xml.into_bytes()
+}
+
+/// How the farm answers conditional requests.
+#[derive(Debug)]
+struct FarmState {
+    bodies: Vec<Bytes>,
+    /// When false, validators are ignored: every request gets a full 200.
+    honour_validators: AtomicBool,
+    /// A fixed document for the static-server baseline of P3.
+    static_doc: std::sync::RwLock<Bytes>,
+}
+
+/// The feed farm: feed `i` at `/f/{i}.xml`, with an ETag, on 127.0.0.1.
+#[derive(Debug, Clone)]
+pub struct Farm {
+    pub addr: SocketAddr,
+    state: Arc<FarmState>,
+}
+
+async fn serve_feed(
+    UrlPath(name): UrlPath<String>,
+    State(state): State<Arc<FarmState>>,
+    headers: HeaderMap,
+) -> Response<Body> {
+    let index = name
+        .strip_suffix(".xml")
+        .and_then(|n| n.parse::<usize>().ok());
+    let Some(body) = index.and_then(|i| state.bodies.get(i)) else {
+        return Response::builder()
+            .status(404)
+            .body(Body::empty())
+            .unwrap_or_default();
+    };
+    let etag = format!("\"farm-{}\"", index.unwrap_or_default());
+    let builder = Response::builder().header(header::ETAG, &etag);
+    if state.honour_validators.load(Ordering::Relaxed)
+        && headers
+            .get(header::IF_NONE_MATCH)
+            .and_then(|v| v.to_str().ok())
+            == Some(etag.as_str())
+    {
+        return builder
+            .status(StatusCode::NOT_MODIFIED)
+            .body(Body::empty())
+            .unwrap_or_default();
+    }
+    builder
+        .header(header::CONTENT_TYPE, "application/rss+xml")
+        .body(Body::from(body.clone()))
+        .unwrap_or_default()
+}
+
+async fn serve_static(State(state): State<Arc<FarmState>>) -> Response<Body> {
+    let doc = state
+        .static_doc
+        .read()
+        .map(|d| d.clone())
+        .unwrap_or_default();
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/atom+xml")
+        .body(Body::from(doc))
+        .unwrap_or_default()
+}
+
+impl Farm {
+    /// Generates `feeds` × `entries` and serves them on 127.0.0.1:0.
+    pub async fn start(feeds: usize, entries: usize) -> anyhow::Result<Farm> {
+        let bodies: Vec<Bytes> = (0..feeds)
+            .map(|i| Bytes::from(feed_xml(i, entries)))
+            .collect();
+        let state = Arc::new(FarmState {
+            bodies,
+            honour_validators: AtomicBool::new(true),
+            static_doc: std::sync::RwLock::new(Bytes::new()),
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let app = Router::new()
+            .route("/f/{name}", get(serve_feed))
+            .route("/static.atom", get(serve_static))
+            .with_state(state.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(Farm { addr, state })
+    }
+
+    pub fn feeds(&self) -> usize {
+        self.state.bodies.len()
+    }
+
+    pub fn url(&self, i: usize) -> String {
+        format!("http://{}/f/{i}.xml", self.addr)
+    }
+
+    pub fn total_bytes(&self) -> usize {
+        self.state.bodies.iter().map(Bytes::len).sum()
+    }
+
+    pub fn honour_validators(&self, yes: bool) {
+        self.state.honour_validators.store(yes, Ordering::Relaxed);
+    }
+
+    pub fn set_static(&self, doc: Bytes) {
+        if let Ok(mut slot) = self.state.static_doc.write() {
+            *slot = doc;
+        }
+    }
+
+    pub fn static_url(&self) -> String {
+        format!("http://{}/static.atom", self.addr)
+    }
+}
+
+// ------------------------------------------------------------ the ceilings
+
+/// What a ceiling run does with each body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ceiling {
+    /// Fetch and discard (the I/O ceiling).
+    Fetch,
+    /// Fetch, parse with feed-rs, discard (nothing that parses can beat it).
+    FetchParse,
+    /// Send the farm's ETag; the farm answers 304 (the bare 304 ceiling).
+    Conditional,
+}
+
+/// Fetches every feed of the farm once with `concurrency` requests in flight.
+/// Returns the wall time; fails if any request does not get the expected answer.
+pub async fn ceiling(farm: &Farm, concurrency: usize, kind: Ceiling) -> anyhow::Result<Duration> {
+    let client = reqwest::Client::builder().build()?;
+    let started = Instant::now();
+    let results: Vec<anyhow::Result<()>> = stream::iter(0..farm.feeds())
+        .map(|i| {
+            let client = client.clone();
+            let url = farm.url(i);
+            async move {
+                let mut request = client.get(&url);
+                if kind == Ceiling::Conditional {
+                    request = request.header(header::IF_NONE_MATCH, format!("\"farm-{i}\""));
+                }
+                let response = request.send().await?;
+                let status = response.status().as_u16();
+                let body = response.bytes().await?;
+                match kind {
+                    Ceiling::Conditional if status == 304 => Ok(()),
+                    Ceiling::Fetch if status == 200 => Ok(()),
+                    Ceiling::FetchParse if status == 200 => {
+                        let entries = tokio::task::spawn_blocking(move || {
+                            feed_rs::parser::parse(&body[..]).map(|f| f.entries.len())
+                        })
+                        .await??;
+                        if entries == 0 {
+                            bail!("{url}: parsed no entries");
+                        }
+                        Ok(())
+                    }
+                    _ => bail!("{url}: unexpected status {status} for {kind:?}"),
+                }
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    let elapsed = started.elapsed();
+    results.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
+    Ok(elapsed)
+}
+
+// ---------------------------------------------------------- newsriver runs
+
+/// Writes a config for the farm's feeds with its database in `folder`.
+pub fn write_config(
+    farm: &Farm,
+    folder: &Path,
+    concurrency: usize,
+    served_entries: usize,
+) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(folder)?;
+    let mut toml = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[storage]\npath = \"river.db\"\n[fetch]\ninterval = \"6h\"\njitter = 0.0\nconcurrency = {concurrency}\nhost_concurrency = {concurrency}\nhost_gap = \"0s\"\n[output]\ntitle = \"Bench river\"\nentries = {served_entries}\n"
+    );
+    for i in 0..farm.feeds() {
+        let _ = write!(toml, "[[feed]]\nurl = \"{}\"\n", farm.url(i));
+    }
+    let path = folder.join("bench.toml");
+    std::fs::write(&path, toml)?;
+    Ok(path)
+}
+
+/// The outcome of one `newsriver poll --once`.
+#[derive(Debug, Clone)]
+pub struct PollRun {
+    pub wall: Duration,
+    pub summary: String,
+    pub new_entries: usize,
+    pub peak_rss_kib: u64,
+}
+
+/// Peak resident set (VmHWM) of a running process, in KiB.
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// Waits for a child, sampling its peak RSS every 10 ms.
+fn wait_sampling(child: &mut Child) -> anyhow::Result<(std::process::ExitStatus, u64)> {
+    let mut peak = 0;
+    loop {
+        if let Some(rss) = peak_rss_kib(child.id()) {
+            peak = peak.max(rss);
+        }
+        if let Some(status) = child.try_wait()? {
+            return Ok((status, peak));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Runs `newsriver poll --once` against `config` and times it.
+pub async fn poll_once(newsriver: &Path, config: &Path) -> anyhow::Result<PollRun> {
+    let newsriver = newsriver.to_path_buf();
+    let config = config.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        let mut child = Command::new(&newsriver)
+            .args(["poll", "--once", "--config"])
+            .arg(&config)
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("cannot start {}", newsriver.display()))?;
+        let (status, peak) = wait_sampling(&mut child)?;
+        let wall = started.elapsed();
+        let mut summary = String::new();
+        if let Some(mut out) = child.stdout.take() {
+            std::io::Read::read_to_string(&mut out, &mut summary)?;
+        }
+        if !status.success() {
+            bail!("poll --once failed: {status}: {summary}");
+        }
+        let summary = summary.trim().to_string();
+        let new_entries = summary
+            .split("; ")
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| anyhow!("cannot read the summary: {summary}"))?;
+        if summary.contains(" 0 failed") {
+            Ok(PollRun {
+                wall,
+                summary,
+                new_entries,
+                peak_rss_kib: peak,
+            })
+        } else {
+            bail!("some feeds failed: {summary}")
+        }
+    })
+    .await?
+}
+
+/// A running `newsriver run`, stopped with SIGTERM on drop.
+#[derive(Debug)]
+pub struct Daemon {
+    child: Child,
+    pub url: String,
+    pub startup: Duration,
+}
+
+impl Daemon {
+    /// Starts the daemon and waits until `/feed.atom` answers 200; the startup
+    /// time is from spawn to that first answer.
+    pub async fn start(newsriver: &Path, config: &Path) -> anyhow::Result<Daemon> {
+        let started = Instant::now();
+        let mut child = Command::new(newsriver)
+            .args(["run", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "info")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()?;
+        let stderr = child.stderr.take().ok_or_else(|| anyhow!("no stderr"))?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(url) = line
+                    .split_whitespace()
+                    .find(|w| w.starts_with("http://") && w.ends_with("/feed.atom"))
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(url.to_string());
+                }
+            }
+        });
+        let url = tokio::time::timeout(Duration::from_secs(60), rx)
+            .await
+            .context("daemon start timed out")??;
+        let client = reqwest::Client::new();
+        loop {
+            if let Ok(r) = client.get(&url).send().await
+                && r.status() == 200
+            {
+                break;
+            }
+            if started.elapsed() > Duration::from_secs(60) {
+                bail!("daemon never served {url}");
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        Ok(Daemon {
+            child,
+            url,
+            startup: started.elapsed(),
+        })
+    }
+
+    pub fn peak_rss_kib(&self) -> u64 {
+        peak_rss_kib(self.child.id()).unwrap_or(0)
+    }
+
+    pub fn stop(mut self) -> anyhow::Result<()> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait()? {
+                if status.success() {
+                    return Ok(());
+                }
+                bail!("daemon exited with {status}");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.child.kill();
+        bail!("daemon did not stop within 20 s of SIGTERM")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+// ------------------------------------------------------------------- load
+
+/// Requests per second and latency of one URL under load.
+#[derive(Debug, Clone, Copy)]
+pub struct Load {
+    pub requests: usize,
+    pub rps: f64,
+    pub p50: Duration,
+    pub p99: Duration,
+}
+
+/// `connections` clients each requesting `url` back to back for `duration`.
+pub async fn load(url: &str, connections: usize, duration: Duration) -> anyhow::Result<Load> {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(connections)
+        .build()?;
+    let deadline = Instant::now() + duration;
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..connections {
+        let client = client.clone();
+        let url = url.to_string();
+        tasks.spawn(async move {
+            let mut latencies = Vec::new();
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                let response = client.get(&url).send().await?;
+                if response.status() != 200 {
+                    bail!("{url}: status {}", response.status());
+                }
+                response.bytes().await?;
+                latencies.push(t.elapsed());
+            }
+            Ok::<_, anyhow::Error>(latencies)
+        });
+    }
+    let mut all = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        all.extend(done??);
+    }
+    let elapsed = started.elapsed();
+    if all.is_empty() {
+        bail!("no request completed");
+    }
+    all.sort();
+    let at = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)];
+    Ok(Load {
+        requests: all.len(),
+        rps: all.len() as f64 / elapsed.as_secs_f64(),
+        p50: at(0.50),
+        p99: at(0.99),
+    })
+}
+
+// ------------------------------------------------------------------ report
+
+fn secs(d: Duration) -> String {
+    format!("{:.3} s", d.as_secs_f64())
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn ratio(a: Duration, b: Duration) -> f64 {
+    a.as_secs_f64() / b.as_secs_f64().max(1e-9)
+}
+
+fn db_size(folder: &Path) -> u64 {
+    ["river.db", "river.db-wal"]
+        .iter()
+        .filter_map(|f| std::fs::metadata(folder.join(f)).ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// Everything one run measured.
+#[derive(Debug, Clone, Default)]
+pub struct Results {
+    pub farm_bytes: usize,
+    pub p1: Option<(PollRun, Duration, Duration)>,
+    pub p2_304: Option<(PollRun, Duration)>,
+    pub p2_200: Option<(PollRun, Duration)>,
+    pub p3: Option<(Load, Load, usize)>,
+    pub p4: Option<(u64, u64, Duration, u64, usize)>,
+    pub p5: Vec<(usize, Duration)>,
+}
+
+/// Runs P1–P5 and returns the figures.
+pub async fn run_all(p: &Params, log: impl Fn(&str)) -> anyhow::Result<Results> {
+    let mut r = Results::default();
+
+    // P1 and P2 on the main farm.
+    log(&format!(
+        "generating the farm: {} feeds × {} entries",
+        p.feeds, p.entries
+    ));
+    let farm = Farm::start(p.feeds, p.entries).await?;
+    r.farm_bytes = farm.total_bytes();
+    let folder = p.work.join(format!("farm-{}", p.feeds));
+    let _ = std::fs::remove_dir_all(&folder);
+    let config = write_config(&farm, &folder, p.concurrency, p.served_entries)?;
+
+    log("P1: ceilings, then newsriver poll --once (cold)");
+    let io = ceiling(&farm, p.concurrency, Ceiling::Fetch).await?;
+    let parse = ceiling(&farm, p.concurrency, Ceiling::FetchParse).await?;
+    let cold = poll_once(&p.newsriver, &config).await?;
+    if cold.new_entries != p.feeds * p.entries {
+        bail!(
+            "cold poll stored {} entries, expected {}",
+            cold.new_entries,
+            p.feeds * p.entries
+        );
+    }
+    r.p1 = Some((cold, io, parse));
+
+    log("P2: warm re-poll answered by 304s");
+    farm.honour_validators(true);
+    let bare_304 = ceiling(&farm, p.concurrency, Ceiling::Conditional).await?;
+    let warm_304 = poll_once(&p.newsriver, &config).await?;
+    r.p2_304 = Some((warm_304, bare_304));
+
+    log("P2: warm re-poll answered by 200s with unchanged bodies");
+    farm.honour_validators(false);
+    let bare_200 = ceiling(&farm, p.concurrency, Ceiling::Fetch).await?;
+    let warm_200 = poll_once(&p.newsriver, &config).await?;
+    if warm_200.new_entries != 0 {
+        bail!(
+            "an unchanged re-poll stored {} new entries",
+            warm_200.new_entries
+        );
+    }
+    r.p2_200 = Some((warm_200, bare_200));
+    farm.honour_validators(true);
+
+    log("P3: serving /feed.atom under load, against a static server with the same bytes");
+    let daemon = Daemon::start(&p.newsriver, &config).await?;
+    let doc = reqwest::get(&daemon.url).await?.bytes().await?;
+    let served = doc.windows(7).filter(|w| w == b"<entry>").count();
+    farm.set_static(doc);
+    let _warm = load(&daemon.url, p.connections, p.load_time / 5).await?;
+    let ours = load(&daemon.url, p.connections, p.load_time).await?;
+    let baseline = load(&farm.static_url(), p.connections, p.load_time).await?;
+    daemon.stop()?;
+    r.p3 = Some((ours, baseline, served));
+    drop(farm);
+
+    // P5: growth, and P4 on the largest database.
+    for &feeds in &p.growth {
+        log(&format!(
+            "P5: cold ingest of {feeds} feeds × {} entries",
+            p.entries
+        ));
+        let farm = Farm::start(feeds, p.entries).await?;
+        let folder = p.work.join(format!("growth-{feeds}"));
+        let _ = std::fs::remove_dir_all(&folder);
+        let config = write_config(&farm, &folder, p.concurrency, p.served_entries)?;
+        let run = poll_once(&p.newsriver, &config).await?;
+        r.p5.push((feeds, run.wall));
+        if feeds == p.footprint_feeds {
+            log("P4: footprint of newsriver run on that database");
+            let entries = run.new_entries;
+            let daemon = Daemon::start(&p.newsriver, &config).await?;
+            let startup = daemon.startup;
+            let _ = load(&daemon.url, p.connections, p.load_time / 2).await?;
+            let rss = daemon.peak_rss_kib();
+            daemon.stop()?;
+            r.p4 = Some((rss, db_size(&folder), startup, run.peak_rss_kib, entries));
+        }
+    }
+    Ok(r)
+}
+
+/// BENCHMARKS.md text for the results.
+pub fn report(p: &Params, r: &Results, machine: &str, command: &str) -> String {
+    let mut md = String::new();
+    let _ = writeln!(md, "# newsriver benchmarks\n");
+    let _ = writeln!(
+        md,
+        "Every figure is measured in one run on one machine, beside its ceiling measured in the same run; ratios are what to compare between runs (these machines are shared and noisy).\n"
+    );
+    let _ = writeln!(md, "- Machine: {machine}");
+    let _ = writeln!(md, "- Command: `{command}`");
+    let _ = writeln!(
+        md,
+        "- Farm: {} feeds × {} entries = {:.1} MB of RSS 2.0 served from loopback by the harness's in-process static server (axum, bodies in memory); fetch concurrency {} for newsriver and the ceilings alike.\n",
+        p.feeds,
+        p.entries,
+        r.farm_bytes as f64 / 1e6,
+        p.concurrency
+    );
+    let _ = writeln!(
+        md,
+        "| measure | newsriver | ceiling | ratio | target |\n|---|---|---|---|---|"
+    );
+    if let Some((cold, io, parse)) = &r.p1 {
+        let _ = writeln!(
+            md,
+            "| P1 cold ingest (`poll --once`, {} entries) | {} | fetch+parse {} (fetch only {}) | **{:.2}×** fetch+parse, {:.2}× fetch | ≤ 2× fetch+parse |",
+            cold.new_entries,
+            secs(cold.wall),
+            secs(*parse),
+            secs(*io),
+            ratio(cold.wall, *parse),
+            ratio(cold.wall, *io)
+        );
+    }
+    if let Some((warm, bare)) = &r.p2_304 {
+        let _ = writeln!(
+            md,
+            "| P2 warm re-poll, all 304 | {} | bare conditional GETs {} | **{:.2}×** | ≤ 2× |",
+            secs(warm.wall),
+            secs(*bare),
+            ratio(warm.wall, *bare)
+        );
+    }
+    if let Some((warm, bare)) = &r.p2_200 {
+        let _ = writeln!(
+            md,
+            "| P2 warm re-poll, all 200 unchanged | {} | bare GETs {} | **{:.2}×** | ≤ 2× |",
+            secs(warm.wall),
+            secs(*bare),
+            ratio(warm.wall, *bare)
+        );
+    }
+    if let Some((ours, base, served)) = &r.p3 {
+        let _ = writeln!(
+            md,
+            "| P3 `/feed.atom` ({served} entries), {} connections | {:.0} req/s, p50 {}, p99 {} | static server, same bytes: {:.0} req/s, p99 {} | **{:.2}×** throughput | ≥ 0.8×, p99 < 5 ms |",
+            p.connections,
+            ours.rps,
+            ms(ours.p50),
+            ms(ours.p99),
+            base.rps,
+            ms(base.p99),
+            ours.rps / base.rps.max(1e-9)
+        );
+    }
+    if let Some((rss, size, startup, poll_rss, entries)) = &r.p4 {
+        let _ = writeln!(
+            md,
+            "| P4 peak RSS of `run` ({} feeds, {entries} entries) | {:.1} MiB | — | — | < 64 MiB |",
+            p.footprint_feeds,
+            *rss as f64 / 1024.0
+        );
+        let _ = writeln!(
+            md,
+            "| P4 peak RSS of the `poll --once` that built it | {:.1} MiB | — | — | — |",
+            *poll_rss as f64 / 1024.0
+        );
+        let _ = writeln!(
+            md,
+            "| P4 database size | {:.1} MiB | — | — | — |",
+            *size as f64 / 1048576.0
+        );
+        let _ = writeln!(
+            md,
+            "| P4 start-up (spawn → first `/feed.atom` 200) | {} | — | — | < 200 ms |",
+            ms(*startup)
+        );
+    }
+    if let (Some(first), Some(last)) = (r.p5.first(), r.p5.last()) {
+        let per = |(f, t): &(usize, Duration)| t.as_secs_f64() / *f as f64;
+        let series: Vec<String> =
+            r.p5.iter()
+                .map(|x| {
+                    format!(
+                        "{} feeds: {} ({:.2} ms/feed)",
+                        x.0,
+                        secs(x.1),
+                        per(x) * 1000.0
+                    )
+                })
+                .collect();
+        let _ = writeln!(
+            md,
+            "| P5 cost per feed, {} → {} feeds | {} | — | **{:.2}×** | ≤ 1.2× |",
+            first.0,
+            last.0,
+            series.join("; "),
+            per(last) / per(first).max(1e-12)
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\nCeilings: *fetch* = the same URLs fetched with reqwest at the same concurrency, bodies discarded; *fetch+parse* = the same, each body parsed by feed-rs 3 and discarded; *bare* = the same requests (with the same validators for 304s), nothing else done. The P3 baseline is the same document served from memory by the harness's static route, loaded by the same in-process client."
+    );
+    md
+}

@@ -1,0 +1,507 @@
+//! Published documents over HTTP: every view in every format, the front page and
+//! `/status`, rendered once per change of the stored data and served with strong
+//! ETags, Last-Modified and 304s.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use chrono::{DateTime, SubsecRound, Utc};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use super::{AppState, internal_error};
+use crate::identity;
+use crate::model::FeedId;
+use crate::publish::{self, FeedDoc, Format, River};
+use crate::store::{Cursor, PageStart, Store, StoreError, StoryFilter};
+
+/// Not `public`: with `[access].read_token` set, a shared cache must not
+/// store a response to a request that carried the token in its headers.
+const OUTPUT_CACHE_CONTROL: &str = "max-age=60";
+
+/// Documents kept at most; beyond that stale ones are dropped first.
+const CACHE_CAPACITY: usize = 512;
+
+/// Rendered documents, each tagged with the data version it was rendered from.
+#[derive(Debug, Default)]
+pub struct RenderCache {
+    documents: Mutex<HashMap<String, Arc<Rendered>>>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl RenderCache {
+    /// (hits, misses) so far.
+    pub fn stats(&self) -> (u64, u64) {
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+        )
+    }
+
+    fn get(&self, key: &str) -> Option<Arc<Rendered>> {
+        self.lock().get(key).cloned()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Rendered>>> {
+        self.documents
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn put(&self, key: String, doc: Arc<Rendered>) {
+        let mut documents = self.lock();
+        if documents.len() >= CACHE_CAPACITY && !documents.contains_key(&key) {
+            let version = doc.version;
+            documents.retain(|_, d| d.version == version);
+            if documents.len() >= CACHE_CAPACITY {
+                documents.clear();
+            }
+        }
+        documents.insert(key, doc);
+    }
+}
+
+/// One rendered document.
+#[derive(Debug)]
+pub struct Rendered {
+    version: i64,
+    body: Bytes,
+    content_type: &'static str,
+    /// Hex digest of the body; the ETag is this in quotes.
+    digest: String,
+    /// When this exact body was first rendered.
+    last_modified: DateTime<Utc>,
+}
+
+/// What a request for a document can turn out to be.
+enum Outcome {
+    Document(Arc<Rendered>),
+    NotFound,
+}
+
+/// `?before=` / `?after=` of a paged feed.
+#[derive(Debug, Default, Deserialize)]
+pub struct PageQuery {
+    before: Option<String>,
+    after: Option<String>,
+}
+
+impl PageQuery {
+    fn start(&self) -> Result<PageStart, &'static str> {
+        match (&self.before, &self.after) {
+            (None, None) => Ok(PageStart::Newest),
+            (Some(b), None) => Cursor::decode(b)
+                .map(PageStart::Before)
+                .ok_or("invalid ?before= cursor\n"),
+            (None, Some(a)) => Cursor::decode(a)
+                .map(PageStart::After)
+                .ok_or("invalid ?after= cursor\n"),
+            (Some(_), Some(_)) => Err("use ?before= or ?after=, not both\n"),
+        }
+    }
+}
+
+/// Which stories a feed document shows, as named in its URL.
+#[derive(Debug, Clone)]
+enum ViewSpec {
+    All,
+    Tag(String),
+    Feed(FeedId),
+}
+
+pub async fn home(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(query): Query<PageQuery>,
+) -> Response {
+    let start = match query.start() {
+        Ok(start @ (PageStart::Newest | PageStart::Before(_))) => start,
+        Ok(PageStart::After(_)) => PageStart::Newest,
+        Err(message) => return (StatusCode::BAD_REQUEST, message).into_response(),
+    };
+    let river = state.river(&headers);
+    let key = match start {
+        PageStart::Before(c) => format!("{}|home|{}", river.base_url, c.encode()),
+        _ => format!("{}|home", river.base_url),
+    };
+    let limit = state.entries.min(50);
+    let response = cached(&state, key, move |s| {
+        let page = s.story_page(&StoryFilter::All, start, limit)?;
+        let older = page
+            .older
+            .map(|c| format!("{}?before={}", river.base_url, c.encode()));
+        Ok(Ok((
+            "text/html; charset=utf-8",
+            publish::home_page(&river, &page.stories, older.as_deref()),
+        )))
+    })
+    .await;
+    respond(&headers, response, OUTPUT_CACHE_CONTROL)
+}
+
+pub async fn status(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let river = state.river(&headers);
+    let key = format!("{}|status", river.base_url);
+    let response = cached(&state, key, move |s| {
+        let feeds = s.feed_statuses()?;
+        let tags = s.tags()?;
+        Ok(Ok((
+            "text/html; charset=utf-8",
+            publish::status_html(&river, &feeds, &tags),
+        )))
+    })
+    .await;
+    // Feed states change with every poll: always revalidate.
+    respond(&headers, response, "no-cache")
+}
+
+pub async fn river_atom(
+    state: State<Arc<AppState>>,
+    headers: HeaderMap,
+    query: Query<PageQuery>,
+) -> Response {
+    feed(state, headers, query, ViewSpec::All, Format::Atom).await
+}
+
+pub async fn river_rss(
+    state: State<Arc<AppState>>,
+    headers: HeaderMap,
+    query: Query<PageQuery>,
+) -> Response {
+    feed(state, headers, query, ViewSpec::All, Format::Rss).await
+}
+
+pub async fn river_json(
+    state: State<Arc<AppState>>,
+    headers: HeaderMap,
+    query: Query<PageQuery>,
+) -> Response {
+    feed(state, headers, query, ViewSpec::All, Format::Json).await
+}
+
+pub async fn tag_feed(
+    state: State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path((tag, file)): Path<(String, String)>,
+    query: Query<PageQuery>,
+) -> Response {
+    match Format::from_file_name(&file) {
+        Some(format) => feed(state, headers, query, ViewSpec::Tag(tag), format).await,
+        None => not_found(),
+    }
+}
+
+pub async fn source_feed(
+    state: State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path((id, file)): Path<(String, String)>,
+    query: Query<PageQuery>,
+) -> Response {
+    match (Format::from_file_name(&file), id.parse::<FeedId>()) {
+        (Some(format), Ok(id)) => feed(state, headers, query, ViewSpec::Feed(id), format).await,
+        _ => not_found(),
+    }
+}
+
+async fn feed(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(query): Query<PageQuery>,
+    view: ViewSpec,
+    format: Format,
+) -> Response {
+    let start = match query.start() {
+        Ok(start) => start,
+        Err(message) => return (StatusCode::BAD_REQUEST, message).into_response(),
+    };
+    let river = state.river(&headers);
+    let prefix = match &view {
+        ViewSpec::All => String::new(),
+        ViewSpec::Tag(tag) => format!("tags/{}/", publish::html::path_segment(tag)),
+        ViewSpec::Feed(id) => format!("feeds/{id}/"),
+    };
+    let first_url = format!("{}{prefix}{}", river.base_url, format.file_name());
+    let self_url = match start {
+        PageStart::Newest => first_url.clone(),
+        PageStart::Before(c) => format!("{first_url}?before={}", c.encode()),
+        PageStart::After(c) => format!("{first_url}?after={}", c.encode()),
+    };
+    let key = self_url.clone();
+    let limit = state.entries;
+    let response = cached(&state, key, move |s| {
+        let Some((filter, id, title)) = resolve(s, &river, &view)? else {
+            return Ok(Err(Outcome::NotFound));
+        };
+        let page = s.story_page(&filter, start, limit)?;
+        let doc = FeedDoc {
+            id,
+            title,
+            description: publish::river_description(),
+            self_url,
+            next_url: page
+                .older
+                .map(|c| format!("{first_url}?before={}", c.encode())),
+            previous_url: page
+                .newer
+                .map(|c| format!("{first_url}?after={}", c.encode())),
+            first_url,
+            html_url: river.base_url.clone(),
+            attribution: river.attribution.clone(),
+        };
+        let body = match format {
+            Format::Atom => publish::atom_page(&doc, &page.stories),
+            Format::Rss => publish::rss(&doc, &page.stories),
+            Format::Json => publish::json_feed(&doc, &page.stories),
+        };
+        Ok(Ok((format.content_type(), body)))
+    })
+    .await;
+    respond(&headers, response, OUTPUT_CACHE_CONTROL)
+}
+
+/// The stories, permanent id and title of a view; `None` when it does not exist.
+fn resolve(
+    store: &Store,
+    river: &River,
+    view: &ViewSpec,
+) -> Result<Option<(StoryFilter, String, String)>, StoreError> {
+    Ok(match view {
+        ViewSpec::All => Some((StoryFilter::All, river.id.clone(), river.title.clone())),
+        ViewSpec::Tag(tag) => store.tag_exists(tag)?.then(|| {
+            (
+                StoryFilter::Tag(tag.clone()),
+                identity::entry_uid(&river.id, &format!("view:tag:{tag}")),
+                format!("{} — {tag}", river.title),
+            )
+        }),
+        ViewSpec::Feed(id) => store.feed_view(*id)?.map(|feed| {
+            (
+                StoryFilter::Feed(feed.id),
+                identity::entry_uid(&river.id, &format!("view:feed:{}", feed.uid)),
+                format!("{} — via {}", feed.title, river.title),
+            )
+        }),
+    })
+}
+
+type RenderResult = Result<(&'static str, String), Outcome>;
+
+/// The document under `key`: from the cache when the data has not changed
+/// since it was rendered, else rendered now (off the async runtime).
+async fn cached(
+    state: &Arc<AppState>,
+    key: String,
+    render: impl FnOnce(&Store) -> Result<RenderResult, StoreError> + Send + 'static,
+) -> Result<Outcome, StoreError> {
+    let state = state.clone();
+    state
+        .store
+        .clone()
+        .call(move |store| {
+            // Read the version first: a write that lands while rendering makes the
+            // next request render again, never serves stale data as fresh.
+            let version = store.data_version()?;
+            let previous = state.cache.get(&key);
+            if let Some(doc) = previous.as_ref().filter(|d| d.version == version) {
+                state.cache.hits.fetch_add(1, Ordering::Relaxed);
+                return Ok(Outcome::Document(doc.clone()));
+            }
+            state.cache.misses.fetch_add(1, Ordering::Relaxed);
+            let (content_type, body) = match render(store)? {
+                Ok(rendered) => rendered,
+                Err(outcome) => return Ok(outcome),
+            };
+            let digest = Sha256::digest(body.as_bytes());
+            let digest: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+            // Last-Modified moves only when the bytes do.
+            let last_modified = previous
+                .filter(|p| p.digest == digest)
+                .map_or_else(|| Utc::now().trunc_subsecs(0), |p| p.last_modified);
+            let doc = Arc::new(Rendered {
+                version,
+                body: Bytes::from(body),
+                content_type,
+                digest,
+                last_modified,
+            });
+            state.cache.put(key, doc.clone());
+            Ok(Outcome::Document(doc))
+        })
+        .await
+}
+
+fn respond(
+    request: &HeaderMap,
+    outcome: Result<Outcome, StoreError>,
+    cache_control: &'static str,
+) -> Response {
+    match outcome {
+        Ok(Outcome::Document(doc)) => conditional(request, &doc, cache_control),
+        Ok(Outcome::NotFound) => not_found(),
+        Err(e) => internal_error(e),
+    }
+}
+
+fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, "not found\n").into_response()
+}
+
+/// The ETag a client may send back: ours, or ours as the compression layer
+/// marked it for an encoded representation.
+fn etag_matches(doc: &Rendered, candidate: &str) -> bool {
+    let candidate = candidate.trim();
+    if candidate == "*" {
+        return true;
+    }
+    let Some(inner) = candidate
+        .strip_prefix('"')
+        .and_then(|c| c.strip_suffix('"'))
+    else {
+        return false; // weak or malformed: a strong comparison never matches
+    };
+    inner == doc.digest
+        || inner
+            .strip_prefix(doc.digest.as_str())
+            .is_some_and(|suffix| matches!(suffix, "-gzip" | "-br" | "-deflate" | "-zstd"))
+}
+
+/// `Last-Modified` / `If-Modified-Since` use the IMF-fixdate form.
+fn http_date(t: DateTime<Utc>) -> String {
+    t.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
+}
+
+fn parse_http_date(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc2822(text.trim())
+        .ok()
+        .map(|d| d.to_utc())
+}
+
+/// 200 with the document, or 304 when the client's copy is current
+/// (If-None-Match wins over If-Modified-Since, as RFC 9110 says).
+fn conditional(request: &HeaderMap, doc: &Rendered, cache_control: &'static str) -> Response {
+    let if_none_match = request
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect::<Vec<_>>();
+    // A 304 repeats the tag the client matched: for an encoded representation
+    // that is the suffixed one it was given with the body.
+    let mut matched: Option<&str> = None;
+    let not_modified = if !if_none_match.is_empty() {
+        matched = if_none_match
+            .iter()
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .find(|t| etag_matches(doc, t));
+        matched.is_some()
+    } else {
+        request
+            .get(header::IF_MODIFIED_SINCE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_http_date)
+            .is_some_and(|since| doc.last_modified <= since)
+    };
+    let mut response = if not_modified {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        ([(header::CONTENT_TYPE, doc.content_type)], doc.body.clone()).into_response()
+    };
+    let headers = response.headers_mut();
+    let etag = match matched {
+        Some(tag) if tag != "*" => tag.to_string(),
+        _ => format!("\"{}\"", doc.digest),
+    };
+    if let Ok(value) = HeaderValue::from_str(&etag) {
+        headers.insert(header::ETAG, value);
+    }
+    if let Ok(value) = HeaderValue::from_str(&http_date(doc.last_modified)) {
+        headers.insert(header::LAST_MODIFIED, value);
+    }
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(cache_control),
+    );
+    headers.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    response
+}
+
+/// Runs outside the compression layer: a compressed body is a different
+/// representation, so its strong ETag gets the encoding as a suffix.
+pub async fn mark_encoded_etag(mut response: Response) -> Response {
+    let encoding = response
+        .headers()
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    if let Some(encoding) = encoding
+        && let Some(etag) = response
+            .headers()
+            .get(header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|e| e.strip_suffix('"'))
+            .map(|e| format!("{e}-{encoding}\""))
+        && let Ok(value) = HeaderValue::from_str(&etag)
+    {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc() -> Rendered {
+        Rendered {
+            version: 1,
+            body: Bytes::from_static(b"x"),
+            content_type: "text/plain",
+            digest: "abc".into(),
+            last_modified: DateTime::parse_from_rfc3339("2026-11-20T10:00:00Z")
+                .unwrap()
+                .to_utc(),
+        }
+    }
+
+    #[test]
+    fn etags_compare_strongly_and_accept_encoded_variants() {
+        let d = doc();
+        assert!(etag_matches(&d, "\"abc\""));
+        assert!(etag_matches(&d, " \"abc-br\""));
+        assert!(etag_matches(&d, "\"abc-gzip\""));
+        assert!(etag_matches(&d, "*"));
+        assert!(!etag_matches(&d, "W/\"abc\""));
+        assert!(!etag_matches(&d, "\"abcd\""));
+        assert!(!etag_matches(&d, "\"abc-evil\""));
+    }
+
+    #[test]
+    fn if_modified_since_gives_304_only_when_not_newer() {
+        let d = doc();
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::IF_MODIFIED_SINCE,
+            HeaderValue::from_static("Fri, 20 Nov 2026 10:00:00 GMT"),
+        );
+        assert_eq!(conditional(&h, &d, "no-cache").status(), 304);
+        h.insert(
+            header::IF_MODIFIED_SINCE,
+            HeaderValue::from_static("Fri, 20 Nov 2026 09:59:59 GMT"),
+        );
+        assert_eq!(conditional(&h, &d, "no-cache").status(), 200);
+        // If-None-Match wins even when the date would say "not modified".
+        h.insert(
+            header::IF_MODIFIED_SINCE,
+            HeaderValue::from_static("Fri, 20 Nov 2026 11:00:00 GMT"),
+        );
+        h.insert(header::IF_NONE_MATCH, HeaderValue::from_static("\"other\""));
+        assert_eq!(conditional(&h, &d, "no-cache").status(), 200);
+        assert_eq!(http_date(d.last_modified), "Fri, 20 Nov 2026 10:00:00 GMT");
+    }
+}

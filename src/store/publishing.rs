@@ -1,0 +1,452 @@
+//! Publishing queries: stories of one view (everything, a tag, a source), a page
+//! at a time, and the data version that tells the render cache what is stale.
+
+use rusqlite::{OptionalExtension, params};
+
+use super::{Store, StoreError, lock};
+use crate::model::{FeedId, Story};
+
+/// Which stories a published document shows.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum StoryFilter {
+    All,
+    Tag(String),
+    Feed(FeedId),
+}
+
+/// A position in the river: stories are ordered by (sort time, row id), newest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Cursor {
+    pub sort_time: i64,
+    pub row: i64,
+}
+
+impl Cursor {
+    /// The opaque text form used in `?before=` / `?after=`.
+    pub fn encode(self) -> String {
+        format!("{}.{}", self.sort_time, self.row)
+    }
+
+    pub fn decode(text: &str) -> Option<Self> {
+        let (t, r) = text.split_once('.')?;
+        Some(Self {
+            sort_time: t.parse().ok()?,
+            row: r.parse().ok()?,
+        })
+    }
+}
+
+/// Where a page starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PageStart {
+    /// The newest stories.
+    Newest,
+    /// Stories older than the cursor.
+    Before(Cursor),
+    /// Stories newer than the cursor (the page just before it).
+    After(Cursor),
+}
+
+/// One page of stories, newest first, with where the neighbouring pages start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoryPage {
+    pub stories: Vec<Story>,
+    /// Set when older stories exist: the cursor of this page's oldest story.
+    pub older: Option<Cursor>,
+    /// Set when newer stories exist: the cursor of this page's newest story.
+    pub newer: Option<Cursor>,
+}
+
+/// A source feed as a view of its own.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedView {
+    pub id: FeedId,
+    /// The feed's permanent id.
+    pub uid: String,
+    pub title: String,
+    pub url: String,
+    pub site_url: Option<String>,
+}
+
+/// Whether entry `e` (joined with its feed `f`) belongs to the view: ?1 a feed
+/// id or NULL, ?2 a tag or NULL.
+const VIEW_WHERE: &str = "f.active = 1
+    AND (?1 IS NULL OR e.feed_id = ?1)
+    AND (?2 IS NULL OR e.feed_id IN (SELECT feed_id FROM feed_tags WHERE tag = ?2))";
+
+/// Whether story `s` is in the view: one of its copies is. The river walks
+/// stories newest first and checks each (cheap, and the page ends early); a
+/// tag or source view starts from that view's entries instead.
+fn story_in_view(filter: &StoryFilter) -> String {
+    match filter {
+        StoryFilter::All => format!(
+            "EXISTS (SELECT 1 FROM entries e JOIN feeds f ON f.id = e.feed_id
+                     WHERE e.story_id = s.id AND {VIEW_WHERE})"
+        ),
+        _ => format!(
+            "s.id IN (SELECT e.story_id FROM entries e JOIN feeds f ON f.id = e.feed_id
+                      WHERE {VIEW_WHERE})"
+        ),
+    }
+}
+
+impl Store {
+    /// A number that changes whenever any other connection (the writer, or
+    /// another process such as `poll --once`) commits to the database. Only
+    /// comparable with itself: it is the reader connection's `data_version`,
+    /// and the reader never writes.
+    pub fn data_version(&self) -> Result<i64, StoreError> {
+        Ok(lock(&self.reader).query_row("PRAGMA data_version", [], |r| r.get(0))?)
+    }
+
+    /// One page of a view, at most `limit` stories, newest first. One item
+    /// per story (see `stories::load_story`): its copy from the view when it
+    /// has one, with the other outlets. Pages are cut on the story's place in
+    /// the river (its earliest date, then its row), so a copy arriving from
+    /// another feed never moves a story between pages.
+    pub fn story_page(
+        &self,
+        filter: &StoryFilter,
+        start: PageStart,
+        limit: usize,
+    ) -> Result<StoryPage, StoreError> {
+        let (feed, tag) = match filter {
+            StoryFilter::All => (None, None),
+            StoryFilter::Tag(tag) => (None, Some(tag.as_str())),
+            StoryFilter::Feed(id) => (Some(*id), None),
+        };
+        let limit = limit.max(1);
+        let conn = lock(&self.reader);
+        let (cursor, older_side) = match start {
+            PageStart::Newest => (None, true),
+            PageStart::Before(c) => (Some(c), true),
+            PageStart::After(c) => (Some(c), false),
+        };
+        let in_view = story_in_view(filter);
+        let sql = if older_side {
+            format!(
+                "SELECT s.id, s.uid, s.sort_time FROM stories s
+                 WHERE {in_view} AND (?3 IS NULL OR (s.sort_time, s.id) < (?3, ?4))
+                 ORDER BY s.sort_time DESC, s.id DESC LIMIT ?5"
+            )
+        } else {
+            format!(
+                "SELECT s.id, s.uid, s.sort_time FROM stories s
+                 WHERE {in_view} AND (s.sort_time, s.id) > (?3, ?4)
+                 ORDER BY s.sort_time ASC, s.id ASC LIMIT ?5"
+            )
+        };
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(
+            params![
+                feed,
+                tag,
+                cursor.map(|c| c.sort_time),
+                cursor.map(|c| c.row),
+                (limit + 1) as i64
+            ],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    Cursor {
+                        sort_time: r.get(2)?,
+                        row: r.get(0)?,
+                    },
+                ))
+            },
+        )?;
+        let mut rows: Vec<(i64, String, Cursor)> = rows.collect::<Result<_, _>>()?;
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        if !older_side {
+            rows.reverse();
+        }
+        let (first, last) = match (rows.first(), rows.last()) {
+            (Some(f), Some(l)) => (f.2, l.2),
+            _ => {
+                return Ok(StoryPage {
+                    stories: Vec::new(),
+                    older: None,
+                    newer: None,
+                });
+            }
+        };
+        let exists = |op: &str, c: Cursor| -> Result<bool, StoreError> {
+            let sql = format!(
+                "SELECT EXISTS (SELECT 1 FROM stories s
+                 WHERE {in_view} AND (s.sort_time, s.id) {op} (?3, ?4))"
+            );
+            Ok(conn
+                .prepare_cached(&sql)?
+                .query_row(params![feed, tag, c.sort_time, c.row], |r| r.get(0))?)
+        };
+        let (older, newer) = if older_side {
+            (more, exists(">", first)?)
+        } else {
+            (exists("<", last)?, more)
+        };
+        let mut stories = Vec::with_capacity(rows.len());
+        for (id, uid, _) in rows {
+            if let Some(story) = super::stories::load_story(&conn, id, uid, feed, tag)? {
+                stories.push(story);
+            }
+        }
+        Ok(StoryPage {
+            older: older.then_some(last),
+            newer: newer.then_some(first),
+            stories,
+        })
+    }
+
+    /// Whether any active feed carries `tag`.
+    pub fn tag_exists(&self, tag: &str) -> Result<bool, StoreError> {
+        Ok(lock(&self.reader).query_row(
+            "SELECT EXISTS (SELECT 1 FROM feed_tags t JOIN feeds f ON f.id = t.feed_id
+             WHERE t.tag = ?1 AND f.active = 1)",
+            [tag],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Tags of active feeds, sorted.
+    pub fn tags(&self) -> Result<Vec<String>, StoreError> {
+        let conn = lock(&self.reader);
+        let mut stmt = conn.prepare_cached(
+            "SELECT DISTINCT t.tag FROM feed_tags t JOIN feeds f ON f.id = t.feed_id
+             WHERE f.active = 1 ORDER BY t.tag",
+        )?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// An active feed, as a view of its own.
+    pub fn feed_view(&self, id: FeedId) -> Result<Option<FeedView>, StoreError> {
+        Ok(lock(&self.reader)
+            .query_row(
+                "SELECT id, uid, COALESCE(config_title, title, url), url, site_url FROM feeds
+                 WHERE id = ?1 AND active = 1",
+                [id],
+                |r| {
+                    Ok(FeedView {
+                        id: r.get(0)?,
+                        uid: r.get(1)?,
+                        title: r.get(2)?,
+                        url: r.get(3)?,
+                        site_url: r.get(4)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity;
+    use crate::model::{IdentifiedEntry, ParsedEntry, SourceMeta, Validators};
+    use crate::store::FeedSpec;
+    use chrono::{DateTime, TimeZone, Utc};
+    use std::time::Duration;
+
+    fn spec(url: &str, tag: &str) -> FeedSpec {
+        FeedSpec {
+            url: url.into(),
+            title: None,
+            interval: Duration::from_secs(600),
+            tags: vec![tag.into()],
+            fixed_interval: false,
+        }
+    }
+
+    fn item(guid: &str, hour: u32) -> IdentifiedEntry {
+        let entry = ParsedEntry {
+            guid: Some(guid.into()),
+            title: guid.into(),
+            published: Some(Utc.with_ymd_and_hms(2026, 1, 1, hour, 0, 0).unwrap()),
+            ..Default::default()
+        };
+        IdentifiedEntry {
+            key: identity::entry_key(&entry),
+            hash: identity::change_hash(&entry),
+            entry,
+        }
+    }
+
+    /// Feed A (tag "a") has a1, a3, a5; feed B (tag "b") has b2, b4 (the number is the hour).
+    fn store() -> (tempfile::TempDir, Store, FeedId, FeedId) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("r.db")).unwrap();
+        let now: DateTime<Utc> = Utc.with_ymd_and_hms(2026, 1, 2, 0, 0, 0).unwrap();
+        store
+            .sync_feeds(
+                &[
+                    spec("http://a.example/", "a"),
+                    spec("http://b.example/", "b"),
+                ],
+                now,
+            )
+            .unwrap();
+        let feeds = store.active_feeds().unwrap();
+        let (a, b) = (feeds[0].id, feeds[1].id);
+        let v = Validators::default();
+        let m = SourceMeta::default();
+        let items_a = [item("a1", 1), item("a3", 3), item("a5", 5)];
+        let items_b = [item("b2", 2), item("b4", 4)];
+        store.save_poll(a, now, 200, &m, &v, &items_a, now).unwrap();
+        store.save_poll(b, now, 200, &m, &v, &items_b, now).unwrap();
+        (dir, store, a, b)
+    }
+
+    fn titles(page: &StoryPage) -> Vec<&str> {
+        page.stories.iter().map(|s| s.title.as_str()).collect()
+    }
+
+    #[test]
+    fn pages_walk_back_and_forth_without_gaps_or_overlap() {
+        let (_dir, store, _, _) = store();
+        let all = StoryFilter::All;
+        let p1 = store.story_page(&all, PageStart::Newest, 2).unwrap();
+        assert_eq!(titles(&p1), ["a5", "b4"]);
+        assert_eq!(p1.newer, None);
+        let p2 = store
+            .story_page(&all, PageStart::Before(p1.older.unwrap()), 2)
+            .unwrap();
+        assert_eq!(titles(&p2), ["a3", "b2"]);
+        let p3 = store
+            .story_page(&all, PageStart::Before(p2.older.unwrap()), 2)
+            .unwrap();
+        assert_eq!(titles(&p3), ["a1"]);
+        assert_eq!(p3.older, None);
+        // Walking forward from the last page returns the page before it.
+        let back = store
+            .story_page(&all, PageStart::After(p3.newer.unwrap()), 2)
+            .unwrap();
+        assert_eq!(titles(&back), ["a3", "b2"]);
+        let back = store
+            .story_page(&all, PageStart::After(back.newer.unwrap()), 2)
+            .unwrap();
+        assert_eq!(titles(&back), ["a5", "b4"]);
+        assert_eq!(back.newer, None);
+    }
+
+    #[test]
+    fn views_select_by_tag_and_by_feed() {
+        let (_dir, store, a, b) = store();
+        let tag_b = StoryFilter::Tag("b".into());
+        assert_eq!(
+            titles(&store.story_page(&tag_b, PageStart::Newest, 10).unwrap()),
+            ["b4", "b2"]
+        );
+        let feed_a = StoryFilter::Feed(a);
+        assert_eq!(
+            titles(&store.story_page(&feed_a, PageStart::Newest, 10).unwrap()),
+            ["a5", "a3", "a1"]
+        );
+        assert!(store.tag_exists("a").unwrap());
+        assert!(!store.tag_exists("c").unwrap());
+        assert_eq!(store.tags().unwrap(), ["a", "b"]);
+        assert_eq!(
+            store.feed_view(b).unwrap().unwrap().url,
+            "http://b.example/"
+        );
+        assert_eq!(store.feed_view(999).unwrap(), None);
+    }
+
+    #[test]
+    fn data_version_moves_on_every_write_and_only_then() {
+        let (_dir, store, a, _) = store();
+        let v0 = store.data_version().unwrap();
+        assert_eq!(store.data_version().unwrap(), v0, "reads change nothing");
+        let now = Utc::now();
+        store
+            .record_failure(a, now, Some(500), "boom", now)
+            .unwrap();
+        let v1 = store.data_version().unwrap();
+        assert_ne!(v1, v0);
+        store.record_not_modified(a, now, now).unwrap();
+        assert_ne!(store.data_version().unwrap(), v1);
+    }
+
+    #[test]
+    fn one_item_per_story_on_every_page_and_each_view_shows_its_own_copy() {
+        let (_dir, store, a, b) = store();
+        let now: DateTime<Utc> = Utc.with_ymd_and_hms(2026, 1, 2, 0, 0, 0).unwrap();
+        let (m, v) = (SourceMeta::default(), Validators::default());
+        // One report in both feeds (same canonical link), dated hour 6 in A
+        // and hour 7 in B: one story, at hour 6, with A (first seen) primary.
+        let copy = |guid: &str, hour: u32, link: &str| {
+            let mut i = item(guid, hour);
+            i.entry.link = Some(link.into());
+            i
+        };
+        store
+            .save_poll(
+                a,
+                now,
+                200,
+                &m,
+                &v,
+                &[copy("a6", 6, "http://news.example/s?utm_source=a")],
+                now,
+            )
+            .unwrap();
+        store
+            .save_poll(
+                b,
+                now,
+                200,
+                &m,
+                &v,
+                &[copy("b7", 7, "http://news.example/s")],
+                now,
+            )
+            .unwrap();
+        let all = StoryFilter::All;
+        let mut seen = Vec::new();
+        let mut page = store.story_page(&all, PageStart::Newest, 2).unwrap();
+        loop {
+            seen.extend(titles(&page).iter().map(|t| t.to_string()));
+            let Some(older) = page.older else { break };
+            page = store.story_page(&all, PageStart::Before(older), 2).unwrap();
+        }
+        assert_eq!(seen, ["a6", "a5", "b4", "a3", "b2", "a1"]);
+        let first = store.story_page(&all, PageStart::Newest, 1).unwrap();
+        let story = &first.stories[0];
+        assert_eq!(story.also.len(), 1);
+        assert_eq!(story.also[0].title, "b7");
+        // Walking back from the second page returns to the merged story.
+        let second = store
+            .story_page(&all, PageStart::Before(first.older.unwrap()), 1)
+            .unwrap();
+        let back = store
+            .story_page(&all, PageStart::After(second.newer.unwrap()), 1)
+            .unwrap();
+        assert_eq!(titles(&back), ["a6"]);
+        assert_eq!(back.newer, None);
+        // B's own view shows B's copy, crediting A; same permanent id.
+        let feed_b = store
+            .story_page(&StoryFilter::Feed(b), PageStart::Newest, 10)
+            .unwrap();
+        assert_eq!(titles(&feed_b), ["b7", "b4", "b2"]);
+        assert_eq!(feed_b.stories[0].uid, story.uid);
+        assert_eq!(feed_b.stories[0].also[0].title, "a6");
+        let tag_a = store
+            .story_page(&StoryFilter::Tag("a".into()), PageStart::Newest, 10)
+            .unwrap();
+        assert_eq!(titles(&tag_a), ["a6", "a5", "a3", "a1"]);
+        assert_eq!(store.stories(10).unwrap().len(), 6);
+    }
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        let c = Cursor {
+            sort_time: 1_700_000_000,
+            row: 42,
+        };
+        assert_eq!(Cursor::decode(&c.encode()), Some(c));
+        assert_eq!(Cursor::decode("x.1"), None);
+        assert_eq!(Cursor::decode("17"), None);
+    }
+}

@@ -1,0 +1,104 @@
+//! The scheduler's hooks on tokio's paused clock: a wake-up after a reload
+//! changed the feed list, and the heartbeat /healthz reads.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use newsriver::Store;
+use newsriver::fetch::{FetchError, FetchFeed, Fetched, Response};
+use newsriver::model::Validators;
+use newsriver::scheduler::{self, Clock, Hooks, Policy, Poller};
+use newsriver::store::FeedSpec;
+use tokio::time::Instant;
+
+const RSS: &str = r#"<rss version="2.0"><channel><title>T</title><link>http://f.example/</link>
+<item><title>One</title><guid>1</guid></item></channel></rss>"#;
+
+/// Answers every URL with the same small feed and records when it was asked.
+#[derive(Debug, Clone, Default)]
+struct Fake(Arc<Mutex<Vec<(String, Instant)>>>);
+
+impl FetchFeed for Fake {
+    async fn fetch(&self, url: &str, _: &Validators) -> Result<Fetched, FetchError> {
+        self.0
+            .lock()
+            .unwrap()
+            .push((url.to_string(), Instant::now()));
+        Ok(Fetched::Body(Response {
+            status: 200,
+            body: Bytes::from_static(RSS.as_bytes()),
+            content_type: None,
+            validators: Validators::default(),
+            final_url: url.to_string(),
+            ..Default::default()
+        }))
+    }
+}
+
+fn spec(url: &str) -> FeedSpec {
+    FeedSpec {
+        url: url.into(),
+        title: None,
+        interval: Duration::from_secs(3600),
+        tags: vec![],
+        fixed_interval: false,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wake_up_makes_a_newly_added_feed_poll_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("s.db")).unwrap();
+    let clock = Clock::new();
+    store
+        .sync_feeds(&[spec("http://a.example/")], clock.now())
+        .unwrap();
+    let fake = Fake::default();
+    let poller = Arc::new(Poller {
+        store: store.clone(),
+        fetcher: fake.clone(),
+        clock,
+        policy: Policy {
+            jitter: 0.0,
+            max_backoff: Duration::from_secs(3600),
+            adaptive: false,
+            ..Policy::default()
+        },
+        filters: Default::default(),
+    });
+    let hooks = Hooks::default();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let start = Instant::now();
+    let task = tokio::spawn(scheduler::run_with(poller, 4, stopped, hooks.clone()));
+
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    let beat = hooks.heartbeat.load(Ordering::Relaxed);
+    assert!(beat > 0, "the loop records its turns");
+    // A reload adds b while the scheduler sleeps until a is due again (in 50
+    // minutes), then wakes it.
+    store
+        .sync_feeds(
+            &[spec("http://a.example/"), spec("http://b.example/")],
+            clock.now(),
+        )
+        .unwrap();
+    hooks.wake.notify_one();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let calls = fake.0.lock().unwrap().clone();
+    let b: Vec<Duration> = calls
+        .iter()
+        .filter(|(u, _)| u == "http://b.example/")
+        .map(|(_, t)| *t - start)
+        .collect();
+    assert_eq!(b.len(), 1, "{calls:?}");
+    assert!(
+        b[0] >= Duration::from_secs(600) && b[0] < Duration::from_secs(605),
+        "b polled at {:?}, not when a fell due",
+        b[0]
+    );
+    assert!(hooks.heartbeat.load(Ordering::Relaxed) >= beat + 600);
+    stop.send(true).unwrap();
+    task.await.unwrap();
+}
