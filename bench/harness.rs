@@ -51,6 +51,17 @@ pub struct Params {
 
 // ---------------------------------------------------------------- the farm
 
+/// The farm's vocabulary.
+const WORDS: [&str; 64] = [
+    "council", "budget", "harbour", "traffic", "rainfall", "bread", "district", "price",
+    "minister", "school", "bridge", "river", "market", "season", "report", "vote", "hospital",
+    "railway", "festival", "library", "farmers", "storm", "court", "police", "museum", "airport",
+    "energy", "water", "housing", "workers", "union", "company", "profits", "shares", "mayor",
+    "election", "teachers", "students", "doctors", "nurses", "tourists", "fishing", "forest",
+    "mountain", "village", "city", "coast", "island", "north", "south", "east", "west", "morning",
+    "evening", "week", "year", "plan", "law", "tax", "road", "ferry", "cargo", "port", "summit",
+];
+
 /// One synthetic RSS 2.0 feed: `entries` items of about 1.7 kB each, all
 /// different, deterministic.
 pub fn feed_xml(feed: usize, entries: usize) -> Vec<u8> {
@@ -69,13 +80,22 @@ pub fn feed_xml(feed: usize, entries: usize) -> Vec<u8> {
             weekday = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"][(day + 6) % 7],
             min = e % 60,
         );
-        // About 1.4 kB of varied prose per item.
-        for s in 0..9 {
-            let _ = write!(
-                xml,
-                "Sentence {s} of item {e} from outlet {feed} describes council budgets, harbour traffic, rainfall totals and the price of bread in district {d}. ",
-                d = (feed * 31 + e * 7 + s) % 97
-            );
+        // About 1.4 kB of prose per item, its words drawn pseudo-randomly
+        // (seeded by feed and item) so that no two items read alike: each is
+        // a story of its own, also to newsriver's near-duplicate matching
+        // (a fixed sentence template would make every item one story).
+        let mut seed = ((feed as u64) << 32 | e as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let start = xml.len();
+        while xml.len() - start < 1400 {
+            let mut sentence = Vec::with_capacity(12);
+            for _ in 0..12 {
+                // xorshift64
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                sentence.push(WORDS[(seed % WORDS.len() as u64) as usize]);
+            }
+            let _ = write!(xml, "{}. ", sentence.join(" "));
         }
         xml.push_str("</p>]]></description>\n</item>\n");
     }

@@ -89,6 +89,7 @@ fn doc() -> FeedDoc {
         html_url: "http://127.0.0.1/".into(),
         next_url: None,
         previous_url: None,
+        attribution: None,
     }
 }
 

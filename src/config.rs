@@ -47,6 +47,8 @@ pub struct Config {
     pub fetch: FetchConfig,
     #[serde(default)]
     pub output: OutputConfig,
+    #[serde(default)]
+    pub dedup: DedupConfig,
     /// Include/exclude rules applied to every feed's entries at ingest.
     #[serde(default)]
     pub filters: crate::filter::FilterConfig,
@@ -320,6 +322,10 @@ pub struct OutputConfig {
     /// self links. Without it, links are built from the request's Host header.
     #[serde(default)]
     pub base_url: Option<HttpUrl>,
+    /// A notice appended to every entry's content, naming its source, e.g.
+    /// "Originally published by {source} on {published}: {link}".
+    #[serde(default)]
+    pub attribution: Option<Template>,
 }
 
 impl Default for OutputConfig {
@@ -328,7 +334,141 @@ impl Default for OutputConfig {
             title: default_title(),
             entries: default_entries(),
             base_url: None,
+            attribution: None,
         }
+    }
+}
+
+/// `[dedup]`: telling entries apart within a feed and merging one story's
+/// copies across feeds. See README, "Deduplication".
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DedupConfig {
+    /// Near-duplicate matching across feeds (same canonical link always merges).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Estimated containment of one copy's 4-word shingles in the other's at
+    /// or above which two entries are one story (0.0–1.0).
+    #[serde(default = "default_threshold")]
+    pub threshold: Ratio,
+    /// Entries further apart than this are never one story.
+    #[serde(default = "default_window")]
+    pub window: HumanDuration,
+    /// Texts with fewer shingles (about words) than this are too short to match.
+    #[serde(default = "default_min_shingles")]
+    pub min_shingles: u32,
+    /// Share of a feed's entries with missing, repeated or unstable guids
+    /// beyond which the feed is keyed by link (then by hash) instead (0.0–0.5).
+    #[serde(default = "default_guid_tolerance")]
+    pub guid_tolerance: Fraction,
+    /// An entry whose only change is in digits counts as updated at most once per this long.
+    #[serde(default = "default_churn_cooldown")]
+    pub churn_cooldown: HumanDuration,
+    /// Dates further before an entry's first-seen time than this are clamped for ordering.
+    #[serde(default = "default_max_date_skew")]
+    pub max_date_skew: HumanDuration,
+}
+
+impl Default for DedupConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            threshold: default_threshold(),
+            window: default_window(),
+            min_shingles: default_min_shingles(),
+            guid_tolerance: default_guid_tolerance(),
+            churn_cooldown: default_churn_cooldown(),
+            max_date_skew: default_max_date_skew(),
+        }
+    }
+}
+
+impl DedupConfig {
+    pub fn settings(&self) -> crate::identity::DedupSettings {
+        let duration =
+            |d: HumanDuration| chrono::Duration::from_std(d.0).unwrap_or(chrono::Duration::MAX);
+        crate::identity::DedupSettings {
+            matching: crate::identity::fingerprint::MatchSettings {
+                enabled: self.enabled,
+                threshold: self.threshold.0,
+                window: duration(self.window),
+                min_shingles: self.min_shingles,
+            },
+            guid_tolerance: self.guid_tolerance.0,
+            churn_cooldown: duration(self.churn_cooldown),
+            max_date_skew: duration(self.max_date_skew),
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_threshold() -> Ratio {
+    Ratio(0.5)
+}
+fn default_window() -> HumanDuration {
+    HumanDuration(Duration::from_secs(48 * 3600))
+}
+fn default_min_shingles() -> u32 {
+    8
+}
+fn default_guid_tolerance() -> Fraction {
+    Fraction(0.05)
+}
+fn default_churn_cooldown() -> HumanDuration {
+    HumanDuration(Duration::from_secs(6 * 3600))
+}
+fn default_max_date_skew() -> HumanDuration {
+    HumanDuration(Duration::from_secs(30 * 24 * 3600))
+}
+
+/// A number from 0 to 1 inclusive.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Ratio(pub f64);
+
+impl<'de> Deserialize<'de> for Ratio {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let value = f64::deserialize(d)?;
+        if !(0.0..=1.0).contains(&value) {
+            return Err(de::Error::custom(format!(
+                "{value} is out of range: write a number from 0.0 to 1.0"
+            )));
+        }
+        Ok(Self(value))
+    }
+}
+
+/// A text template whose `{placeholders}` are all known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template(pub String);
+
+/// Placeholders an attribution template may use.
+pub const TEMPLATE_FIELDS: &[&str] = &["source", "published", "link", "author", "title"];
+
+impl<'de> Deserialize<'de> for Template {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        let mut rest = text.as_str();
+        while let Some(open) = rest.find('{') {
+            let after = &rest[open + 1..];
+            let Some(close) = after.find('}') else {
+                return Err(de::Error::custom("a '{' in the template is never closed"));
+            };
+            let name = &after[..close];
+            if !TEMPLATE_FIELDS.contains(&name) {
+                return Err(de::Error::custom(format!(
+                    "unknown placeholder {{{name}}}; use {}",
+                    TEMPLATE_FIELDS
+                        .iter()
+                        .map(|f| format!("{{{f}}}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+            rest = &after[close + 1..];
+        }
+        Ok(Self(text))
     }
 }
 
@@ -352,6 +492,14 @@ pub struct FeedConfig {
     pub interval: Option<HumanDuration>,
     #[serde(default)]
     pub tags: Vec<String>,
+    /// Rank as a source: where several feeds carry one story, the highest
+    /// priority is its primary source (ties: the first seen).
+    #[serde(default)]
+    pub priority: i64,
+    /// An original publisher (a wire service, say): primary over any feed
+    /// that is not, whatever their priorities.
+    #[serde(default)]
+    pub original: bool,
     /// HTTP basic auth for this feed.
     #[serde(default)]
     pub auth: Option<BasicAuth>,
@@ -678,6 +826,31 @@ mod tests {
         assert!(error_of("[fetch]\njitter = 0.9\n").contains("out of range"));
         assert!(error_of("[fetch]\ninterval = \"0s\"\n").contains("zero"));
         assert!(error_of("[output]\nentries = 0\n").starts_with("test.toml:2:11:"));
+    }
+
+    #[test]
+    fn dedup_and_attribution_options_are_read_and_checked() {
+        let config = parse(
+            "[dedup]\nenabled = false\nthreshold = 0.6\nwindow = \"1day\"\n[output]\nattribution = \"From {source}: {link}\"\n[[feed]]\nurl = \"https://a.example/f\"\npriority = 5\noriginal = true\n",
+        )
+        .unwrap();
+        let settings = config.dedup.settings();
+        assert!(!settings.matching.enabled);
+        assert_eq!(settings.matching.threshold, 0.6);
+        assert_eq!(settings.matching.window, chrono::Duration::days(1));
+        assert_eq!(config.feeds[0].priority, 5);
+        assert!(config.feeds[0].original);
+        assert_eq!(
+            config.output.attribution.unwrap().0,
+            "From {source}: {link}"
+        );
+        assert!(parse("").unwrap().dedup.settings().matching.enabled);
+        assert!(error_of("[dedup]\nthreshold = 1.5\n").starts_with("test.toml:2:13:"));
+        let err = error_of("[output]\nattribution = \"By {sorce}\"\n");
+        assert!(
+            err.starts_with("test.toml:2:15: unknown placeholder {sorce}"),
+            "{err}"
+        );
     }
 
     #[test]

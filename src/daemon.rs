@@ -14,7 +14,7 @@ use crate::reload::{self, Live, LiveFetcher, Reloader};
 use crate::scheduler::{self, Clock, Policy, PollReport, Poller};
 use crate::server::{self, AppState};
 use crate::store::RetentionPolicy;
-use crate::store::{FeedSpec, Store};
+use crate::store::{FeedRank, FeedSpec, Store};
 use crate::telemetry::{self, Health};
 
 /// The configured feeds as the store wants them.
@@ -32,6 +32,19 @@ pub fn feed_specs(config: &Config) -> Vec<FeedSpec> {
         .collect()
 }
 
+/// How the configuration ranks each feed as a source.
+pub fn feed_ranks(config: &Config) -> Vec<FeedRank> {
+    config
+        .feeds
+        .iter()
+        .map(|f| FeedRank {
+            url: f.url().to_string(),
+            priority: f.priority,
+            original: f.original,
+        })
+        .collect()
+}
+
 /// Opens the database and brings its feed list in line with the configuration.
 pub async fn open_store(config: &Config, clock: &Clock) -> anyhow::Result<Store> {
     let path = config.storage.path.clone();
@@ -41,6 +54,9 @@ pub async fn open_store(config: &Config, clock: &Clock) -> anyhow::Result<Store>
     let specs = feed_specs(config);
     let now = clock.now();
     store.call(move |s| s.sync_feeds(&specs, now)).await?;
+    store.set_dedup_settings(config.dedup.settings());
+    let ranks = feed_ranks(config);
+    store.call(move |s| s.set_feed_ranks(&ranks)).await?;
     Ok(store)
 }
 
@@ -223,6 +239,7 @@ pub async fn run_with(
             if s.ends_with('/') { s } else { format!("{s}/") }
         }),
         entries: config.output.entries.get(),
+        attribution: config.output.attribution.as_ref().map(|t| t.0.clone()),
         cache: Default::default(),
     };
     let mut server_stop = stop_rx;

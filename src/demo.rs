@@ -81,6 +81,11 @@ pub fn config(sources: SocketAddr, folder: &Path, listen: SocketAddr) -> anyhow:
         toml.push_str(&format!(
             "\n[[feed]]\nurl = \"http://{sources}/{file}\"\ntags = [\"demo\"]\n"
         ));
+        // Meridian Wire is a news agency: where others repost its reports,
+        // it is credited as the primary source.
+        if *file == "wire.xml" {
+            toml.push_str("original = true\n");
+        }
     }
     Ok(Config::parse(&toml, Path::new("<demo>"))?)
 }

@@ -1,19 +1,144 @@
-//! Which entry is which: keys within a feed, change hashes and permanent ids.
+//! Which entry is which: keys within a feed (the guid → link → hash ladder),
+//! canonical URLs, change hashes, permanent ids; `fingerprint` decides which
+//! entries of different feeds are one story.
+
+use std::collections::HashMap;
 
 use sha2::{Digest, Sha256};
+use url::Url;
 
 use crate::model::{IdentifiedEntry, ParsedEntry};
 
-/// Gives each parsed entry its identity within the feed: its guid, else its
-/// link, else a hash of title and content. Entries whose key repeats within one
-/// document keep the first occurrence only (a feed that repeats a guid would
-/// otherwise overwrite one item with another in the same poll).
+pub mod byline;
+pub mod fingerprint;
+
+/// The rung of the identity ladder a feed's entries are keyed by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Rung {
+    /// The entry's guid / id.
+    Guid,
+    /// The entry's canonical link.
+    Link,
+    /// A hash of title and content.
+    Hash,
+}
+
+impl Rung {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rung::Guid => "guid",
+            Rung::Link => "link",
+            Rung::Hash => "hash",
+        }
+    }
+
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "link" => Rung::Link,
+            "hash" => Rung::Hash,
+            _ => Rung::Guid,
+        }
+    }
+}
+
+/// Share of a document's entries whose guid (or link) may be missing or
+/// repeated before the whole feed moves down the ladder.
+pub const DEFAULT_TOLERANCE: f64 = 0.05;
+
+/// Everything that decides which entry and which story is which.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DedupSettings {
+    /// Cross-feed story matching.
+    pub matching: fingerprint::MatchSettings,
+    /// Share of a feed's entries with missing, repeated or unstable guids
+    /// (or links) beyond which the feed moves down the identity ladder.
+    pub guid_tolerance: f64,
+    /// An entry whose only change is in digits (a clock baked into the item)
+    /// counts as updated at most once per this long.
+    pub churn_cooldown: chrono::Duration,
+    /// A date further before an entry's first-seen time than this is clamped
+    /// to it for ordering (a date after first-seen is always clamped).
+    pub max_date_skew: chrono::Duration,
+}
+
+impl Default for DedupSettings {
+    fn default() -> Self {
+        Self {
+            matching: fingerprint::MatchSettings::default(),
+            guid_tolerance: DEFAULT_TOLERANCE,
+            churn_cooldown: chrono::Duration::hours(6),
+            max_date_skew: chrono::Duration::days(30),
+        }
+    }
+}
+
+/// Gives each parsed entry its identity within the feed, starting from the
+/// guid rung (see [`identify_at`]).
 pub fn identify(entries: Vec<ParsedEntry>) -> Vec<IdentifiedEntry> {
+    identify_at(entries, Rung::Guid, DEFAULT_TOLERANCE).1
+}
+
+/// The rung a document needs: the lowest of `floor` and the first rung whose
+/// values are missing or repeated for no more than `tolerance` of the entries.
+pub fn needed_rung(entries: &[ParsedEntry], floor: Rung, tolerance: f64) -> Rung {
+    let allowed = (entries.len() as f64 * tolerance).floor() as usize;
+    let guids = counts(entries.iter().map(|e| e.guid.clone()));
+    let links = counts(entries.iter().map(|e| e.link.as_deref().map(canonical_url)));
+    let bad = |values: &HashMap<Option<String>, usize>| -> usize {
+        values
+            .iter()
+            .filter(|(v, n)| v.is_none() || **n > 1)
+            .map(|(_, n)| n)
+            .sum()
+    };
+    let needed = if bad(&guids) <= allowed {
+        Rung::Guid
+    } else if bad(&links) <= allowed {
+        Rung::Link
+    } else {
+        Rung::Hash
+    };
+    needed.max(floor)
+}
+
+fn counts(values: impl Iterator<Item = Option<String>>) -> HashMap<Option<String>, usize> {
+    let mut map = HashMap::new();
+    for v in values {
+        *map.entry(v).or_insert(0) += 1;
+    }
+    map
+}
+
+/// Keys every entry of one document at `floor` or the rung the document needs,
+/// whichever is lower on the ladder. An entry whose own value at that rung is
+/// missing or shared with another entry of the document steps down for itself
+/// alone, so a repeated guid never makes one item overwrite another; only
+/// entries identical in title and content collapse into one.
+pub fn identify_at(
+    entries: Vec<ParsedEntry>,
+    floor: Rung,
+    tolerance: f64,
+) -> (Rung, Vec<IdentifiedEntry>) {
+    let rung = needed_rung(&entries, floor, tolerance);
+    let guids = counts(entries.iter().map(|e| e.guid.clone()));
+    let links = counts(entries.iter().map(|e| e.link.as_deref().map(canonical_url)));
     let mut seen = std::collections::HashSet::new();
-    entries
+    let identified = entries
         .into_iter()
         .filter_map(|entry| {
-            let key = entry_key(&entry);
+            let unique_guid = entry
+                .guid
+                .clone()
+                .filter(|g| guids.get(&Some(g.clone())) == Some(&1));
+            let canonical = entry.link.as_deref().map(canonical_url);
+            let unique_link = canonical
+                .clone()
+                .filter(|l| links.get(&Some(l.clone())) == Some(&1));
+            let key = match (rung, unique_guid, unique_link) {
+                (Rung::Guid, Some(guid), _) => format!("guid:{guid}"),
+                (Rung::Guid | Rung::Link, _, Some(link)) => format!("link:{link}"),
+                _ => hash_key(&entry),
+            };
             if !seen.insert(key.clone()) {
                 return None;
             }
@@ -23,7 +148,85 @@ pub fn identify(entries: Vec<ParsedEntry>) -> Vec<IdentifiedEntry> {
                 entry,
             })
         })
-        .collect()
+        .collect();
+    (rung, identified)
+}
+
+/// `hash:…` of title and content: the last rung of the ladder.
+pub fn hash_key(entry: &ParsedEntry) -> String {
+    let body = entry
+        .content
+        .as_deref()
+        .or(entry.summary.as_deref())
+        .unwrap_or("");
+    format!("hash:{}", hex_digest(&[&entry.title, body]))
+}
+
+/// Query parameters that only track the reader: dropped from canonical URLs.
+const TRACKING_PARAMS: &[&str] = &[
+    "fbclid",
+    "gclid",
+    "gclsrc",
+    "dclid",
+    "gbraid",
+    "wbraid",
+    "msclkid",
+    "yclid",
+    "twclid",
+    "ttclid",
+    "igshid",
+    "mc_cid",
+    "mc_eid",
+    "_hsenc",
+    "_hsmi",
+    "_openstat",
+    "mkt_tok",
+    "oly_anon_id",
+    "oly_enc_id",
+    "vero_id",
+    "srsltid",
+    "ref",
+    "ref_src",
+    "ref_url",
+    "cmpid",
+    "ocid",
+    "s_cid",
+    "spm",
+    "at_medium",
+    "at_campaign",
+    "__twitter_impression",
+];
+
+/// Whether a query parameter is a tracking parameter (`utm_*`, `fbclid`, …).
+pub fn is_tracking_param(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    name.starts_with("utm_") || TRACKING_PARAMS.contains(&name.as_str())
+}
+
+/// The canonical form of a link, for comparing: lower-case scheme and host
+/// (the `url` crate's parsing does that), no default port, no fragment, no
+/// tracking parameters, remaining parameters sorted. Something that is not an
+/// absolute URL comes back trimmed and otherwise unchanged.
+pub fn canonical_url(link: &str) -> String {
+    let trimmed = link.trim();
+    let Ok(mut url) = Url::parse(trimmed) else {
+        return trimmed.to_string();
+    };
+    url.set_fragment(None);
+    if url.query().is_some() {
+        let mut params: Vec<(String, String)> = url
+            .query_pairs()
+            .filter(|(k, _)| !is_tracking_param(k))
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        params.sort();
+        if params.is_empty() {
+            url.set_query(None);
+        } else {
+            url.query_pairs_mut().clear().extend_pairs(params);
+        }
+    }
+    url.to_string()
 }
 
 /// `guid:…`, `link:…` or `hash:…`.
@@ -31,31 +234,60 @@ pub fn entry_key(entry: &ParsedEntry) -> String {
     if let Some(guid) = &entry.guid {
         format!("guid:{guid}")
     } else if let Some(link) = &entry.link {
-        format!("link:{link}")
+        format!("link:{}", canonical_url(link))
     } else {
-        let body = entry
-            .content
-            .as_deref()
-            .or(entry.summary.as_deref())
-            .unwrap_or("");
-        format!("hash:{}", hex_digest(&[&entry.title, body]))
+        hash_key(entry)
     }
 }
 
-/// Hash of what the reader sees; when it changes the entry counts as updated.
+/// Hash of what the reader sees: title, canonical link, author and the text
+/// of summary and content (markup and whitespace aside). Dates are left out:
+/// a feed that restamps every item on every poll has not changed them.
 pub fn change_hash(entry: &ParsedEntry) -> String {
-    let date = |d: Option<chrono::DateTime<chrono::Utc>>| {
-        d.map(|d| d.timestamp().to_string()).unwrap_or_default()
+    hex_digest(&visible_parts(entry, false))
+}
+
+/// [`change_hash`] with every run of digits masked. When only this one stays
+/// the same, the change is in numbers alone — a clock or counter baked into the
+/// item, or a corrected figure — and is subject to the churn limit.
+pub fn churn_hash(entry: &ParsedEntry) -> String {
+    hex_digest(&visible_parts(entry, true))
+}
+
+fn visible_parts(entry: &ParsedEntry, mask_digits: bool) -> Vec<String> {
+    let text = |s: Option<&str>| {
+        let words = fingerprint::words(s.unwrap_or(""));
+        let joined = words.join(" ");
+        if mask_digits {
+            mask_digit_runs(&joined)
+        } else {
+            joined
+        }
     };
-    hex_digest(&[
-        &entry.title,
-        entry.link.as_deref().unwrap_or(""),
-        entry.author.as_deref().unwrap_or(""),
-        entry.summary.as_deref().unwrap_or(""),
-        entry.content.as_deref().unwrap_or(""),
-        entry.rights.as_deref().unwrap_or(""),
-        &date(entry.published),
-    ])
+    vec![
+        text(Some(&entry.title)),
+        entry.link.as_deref().map(canonical_url).unwrap_or_default(),
+        entry.author.clone().unwrap_or_default(),
+        text(entry.summary.as_deref()),
+        text(entry.content.as_deref()),
+    ]
+}
+
+fn mask_digit_runs(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut in_digits = false;
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            if !in_digits {
+                out.push('#');
+            }
+            in_digits = true;
+        } else {
+            in_digits = false;
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// A permanent, globally unique id for a published entry, derived from the
@@ -96,7 +328,9 @@ fn digest(parts: &[&str]) -> [u8; 32] {
     hasher.finalize().into()
 }
 
-fn hex_digest(parts: &[&str]) -> String {
+fn hex_digest<S: AsRef<str>>(parts: &[S]) -> String {
+    let parts: Vec<&str> = parts.iter().map(AsRef::as_ref).collect();
+    let parts = &parts[..];
     digest(parts).iter().map(|x| format!("{x:02x}")).collect()
 }
 
@@ -134,13 +368,77 @@ mod tests {
     }
 
     #[test]
-    fn repeated_keys_keep_the_first_entry() {
-        let got = identify(vec![
-            entry(Some("g"), None, "first"),
-            entry(Some("g"), None, "second"),
-        ]);
-        assert_eq!(got.len(), 1);
-        assert_eq!(got[0].entry.title, "first");
+    fn repeated_guids_lose_no_entry() {
+        // One repeated guid among many: only those entries step down a rung.
+        let mut entries: Vec<ParsedEntry> = (0..40)
+            .map(|i| entry(Some(&format!("g{i}")), Some(&format!("http://a/{i}")), "t"))
+            .collect();
+        entries.push(entry(Some("g0"), Some("http://a/other"), "other"));
+        let (rung, got) = identify_at(entries, Rung::Guid, DEFAULT_TOLERANCE);
+        assert_eq!(rung, Rung::Guid);
+        assert_eq!(got.len(), 41);
+        assert_eq!(got[1].key, "guid:g1");
+        assert_eq!(got[0].key, "link:http://a/0");
+        assert_eq!(got[40].key, "link:http://a/other");
+        // A feed that gives every item the same guid moves to links entirely.
+        let same: Vec<ParsedEntry> = (0..5)
+            .map(|i| entry(Some("same"), Some(&format!("http://a/{i}")), "t"))
+            .collect();
+        let (rung, got) = identify_at(same, Rung::Guid, DEFAULT_TOLERANCE);
+        assert_eq!(rung, Rung::Link);
+        assert_eq!(got.len(), 5);
+        assert!(got.iter().all(|e| e.key.starts_with("link:")));
+        // No guid, no link: distinct titles stay distinct; identical items collapse.
+        let bare = vec![
+            entry(None, None, "a"),
+            entry(None, None, "b"),
+            entry(None, None, "a"),
+        ];
+        let (rung, got) = identify_at(bare, Rung::Guid, DEFAULT_TOLERANCE);
+        assert_eq!(rung, Rung::Hash);
+        assert_eq!(got.len(), 2);
+    }
+
+    #[test]
+    fn a_feed_keeps_the_rung_it_was_moved_to() {
+        let entries = vec![entry(Some("g"), Some("http://a/1"), "t")];
+        let (rung, got) = identify_at(entries, Rung::Link, DEFAULT_TOLERANCE);
+        assert_eq!(rung, Rung::Link);
+        assert_eq!(got[0].key, "link:http://a/1");
+    }
+
+    #[test]
+    fn canonical_urls_drop_tracking_fragments_and_default_ports() {
+        assert_eq!(
+            canonical_url(
+                " HTTPS://News.Example:443/a/b?z=1&utm_source=x&fbclid=abc&a=2&gclid=q&UTM_Medium=m#top "
+            ),
+            "https://news.example/a/b?a=2&z=1"
+        );
+        assert_eq!(
+            canonical_url("http://news.example:80/a?utm_campaign=c&mc_cid=1"),
+            "http://news.example/a"
+        );
+        assert_eq!(
+            canonical_url("http://news.example:8080/a?b=2&a=1"),
+            "http://news.example:8080/a?a=1&b=2"
+        );
+        assert_eq!(canonical_url("not a url"), "not a url");
+    }
+
+    #[test]
+    fn change_hash_ignores_dates_and_markup_but_churn_hash_ignores_digits() {
+        let mut a = entry(Some("g"), None, "Storm");
+        a.content = Some("<p>Updated 10:15. Roads closed.</p>".into());
+        let mut b = a.clone();
+        b.published = Some(chrono::Utc::now());
+        b.content = Some("<div>Updated 10:15.  Roads <b>closed</b>.</div>".into());
+        assert_eq!(change_hash(&a), change_hash(&b));
+        b.content = Some("<p>Updated 10:45. Roads closed.</p>".into());
+        assert_ne!(change_hash(&a), change_hash(&b));
+        assert_eq!(churn_hash(&a), churn_hash(&b));
+        b.content = Some("<p>Updated 10:45. Roads open.</p>".into());
+        assert_ne!(churn_hash(&a), churn_hash(&b));
     }
 
     #[test]

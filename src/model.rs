@@ -181,13 +181,29 @@ pub struct Source {
     pub updated: DateTime<Utc>,
 }
 
-/// A stored entry with its source, ready to publish.
+/// One outlet's copy of a story.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outlet {
+    pub source: Source,
+    /// The outlet's own link to its copy.
+    pub link: Option<String>,
+    pub title: String,
+    /// As for [`Story::author`].
+    pub author: String,
+    pub published: Option<DateTime<Utc>>,
+}
+
+/// One story, ready to publish: the primary source's entry, with every other
+/// outlet that carried it. All fields but `also` describe the primary copy.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Story {
+    /// Permanent id: the uid of the story's first stored entry, whichever
+    /// outlet is primary now.
     pub uid: String,
     pub title: String,
     pub link: Option<String>,
-    /// Original author, already falling back to a feed-level author or the source's name.
+    /// Original author: the entry's own, else an explicit byline in its text
+    /// ("By Reuters"), else the feed-level author, else the source's name.
     pub author: String,
     pub summary: Option<String>,
     pub content: Option<String>,
@@ -195,4 +211,7 @@ pub struct Story {
     pub published: Option<DateTime<Utc>>,
     pub updated: DateTime<Utc>,
     pub source: Source,
+    /// The other outlets that carried the story, primary excluded, ranked as
+    /// the primary is chosen (original, priority, then first seen).
+    pub also: Vec<Outlet>,
 }

@@ -1,10 +1,12 @@
-//! Stored stories → documents. One file per format: `atom`, `rss`, `json`, `html`.
+//! Stored stories → documents. One file per format: `atom`, `rss`, `json`, `html`;
+//! `attribution` is the provenance every format appends to content.
 
 use chrono::{DateTime, Utc};
 
 use crate::model::Story;
 
 pub mod atom;
+pub mod attribution;
 pub mod html;
 pub mod json;
 pub mod rss;
@@ -22,6 +24,8 @@ pub struct River {
     pub title: String,
     /// Absolute URL of the service's root, ending in '/'.
     pub base_url: String,
+    /// `[output] attribution` notice template, appended to every entry's content.
+    pub attribution: Option<String>,
 }
 
 impl River {
@@ -91,6 +95,8 @@ pub struct FeedDoc {
     pub next_url: Option<String>,
     /// The page of newer stories, when this is not the first page.
     pub previous_url: Option<String>,
+    /// `[output] attribution` notice template, appended to every entry's content.
+    pub attribution: Option<String>,
 }
 
 impl FeedDoc {
@@ -105,6 +111,7 @@ impl FeedDoc {
             html_url: river.base_url.clone(),
             next_url: None,
             previous_url: None,
+            attribution: river.attribution.clone(),
         }
     }
 }
@@ -158,6 +165,7 @@ pub(crate) mod fixtures {
                 rights: Some("© News".into()),
                 updated: t,
             },
+            also: Vec::new(),
         }
     }
 
@@ -166,6 +174,7 @@ pub(crate) mod fixtures {
             id: "urn:uuid:00000000-0000-8000-8000-00000000000a".into(),
             title: "River".into(),
             base_url: "http://127.0.0.1:1/".into(),
+            attribution: None,
         }
     }
 }

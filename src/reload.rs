@@ -4,8 +4,9 @@
 //!
 //! What a reload applies: the feed list (added feeds are polled at once,
 //! removed ones stop; their entries stay), per-feed titles, intervals, tags,
-//! credentials and headers, the `[fetch]` client settings, `[access]` tokens
-//! and `[retention]`. What needs a restart (logged when it changed):
+//! credentials and headers, each feed's `priority` and `original`, the
+//! `[fetch]` client settings, `[access]` tokens, `[retention]`, `[filters]` and
+//! `[dedup]`. What needs a restart (logged when it changed):
 //! `[server].listen`, `[storage].path`, `[output]`, and `[fetch]` concurrency,
 //! jitter and max_backoff.
 
@@ -19,7 +20,7 @@ use tokio::sync::{Mutex, Notify, mpsc, watch};
 
 use crate::access::{AccessControl, Tokens};
 use crate::config::{Config, ConfigError, RetentionConfig};
-use crate::daemon::feed_specs;
+use crate::daemon::{feed_ranks, feed_specs};
 use crate::fetch::{FetchError, FetchFeed, Fetched, Fetcher, RequestExtras};
 use crate::filter::Filters;
 use crate::model::Validators;
@@ -250,6 +251,11 @@ impl Reloader {
         let summary = summarise(&feed_specs(old), &specs, old, &new);
         let now = self.clock.now();
         self.store.call(move |s| s.sync_feeds(&specs, now)).await?;
+        // Ranks decide which copy of a story is primary from the next page
+        // rendered on; dedup settings apply from the next poll.
+        let ranks = feed_ranks(&new);
+        self.store.call(move |s| s.set_feed_ranks(&ranks)).await?;
+        self.store.set_dedup_settings(new.dedup.settings());
         self.fetcher.apply(&new)?;
         self.access.set(tokens_of(&new));
         *self.retention.write().unwrap_or_else(|p| p.into_inner()) = new.retention.clone();
@@ -283,12 +289,13 @@ fn summarise(old: &[FeedSpec], new: &[FeedSpec], a: &Config, b: &Config) -> Relo
         .keys()
         .filter(|u| !new_by_url.contains_key(*u))
         .count();
-    // Credentials and headers are not in the spec (never stored): compare them too.
+    // Credentials and headers are not in the spec (never stored), nor is the
+    // feed's rank as a source: compare them too.
     let secrets_of = |c: &Config, url: &str| {
         c.feeds
             .iter()
             .find(|f| f.url().as_str() == url)
-            .map(|f| (f.auth.clone(), f.headers.clone()))
+            .map(|f| (f.auth.clone(), f.headers.clone(), f.priority, f.original))
     };
     let changed = new_by_url
         .iter()
@@ -328,6 +335,7 @@ fn summarise(old: &[FeedSpec], new: &[FeedSpec], a: &Config, b: &Config) -> Relo
     if a.output.title != b.output.title
         || a.output.entries != b.output.entries
         || a.output.base_url != b.output.base_url
+        || a.output.attribution != b.output.attribution
     {
         need_restart.push("[output]");
     }
@@ -424,6 +432,43 @@ pub fn on_sighup(
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn a_reload_applies_dedup_settings_and_source_ranks_to_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("n.toml");
+        let text = |extra: &str, feed: &str| {
+            format!(
+                "{extra}\n[storage]\npath = {:?}\n[[feed]]\nurl = \"https://a.example/\"\n{feed}\n",
+                dir.path().join("r.db").display().to_string()
+            )
+        };
+        std::fs::write(&path, text("", "")).unwrap();
+        let config = Config::load(&path).unwrap();
+        let clock = Clock::new();
+        let store = crate::daemon::open_store(&config, &clock).await.unwrap();
+        assert!(store.dedup_settings().matching.enabled);
+        let live = Live::new(&config).unwrap();
+        let reloader = Reloader::new(path.clone(), config, store.clone(), clock, &live);
+        std::fs::write(
+            &path,
+            text(
+                "[dedup]\nenabled = false\nthreshold = 0.7\nchurn_cooldown = \"1h\"",
+                "priority = 4\noriginal = true",
+            ),
+        )
+        .unwrap();
+        let summary = reloader.reload().await.unwrap();
+        assert_eq!(summary.changed, 1, "{summary}");
+        let settings = store.dedup_settings();
+        assert!(!settings.matching.enabled);
+        assert_eq!(settings.matching.threshold, 0.7);
+        assert_eq!(settings.churn_cooldown, chrono::Duration::hours(1));
+        assert_eq!(
+            store.feed_rank_of("https://a.example/").unwrap(),
+            Some((4, true))
+        );
+    }
+
     fn parse(text: &str) -> Config {
         Config::parse(text, Path::new("t.toml")).unwrap()
     }
@@ -439,14 +484,15 @@ mod tests {
              [[feed]]\nurl = \"https://a.example/\"\n\
              [[feed]]\nurl = \"https://b.example/\"\ninterval = \"5m\"\n\
              [[feed]]\nurl = \"https://c.example/\"\nheaders = { X-Key = \"k\" }\n\
+             [[feed]]\nurl = \"https://d.example/\"\npriority = 3\n\
              [[feed]]\nurl = \"https://e.example/\"\n",
         );
         let s = summarise(&feed_specs(&old), &feed_specs(&new), &old, &new);
-        assert_eq!((s.added, s.removed, s.changed), (1, 1, 2));
+        assert_eq!((s.added, s.removed, s.changed), (1, 0, 3));
         assert_eq!(s.need_restart, ["[fetch].concurrency", "[output]"]);
         assert_eq!(
             s.to_string(),
-            "1 feed(s) added, 1 removed, 2 changed; restart to apply [fetch].concurrency, [output]"
+            "1 feed(s) added, 0 removed, 3 changed; restart to apply [fetch].concurrency, [output]"
         );
         let same = summarise(&feed_specs(&new), &feed_specs(&new), &new, &new);
         assert_eq!(same, ReloadSummary::default());

@@ -28,6 +28,8 @@ pub struct AppState {
     /// Configured public base URL ("…/"); otherwise taken from the request.
     pub base_url: Option<String>,
     pub entries: usize,
+    /// `[output] attribution` template, if any.
+    pub attribution: Option<String>,
     /// Rendered documents, re-rendered only when the stored data changed.
     pub cache: Arc<RenderCache>,
 }
@@ -93,6 +95,7 @@ impl AppState {
             id: self.river_id.clone(),
             title: self.title.clone(),
             base_url,
+            attribution: self.attribution.clone(),
         }
     }
 }

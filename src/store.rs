@@ -27,6 +27,7 @@ mod stories;
 pub use ops::{OpsSnapshot, Subscription};
 pub use publishing::{Cursor, FeedView, PageStart, StoryFilter, StoryPage};
 pub use retention::{PruneCounts, RetentionPolicy};
+pub use stories::FeedRank;
 
 static MIGRATIONS_DIR: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/migrations");
 
@@ -71,6 +72,8 @@ pub struct SaveCounts {
 pub struct Store {
     writer: Arc<Mutex<Connection>>,
     reader: Arc<Mutex<Connection>>,
+    /// How entries are told apart and merged into stories.
+    dedup: Arc<std::sync::RwLock<identity::DedupSettings>>,
     /// Poll results go through the group-commit writer thread.
     queue: mpsc::Sender<WriteJob>,
     /// Counts this process's committed writes, so readers can tell cheaply
@@ -209,6 +212,7 @@ impl Store {
         Ok(Self {
             writer,
             reader: Arc::new(Mutex::new(reader)),
+            dedup: Arc::default(),
             queue,
             writes,
         })

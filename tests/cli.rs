@@ -205,7 +205,24 @@ fn demo_serves_a_merged_feed_with_the_wire_story_from_two_outlets_and_exits_on_s
         .iter()
         .filter(|e| e.title.value.starts_with("Port strike ends"))
         .collect();
-    assert!(!port_strike.is_empty());
+    // The wire story and Harbour Gazette's repost are one story crediting both.
+    assert_eq!(port_strike.len(), 1);
+    let story = port_strike[0];
+    assert_eq!(story.source.as_ref().unwrap().title.value, "Meridian Wire");
+    assert!(
+        story
+            .links
+            .iter()
+            .any(|l| l.rel == "via" && l.title.as_deref() == Some("Harbour Gazette")),
+        "{:?}",
+        story.links
+    );
+    // The wire gives a description only: the line follows the summary.
+    let content = story.summary.as_ref().unwrap().value.clone();
+    assert!(
+        content.contains("Also reported by <a href=\"https://harbourgazette.example/"),
+        "{content}"
+    );
 
     sigterm(&child);
     assert!(wait_exit(&mut child).success());

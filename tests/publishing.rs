@@ -655,6 +655,7 @@ async fn documents_render_once_per_change_of_the_stored_data() {
         title: "T".into(),
         base_url: None,
         entries: 100,
+        attribution: None,
         cache: Default::default(),
     };
     let cache = state.cache.clone();

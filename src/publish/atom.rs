@@ -56,11 +56,16 @@ pub fn atom_page(doc: &FeedDoc, stories: &[Story]) -> String {
         }),
         ..Default::default()
     };
-    feed.set_entries(stories.iter().map(atom_entry).collect::<Vec<_>>());
+    feed.set_entries(
+        stories
+            .iter()
+            .map(|s| atom_entry(s, doc.attribution.as_deref()))
+            .collect::<Vec<_>>(),
+    );
     feed.to_string()
 }
 
-fn atom_entry(story: &Story) -> Entry {
+fn atom_entry(story: &Story, attribution: Option<&str>) -> Entry {
     let source = &story.source;
     let mut source_links = vec![link(&source.feed_url, "self", None, None)];
     if let Some(site) = &source.site_url {
@@ -93,15 +98,42 @@ fn atom_entry(story: &Story) -> Entry {
             .links
             .push(link(href, "alternate", Some("text/html"), None));
     }
-    if let Some(content) = &story.content {
-        entry.content = Some(Content {
-            value: Some(xml_safe(content)),
-            content_type: Some("html".into()),
-            ..Default::default()
-        });
-    } else if story.summary.is_none() && story.link.is_none() {
-        // Atom wants content or an alternate link; the title is all there is.
-        entry.summary = Some(Text::plain(xml_safe(&story.title)));
+    // Every other outlet that carried the story, machine-readably: one
+    // `rel="via"` link each, to its copy (or its site), titled with its name.
+    for outlet in &story.also {
+        let href = outlet
+            .link
+            .as_ref()
+            .or(outlet.source.site_url.as_ref())
+            .unwrap_or(&outlet.source.feed_url);
+        entry.links.push(link(
+            href,
+            "via",
+            Some("text/html"),
+            Some(&outlet.source.title),
+        ));
+    }
+    // Provenance for people goes where the text is: after the content, or,
+    // for a source that gives only a summary, after the summary.
+    let extra = super::attribution::attribution_html(story, attribution);
+    let html = |s: String| Text::html(xml_safe(&s));
+    match (&story.content, &story.summary, extra) {
+        (Some(content), _, extra) => {
+            entry.content = Some(Content {
+                value: Some(xml_safe(&format!("{content}{}", extra.unwrap_or_default()))),
+                content_type: Some("html".into()),
+                ..Default::default()
+            });
+        }
+        (None, Some(summary), Some(extra)) => {
+            entry.summary = Some(html(format!("{summary}{extra}")))
+        }
+        (None, None, Some(extra)) => entry.summary = Some(html(extra)),
+        (None, _, None) if story.summary.is_none() && story.link.is_none() => {
+            // Atom wants content or an alternate link; the title is all there is.
+            entry.summary = Some(Text::plain(xml_safe(&story.title)));
+        }
+        (None, _, None) => {}
     }
     entry
 }
@@ -133,5 +165,43 @@ mod tests {
                 .iter()
                 .any(|l| l.rel == "self" && l.href == "http://127.0.0.1:1/feed.atom")
         );
+        assert!(entry.links.iter().all(|l| l.rel != "via"));
+        assert_eq!(
+            entry.content, None,
+            "no content, no attribution: nothing added"
+        );
+    }
+
+    #[test]
+    fn other_outlets_become_via_links_and_an_also_reported_line() {
+        let mut s = story("Port strike ends");
+        let mut other = s.source.clone();
+        other.title = "Harbour Gazette".into();
+        other.site_url = Some("https://harbour.example/".into());
+        s.also.push(crate::model::Outlet {
+            source: other,
+            link: Some("https://harbour.example/port".into()),
+            title: "Port strike ends".into(),
+            author: "Meridian Wire".into(),
+            published: s.published,
+        });
+        let mut r = river();
+        r.attribution = Some("Originally published by {source}.".into());
+        let feed: Feed = atom(&r, &[s]).parse().unwrap();
+        let entry = &feed.entries[0];
+        let via: Vec<_> = entry.links.iter().filter(|l| l.rel == "via").collect();
+        assert_eq!(via.len(), 1);
+        assert_eq!(via[0].href, "https://harbour.example/port");
+        assert_eq!(via[0].title.as_deref(), Some("Harbour Gazette"));
+        let content = &entry.summary.as_ref().unwrap().value;
+        assert!(
+            content.starts_with("<p>Sum</p><p class=\"newsriver-also\">Also reported by <a href=\"https://harbour.example/port\">Harbour Gazette</a>.</p>"),
+            "{content}"
+        );
+        assert!(
+            content.ends_with("Originally published by News &amp; Co.</p>"),
+            "{content}"
+        );
+        assert_eq!(entry.source.as_ref().unwrap().title.value, "News & Co");
     }
 }

@@ -35,8 +35,27 @@ pub fn home_page(river: &River, stories: &[Story], older_url: Option<&str>) -> S
         } else {
             format!(" · {}", esc(&story.author))
         };
+        // The other outlets that carried the story, each linked to its copy.
+        let also = if story.also.is_empty() {
+            String::new()
+        } else {
+            let names: Vec<String> = story
+                .also
+                .iter()
+                .map(|o| match o.link.as_ref().or(o.source.site_url.as_ref()) {
+                    Some(href) => {
+                        format!("<a href=\"{}\">{}</a>", esc(href), esc(&o.source.title))
+                    }
+                    None => esc(&o.source.title),
+                })
+                .collect();
+            format!(
+                "<p class=\"also\">Also reported by {}</p>",
+                names.join(", ")
+            )
+        };
         items.push_str(&format!(
-            "<li><h2>{title}</h2><p class=\"meta\">{source}{byline} · <time datetime=\"{}\">{}</time></p></li>\n",
+            "<li><h2>{title}</h2><p class=\"meta\">{source}{byline} · <time datetime=\"{}\">{}</time></p>{also}</li>\n",
             when.to_rfc3339(),
             when.format("%Y-%m-%d %H:%M UTC")
         ));
@@ -69,6 +88,7 @@ ol {{ list-style: none; padding: 0; }}
 li {{ border-bottom: 1px solid #ddd; padding: .6rem 0; }}
 h2 {{ font-size: 1.05rem; margin: 0; }}
 .meta {{ margin: .2rem 0 0; color: #555; font-size: .9rem; }}
+.also {{ margin: .1rem 0 0; color: #555; font-size: .85rem; }}
 a {{ color: #0645ad; }}
 </style>
 </head>
@@ -275,6 +295,35 @@ mod tests {
                 "{t}"
             );
         }
+    }
+
+    #[test]
+    fn home_page_lists_the_other_outlets_of_a_story() {
+        let mut s = story("Port strike ends");
+        let mut other = s.source.clone();
+        other.title = "Harbour <Gazette>".into();
+        s.also.push(crate::model::Outlet {
+            source: other.clone(),
+            link: Some("https://harbour.example/port?a=1&b=2".into()),
+            title: "Port strike ends".into(),
+            author: "Meridian Wire".into(),
+            published: s.published,
+        });
+        other.title = "Courier".into();
+        other.site_url = None;
+        s.also.push(crate::model::Outlet {
+            source: other,
+            link: None,
+            title: "Port strike ends".into(),
+            author: "Courier".into(),
+            published: s.published,
+        });
+        let html = home_html(&river(), &[s, story("alone")]);
+        assert!(
+            html.contains("<p class=\"also\">Also reported by <a href=\"https://harbour.example/port?a=1&amp;b=2\">Harbour &lt;Gazette&gt;</a>, Courier</p>"),
+            "{html}"
+        );
+        assert_eq!(html.matches("Also reported by").count(), 1);
     }
 
     #[test]

@@ -32,13 +32,18 @@ pub fn json_feed(doc: &FeedDoc, stories: &[Story]) -> String {
     feed.insert("_newsriver".into(), Value::Object(ext));
     feed.insert(
         "items".into(),
-        Value::Array(stories.iter().map(json_item).collect()),
+        Value::Array(
+            stories
+                .iter()
+                .map(|s| json_item(s, doc.attribution.as_deref()))
+                .collect(),
+        ),
     );
     // Serialising a Value built from strings cannot fail.
     serde_json::to_string_pretty(&Value::Object(feed)).unwrap_or_default()
 }
 
-fn json_item(story: &Story) -> Value {
+fn json_item(story: &Story, attribution: Option<&str>) -> Value {
     let source = &story.source;
     let mut item = Map::new();
     item.insert("id".into(), story.uid.clone().into());
@@ -46,18 +51,25 @@ fn json_item(story: &Story) -> Value {
         item.insert("url".into(), link.clone().into());
     }
     item.insert("title".into(), story.title.clone().into());
-    match (&story.content, &story.summary) {
-        (Some(content), summary) => {
-            item.insert("content_html".into(), content.clone().into());
+    // The other outlets and the notice, for people: after the HTML content.
+    let extra = super::attribution::attribution_html(story, attribution);
+    match (&story.content, &story.summary, extra) {
+        (Some(content), summary, extra) => {
+            let html = format!("{content}{}", extra.unwrap_or_default());
+            item.insert("content_html".into(), html.into());
             if let Some(summary) = summary {
                 item.insert("summary".into(), summary.clone().into());
             }
         }
-        (None, Some(summary)) => {
-            item.insert("content_html".into(), summary.clone().into());
+        (None, Some(summary), extra) => {
+            let html = format!("{summary}{}", extra.unwrap_or_default());
+            item.insert("content_html".into(), html.into());
+        }
+        (None, None, Some(extra)) => {
+            item.insert("content_html".into(), extra.into());
         }
         // JSON Feed requires content of some kind.
-        (None, None) => {
+        (None, None, None) => {
             item.insert("content_text".into(), story.title.clone().into());
         }
     }
@@ -78,6 +90,19 @@ fn json_item(story: &Story) -> Value {
                 "updated": date(source.updated),
             },
             "rights": story.rights,
+            // The other outlets that carried the story, for machines.
+            "also": story.also.iter().map(|o| json!({
+                "url": o.link,
+                "title": o.title,
+                "author": o.author,
+                "date_published": o.published.map(date),
+                "source": {
+                    "id": o.source.id,
+                    "title": o.source.title,
+                    "feed_url": o.source.feed_url,
+                    "home_page_url": o.source.site_url,
+                },
+            })).collect::<Vec<_>>(),
         }),
     );
     Value::Object(item)
@@ -99,6 +124,7 @@ mod tests {
             html_url: "http://h/".into(),
             next_url: Some("http://h/feed.json?before=1.1".into()),
             previous_url: None,
+            attribution: None,
         };
         let text = json_feed(&doc, &[story("A </script> title")]);
         let v: Value = serde_json::from_str(&text).unwrap();
@@ -117,5 +143,50 @@ mod tests {
         assert_eq!(source["title"], "News & Co");
         assert_eq!(source["feed_url"], "https://news.example/feed");
         assert_eq!(source["home_page_url"], "https://news.example/");
+        assert_eq!(item["_newsriver"]["also"], json!([]));
+    }
+
+    #[test]
+    fn other_outlets_are_listed_in_the_extension_and_the_content() {
+        let mut s = story("Port strike ends");
+        let mut other = s.source.clone();
+        other.title = "Harbour Gazette".into();
+        other.feed_url = "https://harbour.example/feed".into();
+        s.also.push(crate::model::Outlet {
+            source: other,
+            link: Some("https://harbour.example/port".into()),
+            title: "Port strike ends | HG".into(),
+            author: "Meridian Wire".into(),
+            published: s.published,
+        });
+        let doc = FeedDoc {
+            id: "urn:uuid:v".into(),
+            title: "River".into(),
+            description: "d".into(),
+            self_url: "http://h/feed.json".into(),
+            first_url: "http://h/feed.json".into(),
+            html_url: "http://h/".into(),
+            next_url: None,
+            previous_url: None,
+            attribution: Some("From {source}".into()),
+        };
+        let v: Value = serde_json::from_str(&json_feed(&doc, &[s])).unwrap();
+        let item = &v["items"][0];
+        let also = &item["_newsriver"]["also"];
+        assert_eq!(also.as_array().unwrap().len(), 1);
+        assert_eq!(also[0]["url"], "https://harbour.example/port");
+        assert_eq!(also[0]["title"], "Port strike ends | HG");
+        assert_eq!(also[0]["author"], "Meridian Wire");
+        assert_eq!(also[0]["date_published"], "2026-11-20T10:00:00Z");
+        assert_eq!(also[0]["source"]["title"], "Harbour Gazette");
+        assert_eq!(
+            also[0]["source"]["feed_url"],
+            "https://harbour.example/feed"
+        );
+        assert_eq!(item["_newsriver"]["source"]["title"], "News & Co");
+        assert_eq!(
+            item["content_html"],
+            "<p>Sum</p><p class=\"newsriver-also\">Also reported by <a href=\"https://harbour.example/port\">Harbour Gazette</a>.</p><p class=\"newsriver-attribution\">From News &amp; Co</p>"
+        );
     }
 }

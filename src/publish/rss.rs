@@ -46,24 +46,35 @@ pub fn rss(doc: &FeedDoc, stories: &[Story]) -> String {
         generator: Some(format!("newsriver {}", env!("CARGO_PKG_VERSION"))),
         docs: Some("https://www.rssboard.org/rss-specification".into()),
         atom_ext: Some(AtomExtension { links }),
-        items: stories.iter().map(rss_item).collect(),
+        items: stories
+            .iter()
+            .map(|s| rss_item(s, doc.attribution.as_deref()))
+            .collect(),
         namespaces: BTreeMap::new(),
         ..Default::default()
     };
     channel.to_string()
 }
 
-fn rss_item(story: &Story) -> Item {
+fn rss_item(story: &Story, attribution: Option<&str>) -> Item {
     let html = |s: &str| xml_safe(s);
+    // RSS has room for one `<source>`: the other outlets of a story and the
+    // attribution notice go in the text, after the text they belong to
+    // (content:encoded, else the description).
+    let extra = super::attribution::attribution_html(story, attribution).unwrap_or_default();
+    let with_extra = |s: &str| html(&format!("{s}{extra}"));
     // description carries the short form; content:encoded the full text when
     // there is both.
     let (description, content) = match (&story.summary, &story.content) {
-        (Some(summary), Some(content)) => (Some(html(summary)), Some(html(content))),
-        (Some(only), None) | (None, Some(only)) => (Some(html(only)), None),
+        (Some(summary), Some(content)) => (Some(html(summary)), Some(with_extra(content))),
+        (Some(only), None) | (None, Some(only)) => (Some(with_extra(only)), None),
         (None, None) if story.link.is_none() => (
-            Some(html_escape::encode_text(&xml_safe(&story.title)).into_owned()),
+            Some(with_extra(&html_escape::encode_text(&xml_safe(
+                &story.title,
+            )))),
             None,
         ),
+        (None, None) if !extra.is_empty() => (Some(html(&extra)), None),
         (None, None) => (None, None),
     };
     let mut dc = DublinCoreExtension {
@@ -107,6 +118,7 @@ mod tests {
             html_url: "http://127.0.0.1:1/".into(),
             next_url: Some("http://127.0.0.1:1/feed.rss?before=3.1".into()),
             previous_url: Some("http://127.0.0.1:1/feed.rss?after=4.1".into()),
+            attribution: None,
         }
     }
 
@@ -142,5 +154,45 @@ mod tests {
         );
         assert!(xml.contains(r#"xmlns:atom="http://www.w3.org/2005/Atom""#));
         assert!(xml.contains(r#"xmlns:dc="http://purl.org/dc/elements/1.1/""#));
+    }
+
+    #[test]
+    fn other_outlets_and_the_notice_follow_the_text_with_one_source() {
+        let mut s = story("Port strike ends");
+        let mut other = s.source.clone();
+        other.title = "Harbour Gazette".into();
+        s.also.push(crate::model::Outlet {
+            source: other,
+            link: Some("https://harbour.example/port".into()),
+            title: "Port strike ends".into(),
+            author: "Meridian Wire".into(),
+            published: s.published,
+        });
+        let mut d = doc();
+        d.attribution = Some("Originally published by {source}.".into());
+        let xml = rss(&d, &[s.clone()]);
+        let channel: Channel = xml.parse().expect("well-formed RSS");
+        let item = &channel.items[0];
+        assert_eq!(
+            item.description.as_deref(),
+            Some(
+                "<p>Sum</p><p class=\"newsriver-also\">Also reported by <a href=\"https://harbour.example/port\">Harbour Gazette</a>.</p><p class=\"newsriver-attribution\">Originally published by News &amp; Co.</p>"
+            )
+        );
+        assert_eq!(
+            item.source.as_ref().unwrap().title.as_deref(),
+            Some("News & Co")
+        );
+        assert_eq!(xml.matches("<source").count(), 1, "{xml}");
+        // With full content, the summary stays short and the content carries it.
+        s.content = Some("<p>Full</p>".into());
+        let channel: Channel = rss(&d, &[s]).parse().unwrap();
+        let item = &channel.items[0];
+        assert_eq!(item.description.as_deref(), Some("<p>Sum</p>"));
+        let content = item.content.as_deref().unwrap();
+        assert!(
+            content.starts_with("<p>Full</p><p class=\"newsriver-also\">Also reported by"),
+            "{content}"
+        );
     }
 }

@@ -289,6 +289,7 @@ async fn feed(
                 .map(|c| format!("{first_url}?after={}", c.encode())),
             first_url,
             html_url: river.base_url.clone(),
+            attribution: river.attribution.clone(),
         };
         let body = match format {
             Format::Atom => publish::atom_page(&doc, &page.stories),

@@ -1,11 +1,14 @@
 //! Entries: saving a poll's results atomically, new and changed entries.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{SaveCounts, Store, StoreError, lock, ts};
-use crate::identity;
-use crate::model::{FeedId, IdentifiedEntry, SourceMeta, Validators};
+use crate::identity::fingerprint::Fingerprint;
+use crate::identity::{self, DedupSettings, Rung};
+use crate::model::{FeedId, IdentifiedEntry, ParsedEntry, SourceMeta, Validators};
 
 impl Store {
     /// Stores one successful poll atomically: the source's metadata, its
@@ -21,6 +24,7 @@ impl Store {
         entries: &[IdentifiedEntry],
         next_poll: DateTime<Utc>,
     ) -> Result<SaveCounts, StoreError> {
+        let settings = self.dedup_settings();
         let (meta, validators, entries) = (meta.clone(), validators.clone(), entries.to_vec());
         self.write(move |tx| {
             tx.execute(
@@ -44,7 +48,7 @@ impl Store {
                 ts(next_poll)
             ],
         )?;
-            save_entries(tx, id, now, &entries)
+            save_entries(tx, id, now, &entries, &settings)
         })
     }
 
@@ -56,83 +60,508 @@ impl Store {
     }
 }
 
+/// A stored entry that a document's item was matched to.
+struct Existing {
+    id: i64,
+    hash: String,
+    churn_hash: Option<String>,
+    canonical_link: Option<String>,
+    title: String,
+    updated: Option<i64>,
+    changed_at: i64,
+}
+
+fn existing(r: &rusqlite::Row<'_>) -> rusqlite::Result<Existing> {
+    Ok(Existing {
+        id: r.get(0)?,
+        hash: r.get(1)?,
+        churn_hash: r.get(2)?,
+        canonical_link: r.get(3)?,
+        title: r.get(4)?,
+        updated: r.get(5)?,
+        changed_at: r.get(6)?,
+    })
+}
+
+const EXISTING_COLUMNS: &str = "id, hash, churn_hash, canonical_link, title, updated, changed_at";
+
+/// The text a fingerprint is taken of: the fuller of content and summary.
+pub(crate) fn body_of(e: &ParsedEntry) -> &str {
+    e.content.as_deref().or(e.summary.as_deref()).unwrap_or("")
+}
+
 fn save_entries(
     tx: &Connection,
     feed_id: FeedId,
     now: DateTime<Utc>,
     entries: &[IdentifiedEntry],
+    settings: &DedupSettings,
 ) -> Result<SaveCounts, StoreError> {
-    let feed_uid: String = tx.query_row("SELECT uid FROM feeds WHERE id = ?1", [feed_id], |r| {
-        r.get(0)
-    })?;
-    let mut find =
-        tx.prepare_cached("SELECT id, hash FROM entries WHERE feed_id = ?1 AND key = ?2")?;
-    let mut insert = tx.prepare_cached(
-        "INSERT INTO entries (feed_id, key, uid, title, link, author, summary, content, rights,
-            published, updated, first_seen, changed_at, sort_time, hash)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14)",
+    let (feed_uid, feed_url, stored_rung): (String, String, String) = tx.query_row(
+        "SELECT uid, url, identity_rung FROM feeds WHERE id = ?1",
+        [feed_id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
     )?;
-    let mut update = tx.prepare_cached(
-        "UPDATE entries SET title = ?2, link = ?3, author = ?4, summary = ?5, content = ?6,
-            rights = ?7, published = ?8, updated = ?9, changed_at = ?10, hash = ?11
-         WHERE id = ?1",
-    )?;
+    let stored_rung = Rung::parse(&stored_rung);
+    // Keys are decided here, at the feed's own rung of the ladder, which only
+    // ever moves down: a feed that once had unreliable guids is not trusted
+    // with them again.
+    let parsed: Vec<ParsedEntry> = entries.iter().map(|i| i.entry.clone()).collect();
+    let total = parsed.len();
+    let (mut rung, items) = identity::identify_at(parsed, stored_rung, settings.guid_tolerance);
+
+    let mut by_key = tx.prepare_cached(&format!(
+        "SELECT {EXISTING_COLUMNS} FROM entries WHERE feed_id = ?1 AND key = ?2"
+    ))?;
+    // The same item under another key: a guid that changes on every poll, a
+    // feed moved down the ladder, or a link keyed before canonicalisation.
+    let mut by_link = tx.prepare_cached(&format!(
+        "SELECT {EXISTING_COLUMNS} FROM entries
+         WHERE feed_id = ?1 AND title = ?3 AND (canonical_link = ?2 OR (canonical_link IS NULL AND link = ?4))
+         ORDER BY id"
+    ))?;
     let mut counts = SaveCounts::default();
-    let now_ts = ts(now);
-    for item in entries {
+    let mut matched = HashSet::new();
+    let (mut unstable, mut buried_count) = (0usize, 0usize);
+    // First every item that its key finds, so that a lookup by link in the
+    // second pass never takes a row another item of this document owns.
+    let mut resolved = Vec::with_capacity(items.len());
+    let mut taken: HashSet<String> = items.iter().map(|i| i.key.clone()).collect();
+    for item in &items {
         let e = &item.entry;
-        let existing: Option<(i64, String)> = find
-            .query_row(params![feed_id, item.key], |r| Ok((r.get(0)?, r.get(1)?)))
+        let canonical = e.link.as_deref().map(identity::canonical_url);
+        let mut key = item.key.clone();
+        let mut found = by_key
+            .query_row(params![feed_id, key], existing)
             .optional()?;
-        match existing {
-            // Pruned by retention: it stays gone even while the feed carries it.
-            None if super::retention::is_tombstoned(tx, feed_id, &item.key, now)? => {}
+        if let Some(old) = &found
+            && key.starts_with("guid:")
+            && canonical.is_some()
+            && old.canonical_link.is_some()
+            && old.canonical_link != canonical
+            && old.title != e.title
+        {
+            // A guid reused for another item (a feed numbering its slots):
+            // this item is new, keyed one rung down.
+            unstable += 1;
+            key = format!("link:{}", canonical.as_deref().unwrap_or_default());
+            if !taken.insert(key.clone()) {
+                key = identity::hash_key(e);
+                taken.insert(key.clone());
+            }
+            found = by_key
+                .query_row(params![feed_id, key], existing)
+                .optional()?;
+        }
+        if let Some(old) = &found {
+            matched.insert(old.id);
+        }
+        resolved.push((item, key, canonical, found));
+    }
+    for (item, key, canonical, mut found) in resolved {
+        let e = &item.entry;
+        if found.is_none()
+            && let Some(link) = &canonical
+        {
+            let raw = e.link.as_deref().unwrap_or_default();
+            let mut rows = by_link.query(params![feed_id, link, e.title, raw])?;
+            while let Some(row) = rows.next()? {
+                let candidate = existing(row)?;
+                if matched.insert(candidate.id) {
+                    if key.starts_with("guid:") {
+                        unstable += 1;
+                    }
+                    found = Some(candidate);
+                    break;
+                }
+            }
+        }
+        match found {
+            Some(old) => {
+                if update_entry(tx, &old, item, canonical.as_deref(), now, settings)? {
+                    counts.updated += 1;
+                }
+            }
             None => {
-                // A source may not date an entry after we first saw it: that
-                // would let it pin its items to the top of the river.
-                let sort_time = e
-                    .published
-                    .or(e.updated)
-                    .map_or(now_ts, |d| ts(d).min(now_ts));
-                insert.execute(params![
+                // Pruned by retention: it stays gone while the feed carries
+                // it, also under another guid (same canonical link).
+                if super::retention::is_tombstoned(tx, feed_id, &key, canonical.as_deref(), now)? {
+                    buried_count += 1;
+                    continue;
+                }
+                let uid = identity::entry_uid(&feed_uid, &key);
+                let id = insert_entry(
+                    tx,
                     feed_id,
-                    item.key,
-                    identity::entry_uid(&feed_uid, &item.key),
-                    e.title,
-                    e.link,
-                    e.author,
-                    e.summary,
-                    e.content,
-                    e.rights,
-                    e.published.map(ts),
-                    e.updated.map(ts),
-                    now_ts,
-                    sort_time,
-                    item.hash
-                ])?;
+                    &key,
+                    &uid,
+                    item,
+                    canonical.as_deref(),
+                    now,
+                    settings,
+                )?;
+                matched.insert(id);
                 counts.new += 1;
             }
-            Some((row, hash)) if hash != item.hash => {
-                // The entry changed: its updated time advances even when the
-                // source does not say so.
-                let updated = e.updated.map_or(now_ts, |d| ts(d).min(now_ts));
-                update.execute(params![
-                    row,
-                    e.title,
-                    e.link,
-                    e.author,
-                    e.summary,
-                    e.content,
-                    e.rights,
-                    e.published.map(ts),
-                    updated,
-                    now_ts,
-                    item.hash
-                ])?;
-                counts.updated += 1;
-            }
-            Some(_) => {}
         }
     }
+    if buried_count > 0 {
+        tracing::debug!(feed = %feed_url, entries = buried_count, "removed entries shown again by the source stay removed");
+    }
+    let unstable_guids = rung == Rung::Guid
+        && unstable > 0
+        && unstable as f64 > total as f64 * settings.guid_tolerance;
+    if unstable_guids {
+        rung = Rung::Link;
+    }
+    if rung != stored_rung {
+        let reason = if unstable_guids {
+            "its guids change or are reused between polls"
+        } else {
+            "its entries' ids are missing or repeated"
+        };
+        tracing::warn!(feed = %feed_url, from = stored_rung.as_str(), to = rung.as_str(), unstable, total, "{reason}: the feed moves down the identity ladder and its entries are keyed by {} from now on", rung.as_str());
+        tx.execute(
+            "UPDATE feeds SET identity_rung = ?2 WHERE id = ?1",
+            params![feed_id, rung.as_str()],
+        )?;
+    }
     Ok(counts)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn insert_entry(
+    tx: &Connection,
+    feed_id: FeedId,
+    key: &str,
+    uid: &str,
+    item: &IdentifiedEntry,
+    canonical: Option<&str>,
+    now: DateTime<Utc>,
+    settings: &DedupSettings,
+) -> Result<i64, StoreError> {
+    let e = &item.entry;
+    let now_ts = ts(now);
+    // Order by the source's date, but a source may not date an entry after we
+    // first saw it (that would pin it to the top of the river), nor long before.
+    let floor = ts(now - settings.max_date_skew);
+    let sort_time = e
+        .published
+        .or(e.updated)
+        .map_or(now_ts, |d| ts(d).clamp(floor, now_ts));
+    let fingerprint = Fingerprint::of(&e.title, body_of(e));
+    tx.prepare_cached(
+        "INSERT INTO entries (feed_id, key, uid, title, link, author, summary, content, rights,
+            published, updated, first_seen, changed_at, sort_time, hash, canonical_link,
+            fingerprint, churn_hash, last_seen)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14, ?15, ?16, ?17, ?12)",
+    )?
+    .execute(params![
+        feed_id,
+        key,
+        uid,
+        e.title,
+        e.link,
+        e.author,
+        e.summary,
+        e.content,
+        e.rights,
+        e.published.map(ts),
+        e.updated.map(ts),
+        now_ts,
+        sort_time,
+        item.hash,
+        canonical,
+        fingerprint.as_ref().map(Fingerprint::to_bytes),
+        identity::churn_hash(e),
+    ])?;
+    let id = tx.last_insert_rowid();
+    super::stories::assign_story(
+        tx,
+        id,
+        feed_id,
+        uid,
+        &e.title,
+        canonical,
+        fingerprint.as_ref(),
+        sort_time,
+        now,
+        &settings.matching,
+    )?;
+    Ok(id)
+}
+
+/// Stores what changed in a known entry. The published date is the one first
+/// stored (feeds that restamp every item with the current time would otherwise
+/// move it on every poll). Returns whether it counts as updated:
+/// a change in words counts at once; a change in digits alone (a timestamp
+/// baked into the item) at most once per churn cooldown; anything else
+/// (markup, dates, a first poll after the upgrade that introduced churn
+/// hashes) is stored silently.
+fn update_entry(
+    tx: &Connection,
+    old: &Existing,
+    item: &IdentifiedEntry,
+    canonical: Option<&str>,
+    now: DateTime<Utc>,
+    settings: &DedupSettings,
+) -> Result<bool, StoreError> {
+    let now_ts = ts(now);
+    let e = &item.entry;
+    let churn = identity::churn_hash(e);
+    let counts = match &old.churn_hash {
+        _ if old.hash == item.hash => false,
+        None => false,
+        Some(previous) if *previous != churn => true,
+        Some(_) => now_ts - old.changed_at >= settings.churn_cooldown.num_seconds(),
+    };
+    if old.hash == item.hash && old.churn_hash.is_some() {
+        tx.prepare_cached("UPDATE entries SET last_seen = ?2 WHERE id = ?1")?
+            .execute(params![old.id, now_ts])?;
+        return Ok(false);
+    }
+    // The updated time advances: to the source's, if it moved forward (but not
+    // past now), else to now. A silent change keeps the old one.
+    let updated = if counts {
+        Some(
+            e.updated
+                .map(ts)
+                .filter(|u| *u <= now_ts && old.updated.is_none_or(|o| *u > o))
+                .unwrap_or(now_ts),
+        )
+    } else {
+        old.updated
+    };
+    let changed_at = if counts { now_ts } else { old.changed_at };
+    let fingerprint = Fingerprint::of(&e.title, body_of(e));
+    tx.prepare_cached(
+        "UPDATE entries SET title = ?2, link = ?3, author = ?4, summary = ?5, content = ?6,
+            rights = ?7, published = COALESCE(published, ?8), updated = ?9, changed_at = ?10, hash = ?11,
+            canonical_link = ?12, fingerprint = ?13, churn_hash = ?14, last_seen = ?15
+         WHERE id = ?1",
+    )?
+    .execute(params![
+        old.id,
+        e.title,
+        e.link,
+        e.author,
+        e.summary,
+        e.content,
+        e.rights,
+        e.published.map(ts),
+        updated,
+        changed_at,
+        item.hash,
+        canonical,
+        fingerprint.as_ref().map(Fingerprint::to_bytes),
+        churn,
+        now_ts,
+    ])?;
+    Ok(counts)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::store::FeedSpec;
+
+    fn store() -> (tempfile::TempDir, Store, FeedId) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("r.db")).unwrap();
+        let spec = FeedSpec {
+            url: "http://a.example/feed".into(),
+            title: None,
+            interval: Duration::from_secs(600),
+            tags: vec![],
+            fixed_interval: false,
+        };
+        store.sync_feeds(&[spec], Utc::now()).unwrap();
+        let id = store.active_feeds().unwrap()[0].id;
+        (dir, store, id)
+    }
+
+    fn entry(guid: &str, n: u32) -> ParsedEntry {
+        ParsedEntry {
+            guid: Some(guid.into()),
+            title: format!("Story {n}"),
+            link: Some(format!("http://a.example/{n}")),
+            summary: Some(format!("<p>Text of story number {n}.</p>")),
+            ..Default::default()
+        }
+    }
+
+    fn save(
+        store: &Store,
+        id: FeedId,
+        now: DateTime<Utc>,
+        entries: Vec<ParsedEntry>,
+    ) -> SaveCounts {
+        store
+            .save_poll(
+                id,
+                now,
+                200,
+                &SourceMeta::default(),
+                &Validators::default(),
+                &identity::identify(entries),
+                now,
+            )
+            .unwrap()
+    }
+
+    fn rung(store: &Store, id: FeedId) -> String {
+        lock(&store.reader)
+            .query_row("SELECT identity_rung FROM feeds WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn guids_that_change_every_poll_do_not_duplicate_and_move_the_feed_to_links() {
+        let (_dir, store, id) = store();
+        let now = Utc::now();
+        let poll = |round: u32| -> Vec<ParsedEntry> {
+            (0..10)
+                .map(|n| entry(&format!("random-{round}-{n}"), n))
+                .collect()
+        };
+        assert_eq!(save(&store, id, now, poll(1)).new, 10);
+        assert_eq!(rung(&store, id), "guid");
+        assert_eq!(save(&store, id, now, poll(2)), SaveCounts::default());
+        assert_eq!(rung(&store, id), "link");
+        assert_eq!(save(&store, id, now, poll(3)), SaveCounts::default());
+        assert_eq!(store.entry_count().unwrap(), 10);
+    }
+
+    #[test]
+    fn a_guid_reused_for_another_item_is_a_new_entry() {
+        let (_dir, store, id) = store();
+        let now = Utc::now();
+        save(&store, id, now, vec![entry("slot-1", 1)]);
+        let counts = save(&store, id, now, vec![entry("slot-1", 2)]);
+        assert_eq!(counts.new, 1);
+        let titles: Vec<String> = store
+            .stories(10)
+            .unwrap()
+            .into_iter()
+            .map(|s| s.title)
+            .collect();
+        assert_eq!(titles.len(), 2, "{titles:?}");
+    }
+
+    #[test]
+    fn pruned_entries_leave_tombstones_and_do_not_come_back() {
+        let (_dir, store, id) = store();
+        let now = Utc::now();
+        let old = now - chrono::Duration::days(10);
+        let mut stale = entry("old", 1);
+        stale.published = Some(old);
+        save(&store, id, now, vec![stale.clone(), entry("new", 2)]);
+        assert_eq!(store.story_count().unwrap(), 2);
+        let policy = crate::store::RetentionPolicy {
+            max_age: Some(Duration::from_secs(5 * 86400)),
+            max_entries: None,
+            keep_tombstones: Duration::from_secs(90 * 86400),
+        };
+        let removed = store.prune(policy, now).unwrap();
+        assert_eq!(removed.entries, 1);
+        assert_eq!(store.tombstone_count().unwrap(), 1);
+        assert_eq!(store.story_count().unwrap(), 1);
+        // The source still shows it: it stays removed, also under another guid.
+        let counts = save(&store, id, now, vec![stale.clone(), entry("new", 2)]);
+        assert_eq!(counts, SaveCounts::default());
+        let mut regu = stale;
+        regu.guid = Some("old-2".into());
+        assert_eq!(save(&store, id, now, vec![regu]).new, 0);
+        assert_eq!(store.entry_count().unwrap(), 1);
+    }
+
+    #[test]
+    fn look_alike_items_of_one_feed_stay_separate_stories() {
+        let (_dir, store, id) = store();
+        let now = Utc::now();
+        let briefing = "<p>Good morning. Here is your daily briefing with the stories that matter today, the weather for the region and the latest from the markets. Read the full briefing on our site.</p>";
+        let day = |n: u32| ParsedEntry {
+            summary: Some(briefing.into()),
+            ..entry(&format!("day-{n}"), n)
+        };
+        save(&store, id, now, vec![day(1), day(2)]);
+        assert_eq!(store.story_count().unwrap(), 2);
+        assert_eq!(store.stories(10).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn restamping_every_item_with_the_poll_time_changes_nothing() {
+        let (_dir, store, id) = store();
+        let t0 = Utc.with_ymd_and_hms(2026, 11, 20, 12, 0, 0).unwrap();
+        let stamped = |at: DateTime<Utc>| ParsedEntry {
+            published: Some(at),
+            ..entry("a", 1)
+        };
+        save(&store, id, t0, vec![stamped(t0)]);
+        let first = store.stories(1).unwrap().remove(0);
+        for minutes in [30, 60, 90] {
+            let at = t0 + chrono::Duration::minutes(minutes);
+            assert_eq!(
+                save(&store, id, at, vec![stamped(at)]),
+                SaveCounts::default()
+            );
+        }
+        let later = store.stories(1).unwrap().remove(0);
+        assert_eq!(
+            (later.published, later.updated),
+            (first.published, first.updated)
+        );
+    }
+
+    #[test]
+    fn an_entry_that_vanishes_and_returns_is_not_new() {
+        let (_dir, store, id) = store();
+        let now = Utc::now();
+        save(&store, id, now, vec![entry("a", 1), entry("b", 2)]);
+        save(&store, id, now, vec![entry("b", 2)]);
+        let back = save(&store, id, now, vec![entry("a", 1), entry("b", 2)]);
+        assert_eq!(back, SaveCounts::default());
+        assert_eq!(store.entry_count().unwrap(), 2);
+    }
+
+    #[test]
+    fn future_and_ancient_dates_are_clamped_for_ordering() {
+        let (_dir, store, id) = store();
+        let now = Utc.with_ymd_and_hms(2026, 11, 20, 12, 0, 0).unwrap();
+        let mut future = entry("future", 1);
+        future.published = Some(now + chrono::Duration::days(365));
+        let mut ancient = entry("ancient", 2);
+        ancient.published = Some(Utc.with_ymd_and_hms(1970, 1, 2, 0, 0, 0).unwrap());
+        let mut normal = entry("normal", 3);
+        normal.published = Some(now - chrono::Duration::hours(2));
+        save(&store, id, now, vec![future, ancient, normal]);
+        let sort_times: Vec<(String, i64)> = {
+            let conn = lock(&store.reader);
+            let mut stmt = conn
+                .prepare("SELECT title, sort_time FROM entries ORDER BY title")
+                .unwrap();
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        assert_eq!(
+            sort_times,
+            vec![
+                ("Story 1".to_string(), ts(now)),
+                ("Story 2".to_string(), ts(now - chrono::Duration::days(30))),
+                ("Story 3".to_string(), ts(now - chrono::Duration::hours(2))),
+            ]
+        );
+        // The published date itself is kept as the source gave it.
+        let stories = store.stories(10).unwrap();
+        assert_eq!(stories[0].title, "Story 1");
+        assert!(stories[0].published.unwrap() > now);
+    }
 }

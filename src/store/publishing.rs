@@ -3,8 +3,8 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::{Store, StoreError, from_ts, lock};
-use crate::model::{FeedId, Source, Story};
+use super::{Store, StoreError, lock};
+use crate::model::{FeedId, Story};
 
 /// Which stories a published document shows.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -68,15 +68,27 @@ pub struct FeedView {
     pub site_url: Option<String>,
 }
 
-const STORY_COLUMNS: &str = "e.uid, e.title, e.link, e.author, e.summary, e.content, e.rights,
-    e.published, e.updated, e.first_seen,
-    f.source_id, f.url, COALESCE(f.config_title, f.title, f.url), f.site_url,
-    f.rights, f.author, COALESCE(f.source_updated, f.last_success_at, e.first_seen),
-    e.sort_time, e.id";
-
+/// Whether entry `e` (joined with its feed `f`) belongs to the view: ?1 a feed
+/// id or NULL, ?2 a tag or NULL.
 const VIEW_WHERE: &str = "f.active = 1
     AND (?1 IS NULL OR e.feed_id = ?1)
     AND (?2 IS NULL OR e.feed_id IN (SELECT feed_id FROM feed_tags WHERE tag = ?2))";
+
+/// Whether story `s` is in the view: one of its copies is. The river walks
+/// stories newest first and checks each (cheap, and the page ends early); a
+/// tag or source view starts from that view's entries instead.
+fn story_in_view(filter: &StoryFilter) -> String {
+    match filter {
+        StoryFilter::All => format!(
+            "EXISTS (SELECT 1 FROM entries e JOIN feeds f ON f.id = e.feed_id
+                     WHERE e.story_id = s.id AND {VIEW_WHERE})"
+        ),
+        _ => format!(
+            "s.id IN (SELECT e.story_id FROM entries e JOIN feeds f ON f.id = e.feed_id
+                      WHERE {VIEW_WHERE})"
+        ),
+    }
+}
 
 impl Store {
     /// A number that changes whenever any other connection (the writer, or
@@ -87,7 +99,11 @@ impl Store {
         Ok(lock(&self.reader).query_row("PRAGMA data_version", [], |r| r.get(0))?)
     }
 
-    /// One page of a view, at most `limit` stories, newest first.
+    /// One page of a view, at most `limit` stories, newest first. One item
+    /// per story (see `stories::load_story`): its copy from the view when it
+    /// has one, with the other outlets. Pages are cut on the story's place in
+    /// the river (its earliest date, then its row), so a copy arriving from
+    /// another feed never moves a story between pages.
     pub fn story_page(
         &self,
         filter: &StoryFilter,
@@ -106,17 +122,18 @@ impl Store {
             PageStart::Before(c) => (Some(c), true),
             PageStart::After(c) => (Some(c), false),
         };
+        let in_view = story_in_view(filter);
         let sql = if older_side {
             format!(
-                "SELECT {STORY_COLUMNS} FROM entries e JOIN feeds f ON f.id = e.feed_id
-                 WHERE {VIEW_WHERE} AND (?3 IS NULL OR (e.sort_time, e.id) < (?3, ?4))
-                 ORDER BY e.sort_time DESC, e.id DESC LIMIT ?5"
+                "SELECT s.id, s.uid, s.sort_time FROM stories s
+                 WHERE {in_view} AND (?3 IS NULL OR (s.sort_time, s.id) < (?3, ?4))
+                 ORDER BY s.sort_time DESC, s.id DESC LIMIT ?5"
             )
         } else {
             format!(
-                "SELECT {STORY_COLUMNS} FROM entries e JOIN feeds f ON f.id = e.feed_id
-                 WHERE {VIEW_WHERE} AND (e.sort_time, e.id) > (?3, ?4)
-                 ORDER BY e.sort_time ASC, e.id ASC LIMIT ?5"
+                "SELECT s.id, s.uid, s.sort_time FROM stories s
+                 WHERE {in_view} AND (s.sort_time, s.id) > (?3, ?4)
+                 ORDER BY s.sort_time ASC, s.id ASC LIMIT ?5"
             )
         };
         let mut stmt = conn.prepare_cached(&sql)?;
@@ -128,16 +145,25 @@ impl Store {
                 cursor.map(|c| c.row),
                 (limit + 1) as i64
             ],
-            story_with_cursor,
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    Cursor {
+                        sort_time: r.get(2)?,
+                        row: r.get(0)?,
+                    },
+                ))
+            },
         )?;
-        let mut rows: Vec<(Story, Cursor)> = rows.collect::<Result<_, _>>()?;
+        let mut rows: Vec<(i64, String, Cursor)> = rows.collect::<Result<_, _>>()?;
         let more = rows.len() > limit;
         rows.truncate(limit);
         if !older_side {
             rows.reverse();
         }
         let (first, last) = match (rows.first(), rows.last()) {
-            (Some(f), Some(l)) => (f.1, l.1),
+            (Some(f), Some(l)) => (f.2, l.2),
             _ => {
                 return Ok(StoryPage {
                     stories: Vec::new(),
@@ -148,8 +174,8 @@ impl Store {
         };
         let exists = |op: &str, c: Cursor| -> Result<bool, StoreError> {
             let sql = format!(
-                "SELECT EXISTS (SELECT 1 FROM entries e JOIN feeds f ON f.id = e.feed_id
-                 WHERE {VIEW_WHERE} AND (e.sort_time, e.id) {op} (?3, ?4))"
+                "SELECT EXISTS (SELECT 1 FROM stories s
+                 WHERE {in_view} AND (s.sort_time, s.id) {op} (?3, ?4))"
             );
             Ok(conn
                 .prepare_cached(&sql)?
@@ -160,10 +186,16 @@ impl Store {
         } else {
             (exists("<", last)?, more)
         };
+        let mut stories = Vec::with_capacity(rows.len());
+        for (id, uid, _) in rows {
+            if let Some(story) = super::stories::load_story(&conn, id, uid, feed, tag)? {
+                stories.push(story);
+            }
+        }
         Ok(StoryPage {
             older: older.then_some(last),
             newer: newer.then_some(first),
-            stories: rows.into_iter().map(|(s, _)| s).collect(),
+            stories,
         })
     }
 
@@ -207,48 +239,6 @@ impl Store {
             )
             .optional()?)
     }
-}
-
-/// Mirrors the row mapping of `Store::stories`, plus the row's cursor.
-fn story_with_cursor(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Story, Cursor)> {
-    let source_title: String = r.get(12)?;
-    let feed_author: Option<String> = r.get(15)?;
-    let published: Option<i64> = r.get(7)?;
-    let updated: Option<i64> = r.get(8)?;
-    let first_seen: i64 = r.get(9)?;
-    let feed_url: String = r.get(11)?;
-    let source = Source {
-        id: r
-            .get::<_, Option<String>>(10)?
-            .unwrap_or_else(|| feed_url.clone()),
-        title: source_title.clone(),
-        feed_url,
-        site_url: r.get(13)?,
-        rights: r.get(14)?,
-        updated: from_ts(r.get(16)?),
-    };
-    let story = Story {
-        uid: r.get(0)?,
-        title: r.get(1)?,
-        link: r.get(2)?,
-        author: r
-            .get::<_, Option<String>>(3)?
-            .or(feed_author)
-            .unwrap_or(source_title),
-        summary: r.get(4)?,
-        content: r.get(5)?,
-        rights: r
-            .get::<_, Option<String>>(6)?
-            .or_else(|| source.rights.clone()),
-        published: published.map(from_ts),
-        updated: from_ts(updated.or(published).unwrap_or(first_seen)),
-        source,
-    };
-    let cursor = Cursor {
-        sort_time: r.get(17)?,
-        row: r.get(18)?,
-    };
-    Ok((story, cursor))
 }
 
 #[cfg(test)]
@@ -377,6 +367,76 @@ mod tests {
         assert_ne!(v1, v0);
         store.record_not_modified(a, now, now).unwrap();
         assert_ne!(store.data_version().unwrap(), v1);
+    }
+
+    #[test]
+    fn one_item_per_story_on_every_page_and_each_view_shows_its_own_copy() {
+        let (_dir, store, a, b) = store();
+        let now: DateTime<Utc> = Utc.with_ymd_and_hms(2026, 1, 2, 0, 0, 0).unwrap();
+        let (m, v) = (SourceMeta::default(), Validators::default());
+        // One report in both feeds (same canonical link), dated hour 6 in A
+        // and hour 7 in B: one story, at hour 6, with A (first seen) primary.
+        let copy = |guid: &str, hour: u32, link: &str| {
+            let mut i = item(guid, hour);
+            i.entry.link = Some(link.into());
+            i
+        };
+        store
+            .save_poll(
+                a,
+                now,
+                200,
+                &m,
+                &v,
+                &[copy("a6", 6, "http://news.example/s?utm_source=a")],
+                now,
+            )
+            .unwrap();
+        store
+            .save_poll(
+                b,
+                now,
+                200,
+                &m,
+                &v,
+                &[copy("b7", 7, "http://news.example/s")],
+                now,
+            )
+            .unwrap();
+        let all = StoryFilter::All;
+        let mut seen = Vec::new();
+        let mut page = store.story_page(&all, PageStart::Newest, 2).unwrap();
+        loop {
+            seen.extend(titles(&page).iter().map(|t| t.to_string()));
+            let Some(older) = page.older else { break };
+            page = store.story_page(&all, PageStart::Before(older), 2).unwrap();
+        }
+        assert_eq!(seen, ["a6", "a5", "b4", "a3", "b2", "a1"]);
+        let first = store.story_page(&all, PageStart::Newest, 1).unwrap();
+        let story = &first.stories[0];
+        assert_eq!(story.also.len(), 1);
+        assert_eq!(story.also[0].title, "b7");
+        // Walking back from the second page returns to the merged story.
+        let second = store
+            .story_page(&all, PageStart::Before(first.older.unwrap()), 1)
+            .unwrap();
+        let back = store
+            .story_page(&all, PageStart::After(second.newer.unwrap()), 1)
+            .unwrap();
+        assert_eq!(titles(&back), ["a6"]);
+        assert_eq!(back.newer, None);
+        // B's own view shows B's copy, crediting A; same permanent id.
+        let feed_b = store
+            .story_page(&StoryFilter::Feed(b), PageStart::Newest, 10)
+            .unwrap();
+        assert_eq!(titles(&feed_b), ["b7", "b4", "b2"]);
+        assert_eq!(feed_b.stories[0].uid, story.uid);
+        assert_eq!(feed_b.stories[0].also[0].title, "a6");
+        let tag_a = store
+            .story_page(&StoryFilter::Tag("a".into()), PageStart::Newest, 10)
+            .unwrap();
+        assert_eq!(titles(&tag_a), ["a6", "a5", "a3", "a1"]);
+        assert_eq!(store.stories(10).unwrap().len(), 6);
     }
 
     #[test]

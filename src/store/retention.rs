@@ -85,13 +85,21 @@ impl Store {
             )?;
         }
         tx.execute(
-            "INSERT INTO entry_tombstones (feed_id, key, pruned_at, last_seen)
-             SELECT feed_id, key, ?1, ?1 FROM entries WHERE id IN (SELECT id FROM doomed)
-             ON CONFLICT (feed_id, key) DO UPDATE SET pruned_at = excluded.pruned_at",
+            "INSERT INTO entry_tombstones (feed_id, key, pruned_at, last_seen, canonical_link, uid)
+             SELECT feed_id, key, ?1, ?1, canonical_link, uid FROM entries
+             WHERE id IN (SELECT id FROM doomed)
+             ON CONFLICT (feed_id, key) DO UPDATE SET pruned_at = excluded.pruned_at,
+                canonical_link = excluded.canonical_link, uid = excluded.uid",
             [ts(now)],
         )?;
         let entries = tx.execute(
             "DELETE FROM entries WHERE id IN (SELECT id FROM doomed)",
+            [],
+        )?;
+        // A story keeps its id and place while any of its copies is left.
+        tx.execute(
+            "DELETE FROM stories WHERE NOT EXISTS
+                (SELECT 1 FROM entries e WHERE e.story_id = stories.id)",
             [],
         )?;
         tx.execute("DELETE FROM doomed", [])?;
@@ -120,18 +128,21 @@ impl Store {
     }
 }
 
-/// Whether `key` was pruned from this feed; if so, notes that the feed still
-/// carries it (so the tombstone lives on while it matters).
+/// Whether this item was pruned from this feed, by its key or (under another
+/// guid) by its canonical link; if so, notes that the feed still carries it
+/// (so the tombstone lives on while it matters).
 pub(super) fn is_tombstoned(
     tx: &Connection,
     feed_id: FeedId,
     key: &str,
+    canonical_link: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
     let touched = tx
         .prepare_cached(
-            "UPDATE entry_tombstones SET last_seen = ?3 WHERE feed_id = ?1 AND key = ?2",
+            "UPDATE entry_tombstones SET last_seen = ?4
+             WHERE feed_id = ?1 AND (key = ?2 OR (?3 IS NOT NULL AND canonical_link = ?3))",
         )?
-        .execute(params![feed_id, key, ts(now)])?;
+        .execute(params![feed_id, key, canonical_link, ts(now)])?;
     Ok(touched > 0)
 }

@@ -1,0 +1,327 @@
+//! Near-duplicate detection: shingled MinHash fingerprints of an entry's title
+//! and text, compared by estimated containment within a time window.
+//!
+//! The text is normalised (tags dropped, entities decoded, lower-cased, every
+//! run of non-alphanumeric characters a word break, so typography, markup and
+//! punctuation do not matter), cut into overlapping [`SHINGLE_WORDS`]-word
+//! shingles, and summarised by the minimum of [`SIGNATURE_LEN`] hash functions
+//! over the shingles (MinHash). The share of equal minima estimates the Jaccard
+//! similarity J of the two shingle sets; with the set sizes kept beside the
+//! signature, that gives the intersection `J·(|A|+|B|)/(1+J)` and so the
+//! containment of the smaller set in the larger. Containment, not Jaccard, is
+//! compared with the threshold: a repost that drops its last paragraph or adds
+//! a disclaimer and a newsletter plug is still mostly *contained* in the
+//! original, while two reports written from one template share only a few
+//! shingles because every sentence carries different names and figures.
+
+use chrono::{DateTime, Utc};
+
+/// Words per shingle. Part of the stored format: changing it (or the hashing)
+/// means bumping [`FORMAT`], after which old fingerprints are ignored.
+pub const SHINGLE_WORDS: usize = 4;
+/// Hash functions in a signature.
+pub const SIGNATURE_LEN: usize = 128;
+/// Version byte of the stored fingerprint.
+const FORMAT: u8 = 1;
+
+/// How entries are matched into stories.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MatchSettings {
+    /// Near-duplicate matching on or off (same canonical link always merges).
+    pub enabled: bool,
+    /// Estimated containment at or above which two entries are one story.
+    pub threshold: f64,
+    /// Entries further apart in time than this are never one story.
+    pub window: chrono::Duration,
+    /// Texts with fewer shingles than this are too short to judge.
+    pub min_shingles: u32,
+}
+
+impl Default for MatchSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            threshold: 0.5,
+            window: chrono::Duration::hours(48),
+            min_shingles: 8,
+        }
+    }
+}
+
+/// A MinHash signature with the size of the shingle set it summarises.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fingerprint {
+    pub shingles: u32,
+    pub signature: Vec<u32>,
+}
+
+/// Below this many shingles (a paragraph or two) a text is short enough that
+/// shared boilerplate alone ("Click here to read the full article on our
+/// website.") could make two items look contained in each other; such short
+/// items must also share most of their headline's words.
+pub const SHORT_TEXT_SHINGLES: u32 = 40;
+/// Share of the shorter headline's distinct words the other must contain,
+/// for short texts.
+pub const SHORT_TEXT_TITLE_OVERLAP: f64 = 0.5;
+
+/// One entry as the matcher sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate {
+    pub fingerprint: Fingerprint,
+    pub time: DateTime<Utc>,
+    pub title: String,
+}
+
+/// The normalised words of a text or HTML fragment.
+pub fn words(text: &str) -> Vec<String> {
+    let mut plain = String::with_capacity(text.len());
+    let mut in_tag = false;
+    for c in text.chars() {
+        match c {
+            '<' => {
+                in_tag = true;
+                plain.push(' ');
+            }
+            '>' if in_tag => in_tag = false,
+            _ if !in_tag => plain.push(c),
+            _ => {}
+        }
+    }
+    let decoded = html_escape::decode_html_entities(&plain);
+    decoded
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
+
+impl Fingerprint {
+    /// The fingerprint of a title and a body (text or HTML); `None` when they
+    /// hold no words at all.
+    pub fn of(title: &str, body: &str) -> Option<Self> {
+        let mut all = words(title);
+        all.extend(words(body));
+        if all.is_empty() {
+            return None;
+        }
+        let mut shingles: Vec<u64> = all
+            .windows(SHINGLE_WORDS.min(all.len()))
+            .map(fnv1a)
+            .collect();
+        shingles.sort_unstable();
+        shingles.dedup();
+        let mut signature = vec![u32::MAX; SIGNATURE_LEN];
+        for &s in &shingles {
+            for (i, slot) in signature.iter_mut().enumerate() {
+                let h = mix(s ^ seed(i)) as u32;
+                if h < *slot {
+                    *slot = h;
+                }
+            }
+        }
+        Some(Self {
+            shingles: shingles.len() as u32,
+            signature,
+        })
+    }
+
+    /// Estimated Jaccard similarity of the two shingle sets.
+    pub fn jaccard(&self, other: &Self) -> f64 {
+        let n = self.signature.len().min(other.signature.len());
+        if n == 0 {
+            return 0.0;
+        }
+        let equal = self
+            .signature
+            .iter()
+            .zip(&other.signature)
+            .filter(|(a, b)| a == b)
+            .count();
+        equal as f64 / n as f64
+    }
+
+    /// Estimated share of the smaller shingle set found in the larger.
+    pub fn containment(&self, other: &Self) -> f64 {
+        let j = self.jaccard(other);
+        let smaller = self.shingles.min(other.shingles);
+        if smaller == 0 {
+            return 0.0;
+        }
+        let intersection = j * f64::from(self.shingles + other.shingles) / (1.0 + j);
+        (intersection / f64::from(smaller)).min(1.0)
+    }
+
+    /// The stored form: a format byte, the set size, then the signature, all
+    /// little-endian.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(5 + 4 * self.signature.len());
+        out.push(FORMAT);
+        out.extend_from_slice(&self.shingles.to_le_bytes());
+        for v in &self.signature {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out
+    }
+
+    /// Reads the stored form; `None` for another format or a damaged value.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        let (&format, rest) = bytes.split_first()?;
+        if format != FORMAT || rest.len() != 4 + 4 * SIGNATURE_LEN {
+            return None;
+        }
+        let mut words = rest
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+        let shingles = words.next()?;
+        Some(Self {
+            shingles,
+            signature: words.collect(),
+        })
+    }
+}
+
+/// Whether two entries are the same story by their text: both long enough to
+/// judge, within the window of each other, and the smaller contained in the
+/// larger at least up to the threshold; for short texts, with most of one
+/// headline's words in the other.
+pub fn same_story(a: &Candidate, b: &Candidate, settings: &MatchSettings) -> bool {
+    let shorter = a.fingerprint.shingles.min(b.fingerprint.shingles);
+    settings.enabled
+        && shorter >= settings.min_shingles
+        && (a.time - b.time).abs() <= settings.window
+        && a.fingerprint.containment(&b.fingerprint) >= settings.threshold
+        && (shorter >= SHORT_TEXT_SHINGLES
+            || title_overlap(&a.title, &b.title) >= SHORT_TEXT_TITLE_OVERLAP)
+}
+
+/// Share of the shorter headline's distinct words found in the other.
+pub fn title_overlap(a: &str, b: &str) -> f64 {
+    let a: std::collections::HashSet<String> = words(a).into_iter().collect();
+    let b: std::collections::HashSet<String> = words(b).into_iter().collect();
+    let smaller = a.len().min(b.len());
+    if smaller == 0 {
+        return 0.0;
+    }
+    a.intersection(&b).count() as f64 / smaller as f64
+}
+
+fn fnv1a(words: &[String]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for (i, w) in words.iter().enumerate() {
+        if i > 0 {
+            h ^= u64::from(b' ');
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        for b in w.as_bytes() {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}
+
+/// splitmix64's finaliser: a fast, well-mixed 64-bit permutation.
+fn mix(mut x: u64) -> u64 {
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+fn seed(i: usize) -> u64 {
+    mix((i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WIRE: &str = "<p>Dockworkers at the Port of Calder returned to work on Wednesday after union leaders and terminal operators agreed to a four-year contract, ending a nine-day strike that had stranded more than 40 container ships offshore.</p><p>The deal raises wages by 14 percent over the life of the contract and limits the introduction of automated cranes until 2029.</p>";
+
+    fn at(hours: i64) -> DateTime<Utc> {
+        DateTime::UNIX_EPOCH + chrono::Duration::hours(hours)
+    }
+
+    #[test]
+    fn words_ignore_markup_entities_case_and_typography() {
+        assert_eq!(
+            words("<p>It&#8217;s <b>HERE</b>&nbsp;— now</p>"),
+            vec!["it", "s", "here", "now"]
+        );
+        assert_eq!(words("It’s here - now"), words("it's   HERE — now"));
+    }
+
+    #[test]
+    fn a_repost_with_a_disclaimer_is_contained_in_the_original() {
+        let a = Fingerprint::of("Port strike ends", WIRE).unwrap();
+        let reposted = format!(
+            "{WIRE}<p>This story was originally published by Meridian Wire. Copyright belongs to the original author.</p>"
+        );
+        let b = Fingerprint::of("Port strike ends | Harbour Gazette", &reposted).unwrap();
+        assert!(a.containment(&b) > 0.7, "{}", a.containment(&b));
+        let s = MatchSettings::default();
+        let ca = Candidate {
+            fingerprint: a,
+            time: at(0),
+            title: "Port strike ends".into(),
+        };
+        let cb = Candidate {
+            fingerprint: b,
+            time: at(3),
+            title: "Port strike ends | Harbour Gazette".into(),
+        };
+        assert!(same_story(&ca, &cb, &s));
+        // Outside the window, or with matching off, it is not.
+        let late = Candidate {
+            time: at(100),
+            ..cb.clone()
+        };
+        assert!(!same_story(&ca, &late, &s));
+        let off = MatchSettings {
+            enabled: false,
+            ..s
+        };
+        assert!(!same_story(&ca, &cb, &off));
+    }
+
+    #[test]
+    fn a_different_story_on_the_same_topic_is_not_contained() {
+        let a = Fingerprint::of("Port strike ends", WIRE).unwrap();
+        let b = Fingerprint::of(
+            "Port strike enters second week",
+            "<p>Dockworkers at the Port of Calder stayed off work for a second week on Monday, and union leaders said talks with terminal operators had broken down over pay and automated cranes.</p>",
+        )
+        .unwrap();
+        assert!(a.containment(&b) < 0.2, "{}", a.containment(&b));
+    }
+
+    #[test]
+    fn short_items_sharing_only_boilerplate_need_a_shared_headline() {
+        let generic = "<p>Click here to read the full article on our website.</p>";
+        let item = |title: &str| Candidate {
+            fingerprint: Fingerprint::of(title, generic).unwrap(),
+            time: at(0),
+            title: title.into(),
+        };
+        let (storm, budget) = (item("Storm hits coast"), item("Council approves budget"));
+        let s = MatchSettings::default();
+        assert!(storm.fingerprint.containment(&budget.fingerprint) >= s.threshold);
+        assert!(!same_story(&storm, &budget, &s));
+        assert!(same_story(&storm, &item("UPDATE: Storm hits coast"), &s));
+        assert_eq!(
+            title_overlap("Storm hits coast", "storm HITS the coast!"),
+            1.0
+        );
+        assert_eq!(title_overlap("", "x"), 0.0);
+    }
+
+    #[test]
+    fn fingerprints_round_trip_and_reject_other_formats() {
+        let a = Fingerprint::of("t", WIRE).unwrap();
+        assert_eq!(Fingerprint::from_bytes(&a.to_bytes()), Some(a.clone()));
+        let mut bytes = a.to_bytes();
+        bytes[0] = 99;
+        assert_eq!(Fingerprint::from_bytes(&bytes), None);
+        assert_eq!(Fingerprint::from_bytes(&bytes[..10]), None);
+        assert_eq!(Fingerprint::of("", "<p> </p>"), None);
+    }
+}
