@@ -40,7 +40,7 @@ impl Store {
 
     /// Records each configured feed's rank as a source (`priority`, `original`).
     pub fn set_feed_ranks(&self, ranks: &[FeedRank]) -> Result<(), StoreError> {
-        let mut conn = lock(&self.writer);
+        let mut conn = self.lock_writer();
         let tx = conn.transaction()?;
         for rank in ranks {
             tx.execute(
