@@ -23,6 +23,7 @@ mod ops;
 mod publishing;
 mod retention;
 mod stories;
+mod story_index;
 
 pub use ops::{OpsSnapshot, Subscription};
 pub use publishing::{Cursor, FeedView, PageStart, StoryFilter, StoryPage};
@@ -74,6 +75,8 @@ pub struct Store {
     reader: Arc<Mutex<Connection>>,
     /// How entries are told apart and merged into stories.
     dedup: Arc<std::sync::RwLock<identity::DedupSettings>>,
+    /// Recent stories by LSH band, for near-duplicate matching.
+    story_index: Arc<Mutex<story_index::StoryIndex>>,
     /// Poll results go through the group-commit writer thread.
     queue: mpsc::Sender<WriteJob>,
     /// Counts this process's committed writes, so readers can tell cheaply
@@ -213,6 +216,7 @@ impl Store {
             writer,
             reader: Arc::new(Mutex::new(reader)),
             dedup: Arc::default(),
+            story_index: Arc::default(),
             queue,
             writes,
         })

@@ -39,10 +39,13 @@ fn candidate(item: &Item) -> Candidate {
     }
 }
 
-/// What the store decides for two entries of different feeds.
+/// What the store decides for two entries of different feeds: the same
+/// canonical link, or near-duplicate text — compared only when the two share
+/// an LSH band, as the store's index does.
 fn merged(a: &Item, b: &Item, settings: &MatchSettings) -> bool {
+    let (ca, cb) = (candidate(a), candidate(b));
     canonical_url(&a.link) == canonical_url(&b.link)
-        || same_story(&candidate(a), &candidate(b), settings)
+        || (ca.fingerprint.shares_a_band(&cb.fingerprint) && same_story(&ca, &cb, settings))
 }
 
 #[test]

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::story_index::StoryIndex;
 use super::{SaveCounts, Store, StoreError, lock, ts};
 use crate::identity::fingerprint::Fingerprint;
 use crate::identity::{self, DedupSettings, Rung};
@@ -26,6 +27,7 @@ impl Store {
     ) -> Result<SaveCounts, StoreError> {
         let settings = self.dedup_settings();
         let (meta, validators, entries) = (meta.clone(), validators.clone(), entries.to_vec());
+        let index = self.story_index.clone();
         self.write(move |tx| {
             tx.execute(
             "UPDATE feeds SET source_id = ?2, title = ?3, site_url = ?4, rights = ?5, author = ?6,
@@ -48,7 +50,8 @@ impl Store {
                 ts(next_poll)
             ],
         )?;
-            save_entries(tx, id, now, &entries, &settings)
+            let mut index = index.lock().unwrap_or_else(|p| p.into_inner());
+            save_entries(tx, id, now, &entries, &settings, &mut index)
         })
     }
 
@@ -96,6 +99,7 @@ fn save_entries(
     now: DateTime<Utc>,
     entries: &[IdentifiedEntry],
     settings: &DedupSettings,
+    index: &mut StoryIndex,
 ) -> Result<SaveCounts, StoreError> {
     let (feed_uid, feed_url, stored_rung): (String, String, String) = tx.query_row(
         "SELECT uid, url, identity_rung FROM feeds WHERE id = ?1",
@@ -199,6 +203,7 @@ fn save_entries(
                     canonical.as_deref(),
                     now,
                     settings,
+                    index,
                 )?;
                 matched.insert(id);
                 counts.new += 1;
@@ -239,6 +244,7 @@ fn insert_entry(
     canonical: Option<&str>,
     now: DateTime<Utc>,
     settings: &DedupSettings,
+    index: &mut StoryIndex,
 ) -> Result<i64, StoreError> {
     let e = &item.entry;
     let now_ts = ts(now);
@@ -250,6 +256,9 @@ fn insert_entry(
         .or(e.updated)
         .map_or(now_ts, |d| ts(d).clamp(floor, now_ts));
     let fingerprint = Fingerprint::of(&e.title, body_of(e));
+    // Every story this entry could match: its sort time is at least `floor`,
+    // and matches lie within the window of it.
+    index.ensure_loaded(tx, floor - settings.matching.window.num_seconds())?;
     tx.prepare_cached(
         "INSERT INTO entries (feed_id, key, uid, title, link, author, summary, content, rights,
             published, updated, first_seen, changed_at, sort_time, hash, canonical_link,
@@ -287,6 +296,7 @@ fn insert_entry(
         sort_time,
         now,
         &settings.matching,
+        index,
     )?;
     Ok(id)
 }

@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::story_index::StoryIndex;
 use super::{PageStart, Store, StoreError, StoryFilter, from_ts, lock, ts};
 use crate::identity::DedupSettings;
 use crate::identity::byline::byline;
@@ -208,6 +209,7 @@ pub(super) fn assign_story(
     sort_time: i64,
     now: DateTime<Utc>,
     settings: &MatchSettings,
+    index: &mut StoryIndex,
 ) -> Result<(), StoreError> {
     let mut story: Option<i64> = None;
     if let Some(link) = canonical.filter(|l| is_article_link(l)) {
@@ -230,39 +232,47 @@ pub(super) fn assign_story(
             title: title.to_string(),
         };
         let window = settings.window.num_seconds();
-        // Each story in the window is compared once, by its first entry (the
-        // one whose uid it carries; its later copies joined because they
-        // match it): the cost of a new entry grows with the stories in the
-        // window, not with every copy of them. Other feeds only: a feed's own
+        // Only stories sharing an LSH band are compared (see `story_index`);
+        // each by its first entry, the one whose uid it carries (its later
+        // copies joined because they match it). Other feeds only: a feed's own
         // look-alike items (a daily briefing from one template) are separate
         // entries, and a feed reposting an item under a new guid is caught by
         // link and title in `entries`.
-        let mut near = tx.prepare_cached(
-            "SELECT s.id, e.fingerprint, s.sort_time, e.title
+        let mut lookup = tx.prepare_cached(
+            "SELECT e.fingerprint, s.sort_time, e.title, e.feed_id
              FROM stories s JOIN entries e ON e.uid = s.uid
-             WHERE s.sort_time BETWEEN ?1 AND ?2 AND e.feed_id != ?3
-               AND e.fingerprint IS NOT NULL",
+             WHERE s.id = ?1 AND e.fingerprint IS NOT NULL",
         )?;
-        let mut rows = near.query(params![
-            sort_time.saturating_sub(window),
-            sort_time.saturating_add(window),
-            feed_id
-        ])?;
         let mut best: Option<(f64, i64)> = None;
-        while let Some(row) = rows.next()? {
-            let bytes: Vec<u8> = row.get(1)?;
+        for candidate in index.candidates(fingerprint) {
+            let Some((bytes, other_time, other_title, other_feed)) = lookup
+                .query_row([candidate], |r| {
+                    Ok((
+                        r.get::<_, Vec<u8>>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, i64>(3)?,
+                    ))
+                })
+                .optional()?
+            else {
+                continue;
+            };
+            if other_feed == feed_id || (other_time - sort_time).abs() > window {
+                continue;
+            }
             let Some(other) = Fingerprint::from_bytes(&bytes) else {
                 continue;
             };
             let other = Candidate {
                 fingerprint: other,
-                time: from_ts(row.get(2)?),
-                title: row.get(3)?,
+                time: from_ts(other_time),
+                title: other_title,
             };
             if same_story(&me, &other, settings) {
                 let score = me.fingerprint.containment(&other.fingerprint);
                 if best.is_none_or(|(b, _)| score > b) {
-                    best = Some((score, row.get(0)?));
+                    best = Some((score, candidate));
                 }
             }
         }
@@ -280,8 +290,13 @@ pub(super) fn assign_story(
                  ON CONFLICT (uid) DO NOTHING",
             )?
             .execute(params![uid, ts(now), sort_time])?;
-            tx.prepare_cached("SELECT id FROM stories WHERE uid = ?1")?
-                .query_row([uid], |r| r.get(0))?
+            let id = tx
+                .prepare_cached("SELECT id FROM stories WHERE uid = ?1")?
+                .query_row([uid], |r| r.get(0))?;
+            if let Some(fingerprint) = fingerprint {
+                index.add(id, fingerprint);
+            }
+            id
         }
     };
     tx.prepare_cached("UPDATE entries SET story_id = ?2 WHERE id = ?1")?
