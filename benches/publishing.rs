@@ -56,11 +56,7 @@ fn river() -> (tempfile::TempDir, Store) {
                     published: Some(now - chrono::Duration::minutes((i * 20 + f) as i64)),
                     ..Default::default()
                 };
-                IdentifiedEntry {
-                    key: identity::entry_key(&entry),
-                    hash: identity::change_hash(&entry),
-                    entry,
-                }
+                IdentifiedEntry::new(identity::entry_key(&entry), entry)
             })
             .collect();
         let meta = SourceMeta::default();

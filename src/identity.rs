@@ -81,6 +81,11 @@ pub fn identify(entries: Vec<ParsedEntry>) -> Vec<IdentifiedEntry> {
 /// The rung a document needs: the lowest of `floor` and the first rung whose
 /// values are missing or repeated for no more than `tolerance` of the entries.
 pub fn needed_rung(entries: &[ParsedEntry], floor: Rung, tolerance: f64) -> Rung {
+    let entries: Vec<&ParsedEntry> = entries.iter().collect();
+    needed_rung_of(&entries, floor, tolerance)
+}
+
+fn needed_rung_of(entries: &[&ParsedEntry], floor: Rung, tolerance: f64) -> Rung {
     let allowed = (entries.len() as f64 * tolerance).floor() as usize;
     let guids = counts(entries.iter().map(|e| e.guid.clone()));
     let links = counts(entries.iter().map(|e| e.link.as_deref().map(canonical_url)));
@@ -119,13 +124,47 @@ pub fn identify_at(
     floor: Rung,
     tolerance: f64,
 ) -> (Rung, Vec<IdentifiedEntry>) {
-    let rung = needed_rung(&entries, floor, tolerance);
+    let (rung, keys) = keys_at(&entries, floor, tolerance);
+    let identified = entries
+        .into_iter()
+        .zip(keys)
+        .filter_map(|(entry, key)| Some(IdentifiedEntry::new(key?, entry)))
+        .collect();
+    (rung, identified)
+}
+
+/// [`identify_at`] for entries identified before (at another rung): only the
+/// keys change; hashes and fingerprints are kept.
+pub fn rekey_at(
+    items: Vec<IdentifiedEntry>,
+    floor: Rung,
+    tolerance: f64,
+) -> (Rung, Vec<IdentifiedEntry>) {
+    let entries: Vec<&ParsedEntry> = items.iter().map(|i| &i.entry).collect();
+    let (rung, keys) = keys_of(&entries, floor, tolerance);
+    let rekeyed = items
+        .into_iter()
+        .zip(keys)
+        .filter_map(|(item, key)| Some(IdentifiedEntry { key: key?, ..item }))
+        .collect();
+    (rung, rekeyed)
+}
+
+fn keys_at(entries: &[ParsedEntry], floor: Rung, tolerance: f64) -> (Rung, Vec<Option<String>>) {
+    let entries: Vec<&ParsedEntry> = entries.iter().collect();
+    keys_of(&entries, floor, tolerance)
+}
+
+/// Each entry's key at the rung the document needs; `None` for an entry whose
+/// key an earlier entry of the document already has.
+fn keys_of(entries: &[&ParsedEntry], floor: Rung, tolerance: f64) -> (Rung, Vec<Option<String>>) {
+    let rung = needed_rung_of(entries, floor, tolerance);
     let guids = counts(entries.iter().map(|e| e.guid.clone()));
     let links = counts(entries.iter().map(|e| e.link.as_deref().map(canonical_url)));
     let mut seen = std::collections::HashSet::new();
-    let identified = entries
-        .into_iter()
-        .filter_map(|entry| {
+    let keys = entries
+        .iter()
+        .map(|entry| {
             let unique_guid = entry
                 .guid
                 .clone()
@@ -137,19 +176,30 @@ pub fn identify_at(
             let key = match (rung, unique_guid, unique_link) {
                 (Rung::Guid, Some(guid), _) => format!("guid:{guid}"),
                 (Rung::Guid | Rung::Link, _, Some(link)) => format!("link:{link}"),
-                _ => hash_key(&entry),
+                _ => hash_key(entry),
             };
-            if !seen.insert(key.clone()) {
-                return None;
-            }
-            Some(IdentifiedEntry {
-                hash: change_hash(&entry),
-                key,
-                entry,
-            })
+            seen.insert(key.clone()).then_some(key)
         })
         .collect();
-    (rung, identified)
+    (rung, keys)
+}
+
+impl IdentifiedEntry {
+    /// An entry with its key, change hashes and fingerprint worked out.
+    pub fn new(key: String, entry: ParsedEntry) -> Self {
+        Self {
+            key,
+            hash: change_hash(&entry),
+            churn: churn_hash(&entry),
+            fingerprint: fingerprint::Fingerprint::of(&entry.title, body_of(&entry)),
+            entry,
+        }
+    }
+}
+
+/// The text a fingerprint is taken of: the content, else the summary.
+pub fn body_of(e: &ParsedEntry) -> &str {
+    e.content.as_deref().or(e.summary.as_deref()).unwrap_or("")
 }
 
 /// `hash:…` of title and content: the last rung of the ladder.
@@ -256,8 +306,7 @@ pub fn churn_hash(entry: &ParsedEntry) -> String {
 
 fn visible_parts(entry: &ParsedEntry, mask_digits: bool) -> Vec<String> {
     let text = |s: Option<&str>| {
-        let words = fingerprint::words(s.unwrap_or(""));
-        let joined = words.join(" ");
+        let joined = fingerprint::normalised_text(s.unwrap_or(""));
         if mask_digits {
             mask_digit_runs(&joined)
         } else {

@@ -83,6 +83,11 @@ pub struct IdentifiedEntry {
     pub key: String,
     /// Hash of the fields whose change makes the entry "updated".
     pub hash: String,
+    /// The same with digits masked (`identity::churn_hash`).
+    pub churn: String,
+    /// Near-duplicate fingerprint of title and text; `None` without words.
+    /// Worked out here, in the parallel identify stage, not by the writer.
+    pub fingerprint: Option<crate::identity::fingerprint::Fingerprint>,
     pub entry: ParsedEntry,
 }
 

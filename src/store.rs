@@ -332,11 +332,7 @@ mod tests {
             title: title.into(),
             ..Default::default()
         };
-        IdentifiedEntry {
-            key: identity::entry_key(&entry),
-            hash: identity::change_hash(&entry),
-            entry,
-        }
+        IdentifiedEntry::new(identity::entry_key(&entry), entry)
     }
 
     #[test]

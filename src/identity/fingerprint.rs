@@ -22,7 +22,7 @@ pub const SHINGLE_WORDS: usize = 4;
 /// Hash functions in a signature.
 pub const SIGNATURE_LEN: usize = 128;
 /// Version byte of the stored fingerprint.
-const FORMAT: u8 = 1;
+const FORMAT: u8 = 2;
 
 /// How entries are matched into stories.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -74,6 +74,15 @@ pub struct Candidate {
 
 /// The normalised words of a text or HTML fragment.
 pub fn words(text: &str) -> Vec<String> {
+    visible_text(text)
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
+
+/// The text of a text or HTML fragment: tags dropped, entities decoded.
+fn visible_text(text: &str) -> String {
     let mut plain = String::with_capacity(text.len());
     let mut in_tag = false;
     for c in text.chars() {
@@ -87,36 +96,81 @@ pub fn words(text: &str) -> Vec<String> {
             _ => {}
         }
     }
-    let decoded = html_escape::decode_html_entities(&plain);
-    decoded
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
-        .collect()
+    html_escape::decode_html_entities(&plain).into_owned()
 }
+
+/// The normalised words of a text or HTML fragment joined by single spaces
+/// (`words(text).join(" ")`, built without a string per word).
+pub fn normalised_text(text: &str) -> String {
+    let visible = visible_text(text);
+    let mut out = String::with_capacity(visible.len());
+    let mut gap = false;
+    for c in visible.chars() {
+        if c.is_alphanumeric() {
+            if gap && !out.is_empty() {
+                out.push(' ');
+            }
+            gap = false;
+            out.extend(c.to_lowercase());
+        } else {
+            gap = true;
+        }
+    }
+    out
+}
+
+/// FNV-1a hashes of the normalised words of `text` (the words [`words`]
+/// gives), appended to `out` without allocating a string per word.
+fn word_hashes(text: &str, out: &mut Vec<u64>) {
+    let mut current: Option<u64> = None;
+    let mut buf = [0u8; 4];
+    for c in visible_text(text).chars() {
+        if c.is_alphanumeric() {
+            let mut h = current.unwrap_or(FNV_OFFSET);
+            for lower in c.to_lowercase() {
+                for b in lower.encode_utf8(&mut buf).as_bytes() {
+                    h = (h ^ u64::from(*b)).wrapping_mul(FNV_PRIME);
+                }
+            }
+            current = Some(h);
+        } else if let Some(h) = current.take() {
+            out.push(h);
+        }
+    }
+    out.extend(current);
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0100_0000_01b3;
 
 impl Fingerprint {
     /// The fingerprint of a title and a body (text or HTML); `None` when they
     /// hold no words at all.
     pub fn of(title: &str, body: &str) -> Option<Self> {
-        let mut all = words(title);
-        all.extend(words(body));
+        let mut all = Vec::new();
+        word_hashes(title, &mut all);
+        word_hashes(body, &mut all);
         if all.is_empty() {
             return None;
         }
         let mut shingles: Vec<u64> = all
             .windows(SHINGLE_WORDS.min(all.len()))
-            .map(fnv1a)
+            .map(|w| w.iter().fold(FNV_OFFSET, |acc, &x| mix(acc ^ x)))
             .collect();
         shingles.sort_unstable();
         shingles.dedup();
+        // Hash function i is x ↦ xorshift(aᵢ·x + bᵢ) over 32 bits (aᵢ odd): a
+        // permutation of the shingle hashes, cheap enough for the compiler to
+        // run eight or sixteen at once (format 1 mixed 64 bits per value and
+        // cost several times more).
+        let params = hash_params();
         let mut signature = vec![u32::MAX; SIGNATURE_LEN];
         for &s in &shingles {
-            for (i, slot) in signature.iter_mut().enumerate() {
-                let h = mix(s ^ seed(i)) as u32;
-                if h < *slot {
-                    *slot = h;
-                }
+            let x = (s ^ (s >> 32)) as u32;
+            for (slot, &(a, b)) in signature.iter_mut().zip(params.iter()) {
+                let mut h = a.wrapping_mul(x).wrapping_add(b);
+                h ^= h >> 16;
+                *slot = (*slot).min(h);
             }
         }
         Some(Self {
@@ -236,26 +290,22 @@ pub fn title_overlap(a: &str, b: &str) -> f64 {
     a.intersection(&b).count() as f64 / smaller as f64
 }
 
-fn fnv1a(words: &[String]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for (i, w) in words.iter().enumerate() {
-        if i > 0 {
-            h ^= u64::from(b' ');
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        for b in w.as_bytes() {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    h
-}
-
 /// splitmix64's finaliser: a fast, well-mixed 64-bit permutation.
 fn mix(mut x: u64) -> u64 {
     x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     x ^ (x >> 31)
+}
+
+/// (aᵢ, bᵢ) of the signature's hash functions, fixed for the stored format.
+fn hash_params() -> &'static [(u32, u32); SIGNATURE_LEN] {
+    static PARAMS: std::sync::OnceLock<[(u32, u32); SIGNATURE_LEN]> = std::sync::OnceLock::new();
+    PARAMS.get_or_init(|| {
+        std::array::from_fn(|i| {
+            let r = seed(i);
+            ((r as u32) | 1, (r >> 32) as u32)
+        })
+    })
 }
 
 fn seed(i: usize) -> u64 {
@@ -265,6 +315,25 @@ fn seed(i: usize) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn word_hashes_are_the_hashes_of_the_normalised_words() {
+        let text = "<p>It&#8217;s <b>HERE</b>&nbsp;— now, Ünïcode ΑΒΓ 42x</p>";
+        let mut hashes = Vec::new();
+        word_hashes(text, &mut hashes);
+        let expected: Vec<u64> = words(text)
+            .iter()
+            .map(|w| {
+                w.bytes().fold(FNV_OFFSET, |h, b| {
+                    (h ^ u64::from(b)).wrapping_mul(FNV_PRIME)
+                })
+            })
+            .collect();
+        assert_eq!(hashes.len(), 7);
+        assert_eq!(normalised_text(text), words(text).join(" "));
+        assert_eq!(normalised_text("  <p>  </p> "), "");
+        assert_eq!(hashes, expected);
+    }
 
     const WIRE: &str = "<p>Dockworkers at the Port of Calder returned to work on Wednesday after union leaders and terminal operators agreed to a four-year contract, ending a nine-day strike that had stranded more than 40 container ships offshore.</p><p>The deal raises wages by 14 percent over the life of the contract and limits the introduction of automated cranes until 2029.</p>";
 
@@ -322,7 +391,8 @@ mod tests {
             "<p>Dockworkers at the Port of Calder stayed off work for a second week on Monday, and union leaders said talks with terminal operators had broken down over pay and automated cranes.</p>",
         )
         .unwrap();
-        assert!(a.containment(&b) < 0.2, "{}", a.containment(&b));
+        // Far below the 0.5 threshold (128 values estimate within about ±0.05).
+        assert!(a.containment(&b) < 0.25, "{}", a.containment(&b));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use super::story_index::StoryIndex;
 use super::{SaveCounts, Store, StoreError, lock, ts};
 use crate::identity::fingerprint::Fingerprint;
 use crate::identity::{self, DedupSettings, Rung};
-use crate::model::{FeedId, IdentifiedEntry, ParsedEntry, SourceMeta, Validators};
+use crate::model::{FeedId, IdentifiedEntry, SourceMeta, Validators};
 
 impl Store {
     /// Stores one successful poll atomically: the source's metadata, its
@@ -88,11 +88,6 @@ fn existing(r: &rusqlite::Row<'_>) -> rusqlite::Result<Existing> {
 
 const EXISTING_COLUMNS: &str = "id, hash, churn_hash, canonical_link, title, updated, changed_at";
 
-/// The text a fingerprint is taken of: the fuller of content and summary.
-pub(crate) fn body_of(e: &ParsedEntry) -> &str {
-    e.content.as_deref().or(e.summary.as_deref()).unwrap_or("")
-}
-
 fn save_entries(
     tx: &Connection,
     feed_id: FeedId,
@@ -110,9 +105,9 @@ fn save_entries(
     // Keys are decided here, at the feed's own rung of the ladder, which only
     // ever moves down: a feed that once had unreliable guids is not trusted
     // with them again.
-    let parsed: Vec<ParsedEntry> = entries.iter().map(|i| i.entry.clone()).collect();
-    let total = parsed.len();
-    let (mut rung, items) = identity::identify_at(parsed, stored_rung, settings.guid_tolerance);
+    let total = entries.len();
+    let (mut rung, items) =
+        identity::rekey_at(entries.to_vec(), stored_rung, settings.guid_tolerance);
 
     let mut by_key = tx.prepare_cached(&format!(
         "SELECT {EXISTING_COLUMNS} FROM entries WHERE feed_id = ?1 AND key = ?2"
@@ -255,15 +250,28 @@ fn insert_entry(
         .published
         .or(e.updated)
         .map_or(now_ts, |d| ts(d).clamp(floor, now_ts));
-    let fingerprint = Fingerprint::of(&e.title, body_of(e));
+    let fingerprint = item.fingerprint.clone();
     // Every story this entry could match: its sort time is at least `floor`,
     // and matches lie within the window of it.
     index.ensure_loaded(tx, floor - settings.matching.window.num_seconds())?;
+    // The story is decided first, so the entry is written once, with it.
+    let story = super::stories::assign_story(
+        tx,
+        feed_id,
+        uid,
+        &e.title,
+        canonical,
+        fingerprint.as_ref(),
+        sort_time,
+        now,
+        &settings.matching,
+        index,
+    )?;
     tx.prepare_cached(
         "INSERT INTO entries (feed_id, key, uid, title, link, author, summary, content, rights,
             published, updated, first_seen, changed_at, sort_time, hash, canonical_link,
-            fingerprint, churn_hash, last_seen)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14, ?15, ?16, ?17, ?12)",
+            fingerprint, churn_hash, last_seen, story_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14, ?15, ?16, ?17, ?12, ?18)",
     )?
     .execute(params![
         feed_id,
@@ -282,22 +290,10 @@ fn insert_entry(
         item.hash,
         canonical,
         fingerprint.as_ref().map(Fingerprint::to_bytes),
-        identity::churn_hash(e),
+        item.churn,
+        story,
     ])?;
     let id = tx.last_insert_rowid();
-    super::stories::assign_story(
-        tx,
-        id,
-        feed_id,
-        uid,
-        &e.title,
-        canonical,
-        fingerprint.as_ref(),
-        sort_time,
-        now,
-        &settings.matching,
-        index,
-    )?;
     Ok(id)
 }
 
@@ -318,7 +314,7 @@ fn update_entry(
 ) -> Result<bool, StoreError> {
     let now_ts = ts(now);
     let e = &item.entry;
-    let churn = identity::churn_hash(e);
+    let churn = item.churn.clone();
     let counts = match &old.churn_hash {
         _ if old.hash == item.hash => false,
         None => false,
@@ -343,7 +339,7 @@ fn update_entry(
         old.updated
     };
     let changed_at = if counts { now_ts } else { old.changed_at };
-    let fingerprint = Fingerprint::of(&e.title, body_of(e));
+    let fingerprint = item.fingerprint.clone();
     tx.prepare_cached(
         "UPDATE entries SET title = ?2, link = ?3, author = ?4, summary = ?5, content = ?6,
             rights = ?7, published = COALESCE(published, ?8), updated = ?9, changed_at = ?10, hash = ?11,
@@ -373,6 +369,8 @@ fn update_entry(
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
+
+    use crate::model::ParsedEntry;
 
     use chrono::TimeZone;
 

@@ -267,11 +267,7 @@ mod tests {
             published: Some(Utc.with_ymd_and_hms(2026, 1, 1, hour, 0, 0).unwrap()),
             ..Default::default()
         };
-        IdentifiedEntry {
-            key: identity::entry_key(&entry),
-            hash: identity::change_hash(&entry),
-            entry,
-        }
+        IdentifiedEntry::new(identity::entry_key(&entry), entry)
     }
 
     /// Feed A (tag "a") has a1, a3, a5; feed B (tag "b") has b2, b4 (the number is the hour).

@@ -196,11 +196,11 @@ fn is_article_link(link: &str) -> bool {
 /// Puts a newly stored entry into a story: the story of an entry of another
 /// feed with the same canonical link; else, with matching on, the story of the
 /// most similar entry of another feed that [`same_story`] accepts; else a new
-/// story whose permanent id is this entry's uid.
+/// story whose permanent id is this entry's uid. Returns the story's id; the
+/// caller stores the entry with it.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn assign_story(
     tx: &Connection,
-    entry_id: i64,
     feed_id: i64,
     uid: &str,
     title: &str,
@@ -210,7 +210,7 @@ pub(super) fn assign_story(
     now: DateTime<Utc>,
     settings: &MatchSettings,
     index: &mut StoryIndex,
-) -> Result<(), StoreError> {
+) -> Result<i64, StoreError> {
     let mut story: Option<i64> = None;
     if let Some(link) = canonical.filter(|l| is_article_link(l)) {
         story = tx
@@ -285,23 +285,25 @@ pub(super) fn assign_story(
             id
         }
         None => {
-            tx.prepare_cached(
-                "INSERT INTO stories (uid, first_seen, sort_time) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (uid) DO NOTHING",
-            )?
-            .execute(params![uid, ts(now), sort_time])?;
-            let id = tx
-                .prepare_cached("SELECT id FROM stories WHERE uid = ?1")?
-                .query_row([uid], |r| r.get(0))?;
+            let inserted = tx
+                .prepare_cached(
+                    "INSERT INTO stories (uid, first_seen, sort_time) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (uid) DO NOTHING",
+                )?
+                .execute(params![uid, ts(now), sort_time])?;
+            let id = if inserted == 1 {
+                tx.last_insert_rowid()
+            } else {
+                tx.prepare_cached("SELECT id FROM stories WHERE uid = ?1")?
+                    .query_row([uid], |r| r.get(0))?
+            };
             if let Some(fingerprint) = fingerprint {
                 index.add(id, fingerprint);
             }
             id
         }
     };
-    tx.prepare_cached("UPDATE entries SET story_id = ?2 WHERE id = ?1")?
-        .execute(params![entry_id, story])?;
-    Ok(())
+    Ok(story)
 }
 
 #[cfg(test)]
