@@ -108,7 +108,13 @@ async fn main() -> anyhow::Result<()> {
         .trim()
         .to_string();
     let results = harness::run_all(&params, |line| eprintln!("bench: {line}")).await?;
-    let report = harness::report(&params, &results, &machine(), &command);
+    let mut report = harness::report(&params, &results, &machine(), &command);
+    // The hand-written reading of the figures (what dominates, what was
+    // done about it) follows the generated table.
+    if let Ok(notes) = std::fs::read_to_string("bench/notes.md") {
+        report.push('\n');
+        report.push_str(&notes);
+    }
     std::fs::write(&args.out, &report)?;
     println!("{report}");
     eprintln!("bench: wrote {}", args.out.display());
