@@ -188,7 +188,7 @@ fn save_entries(
                     buried_count += 1;
                     continue;
                 }
-                let uid = identity::entry_uid(&feed_uid, &key);
+                let uid = identity::new_entry_uid(&feed_uid, &key, now);
                 let id = insert_entry(
                     tx,
                     feed_id,
