@@ -187,10 +187,11 @@ fn keys_of(entries: &[&ParsedEntry], floor: Rung, tolerance: f64) -> (Rung, Vec<
 impl IdentifiedEntry {
     /// An entry with its key, change hashes and fingerprint worked out.
     pub fn new(key: String, entry: ParsedEntry) -> Self {
+        let hashes = change_and_churn_hashes(&entry);
         Self {
             key,
-            hash: change_hash(&entry),
-            churn: churn_hash(&entry),
+            hash: hashes.0,
+            churn: hashes.1,
             fingerprint: fingerprint::Fingerprint::of(&entry.title, body_of(&entry)),
             entry,
         }
@@ -294,25 +295,39 @@ pub fn entry_key(entry: &ParsedEntry) -> String {
 /// of summary and content (markup and whitespace aside). Dates are left out:
 /// a feed that restamps every item on every poll has not changed them.
 pub fn change_hash(entry: &ParsedEntry) -> String {
-    hex_digest(&visible_parts(entry, false))
+    change_and_churn_hashes(entry).0
 }
 
 /// [`change_hash`] with every run of digits masked. When only this one stays
 /// the same, the change is in numbers alone — a clock or counter baked into the
 /// item, or a corrected figure — and is subject to the churn limit.
 pub fn churn_hash(entry: &ParsedEntry) -> String {
-    hex_digest(&visible_parts(entry, true))
+    change_and_churn_hashes(entry).1
 }
 
-fn visible_parts(entry: &ParsedEntry, mask_digits: bool) -> Vec<String> {
-    let text = |s: Option<&str>| {
-        let joined = fingerprint::normalised_text(s.unwrap_or(""));
-        if mask_digits {
-            mask_digit_runs(&joined)
-        } else {
-            joined
-        }
-    };
+/// Both hashes from one pass over the entry's text.
+fn change_and_churn_hashes(entry: &ParsedEntry) -> (String, String) {
+    let parts = visible_parts(entry);
+    let masked: Vec<String> = parts
+        .iter()
+        .enumerate()
+        .map(|(i, part)| {
+            if TEXT_PARTS.contains(&i) {
+                mask_digit_runs(part)
+            } else {
+                part.clone()
+            }
+        })
+        .collect();
+    (hex_digest(&parts), hex_digest(&masked))
+}
+
+/// Which of [`visible_parts`] are text (title, summary, content), where the
+/// churn hash masks digits; the link and author are compared as they are.
+const TEXT_PARTS: [usize; 3] = [0, 3, 4];
+
+fn visible_parts(entry: &ParsedEntry) -> Vec<String> {
+    let text = |s: Option<&str>| fingerprint::normalised_text(s.unwrap_or(""));
     vec![
         text(Some(&entry.title)),
         entry.link.as_deref().map(canonical_url).unwrap_or_default(),

@@ -51,7 +51,7 @@ impl Store {
             ],
         )?;
             let mut index = index.lock().unwrap_or_else(|p| p.into_inner());
-            save_entries(tx, id, now, &entries, &settings, &mut index)
+            save_entries(tx, id, now, entries, &settings, &mut index)
         })
     }
 
@@ -92,7 +92,7 @@ fn save_entries(
     tx: &Connection,
     feed_id: FeedId,
     now: DateTime<Utc>,
-    entries: &[IdentifiedEntry],
+    entries: Vec<IdentifiedEntry>,
     settings: &DedupSettings,
     index: &mut StoryIndex,
 ) -> Result<SaveCounts, StoreError> {
@@ -106,8 +106,7 @@ fn save_entries(
     // ever moves down: a feed that once had unreliable guids is not trusted
     // with them again.
     let total = entries.len();
-    let (mut rung, items) =
-        identity::rekey_at(entries.to_vec(), stored_rung, settings.guid_tolerance);
+    let (mut rung, items) = identity::rekey_at(entries, stored_rung, settings.guid_tolerance);
 
     let mut by_key = tx.prepare_cached(&format!(
         "SELECT {EXISTING_COLUMNS} FROM entries WHERE feed_id = ?1 AND key = ?2"
