@@ -4,14 +4,10 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
-fn newsriver() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_newsriver"));
-    cmd.env("RUST_LOG", "warn");
-    cmd
-}
+use common::process::{kill, lines_of, newsriver};
 
 fn check(dir: &Path, toml: &str) -> (bool, String, String) {
     let path = dir.join("config.toml");
@@ -138,13 +134,7 @@ async fn poll_once_prints_a_summary() {
 
 /// Reads the child's stdout until a line containing `needle`, with a deadline.
 fn wait_for_line(child: &mut std::process::Child, needle: &str) -> String {
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let rx = lines_of(child.stdout.take().unwrap());
     loop {
         let line = rx
             .recv_timeout(Duration::from_secs(30))
@@ -153,14 +143,6 @@ fn wait_for_line(child: &mut std::process::Child, needle: &str) -> String {
             return line;
         }
     }
-}
-
-fn sigterm(child: &std::process::Child) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
 }
 
 fn wait_exit(child: &mut std::process::Child) -> std::process::ExitStatus {
@@ -224,7 +206,7 @@ fn demo_serves_a_merged_feed_with_the_wire_story_from_two_outlets_and_exits_on_s
         "{content}"
     );
 
-    sigterm(&child);
+    kill("-TERM", &child);
     assert!(wait_exit(&mut child).success());
 }
 
@@ -254,7 +236,7 @@ fn run_serves_until_sigterm_then_exits_zero() {
         .to_string();
     let body = plain_http::get(&url);
     assert!(body.contains("<feed"), "{body}");
-    sigterm(&child);
+    kill("-TERM", &child);
     assert!(wait_exit(&mut child).success());
 }
 

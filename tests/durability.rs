@@ -110,10 +110,7 @@ async fn sigkill_mid_ingest_loses_nothing_committed_and_restarts_without_duplica
     while count(&db) < total && began.elapsed() < Duration::from_secs(120) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    common::process::kill("-TERM", &child);
     child.wait().unwrap();
 
     let store = newsriver::Store::open(&db).unwrap();

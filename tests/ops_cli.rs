@@ -5,18 +5,12 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::process::{kill, lines_of, newsriver};
 use common::{FixtureServer, Route};
-
-fn newsriver() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_newsriver"));
-    cmd.env("RUST_LOG", "warn");
-    cmd
-}
 
 struct Output {
     ok: bool,
@@ -249,14 +243,7 @@ async fn json_logs_carry_a_span_per_feed_poll() {
 
 /// Lines of a child's stderr, read on a thread.
 fn stderr_lines(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    rx
+    lines_of(child.stderr.take().unwrap())
 }
 
 fn wait_for(
@@ -273,16 +260,6 @@ fn wait_for(
             return line;
         }
     }
-}
-
-fn kill(signal: &str, child: &std::process::Child) {
-    assert!(
-        Command::new("kill")
-            .args([signal, &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
 }
 
 #[test]

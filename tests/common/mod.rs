@@ -1,6 +1,8 @@
 //! Shared test helpers: a fixture server on 127.0.0.1:0 and config builders.
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
