@@ -140,8 +140,28 @@ pub fn river_updated(stories: &[Story]) -> DateTime<Utc> {
 #[cfg(test)]
 pub(crate) mod fixtures {
     use super::River;
-    use crate::model::{Source, Story};
+    use crate::model::{Outlet, Source, Story};
     use chrono::DateTime;
+
+    /// Another outlet carrying `story`: its source renamed `name`, its copy
+    /// at `link`, published when the story was.
+    pub fn outlet(
+        story: &Story,
+        name: &str,
+        link: Option<&str>,
+        title: &str,
+        author: &str,
+    ) -> Outlet {
+        let mut source = story.source.clone();
+        source.title = name.into();
+        Outlet {
+            source,
+            link: link.map(String::from),
+            title: title.into(),
+            author: author.into(),
+            published: story.published,
+        }
+    }
 
     pub fn story(title: &str) -> Story {
         let t = DateTime::parse_from_rfc3339("2026-11-20T10:00:00Z")

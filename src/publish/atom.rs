@@ -141,7 +141,7 @@ fn atom_entry(story: &Story, attribution: Option<&str>) -> Entry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::publish::fixtures::{river, story};
+    use crate::publish::fixtures::{outlet, river, story};
 
     #[test]
     fn atom_round_trips_with_source_and_control_chars_removed() {
@@ -175,16 +175,15 @@ mod tests {
     #[test]
     fn other_outlets_become_via_links_and_an_also_reported_line() {
         let mut s = story("Port strike ends");
-        let mut other = s.source.clone();
-        other.title = "Harbour Gazette".into();
-        other.site_url = Some("https://harbour.example/".into());
-        s.also.push(crate::model::Outlet {
-            source: other,
-            link: Some("https://harbour.example/port".into()),
-            title: "Port strike ends".into(),
-            author: "Meridian Wire".into(),
-            published: s.published,
-        });
+        let mut other = outlet(
+            &s,
+            "Harbour Gazette",
+            Some("https://harbour.example/port"),
+            "Port strike ends",
+            "Meridian Wire",
+        );
+        other.source.site_url = Some("https://harbour.example/".into());
+        s.also.push(other);
         let mut r = river();
         r.attribution = Some("Originally published by {source}.".into());
         let feed: Feed = atom(&r, &[s]).parse().unwrap();

@@ -108,20 +108,17 @@ pub fn content_with_attribution(story: &Story, template: Option<&str>) -> Option
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Outlet;
-    use crate::publish::fixtures::story;
+    use crate::publish::fixtures::{outlet, story};
 
     fn with_outlets() -> Story {
         let mut s = story("Port strike ends");
-        let mut other = s.source.clone();
-        other.title = "Harbour <Gazette>".into();
-        s.also.push(Outlet {
-            source: other,
-            link: Some("https://harbour.example/a?x=1&y=2".into()),
-            title: "Port strike ends | HG".into(),
-            author: "Meridian Wire".into(),
-            published: s.published,
-        });
+        s.also.push(outlet(
+            &s,
+            "Harbour <Gazette>",
+            Some("https://harbour.example/a?x=1&y=2"),
+            "Port strike ends | HG",
+            "Meridian Wire",
+        ));
         s
     }
 

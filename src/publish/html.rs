@@ -277,7 +277,7 @@ pub fn path_segment(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::publish::fixtures::{river, story};
+    use crate::publish::fixtures::{outlet, river, story};
 
     #[test]
     fn home_page_escapes_what_it_shows() {
@@ -300,24 +300,16 @@ mod tests {
     #[test]
     fn home_page_lists_the_other_outlets_of_a_story() {
         let mut s = story("Port strike ends");
-        let mut other = s.source.clone();
-        other.title = "Harbour <Gazette>".into();
-        s.also.push(crate::model::Outlet {
-            source: other.clone(),
-            link: Some("https://harbour.example/port?a=1&b=2".into()),
-            title: "Port strike ends".into(),
-            author: "Meridian Wire".into(),
-            published: s.published,
-        });
-        other.title = "Courier".into();
-        other.site_url = None;
-        s.also.push(crate::model::Outlet {
-            source: other,
-            link: None,
-            title: "Port strike ends".into(),
-            author: "Courier".into(),
-            published: s.published,
-        });
+        s.also.push(outlet(
+            &s,
+            "Harbour <Gazette>",
+            Some("https://harbour.example/port?a=1&b=2"),
+            "Port strike ends",
+            "Meridian Wire",
+        ));
+        let mut courier = outlet(&s, "Courier", None, "Port strike ends", "Courier");
+        courier.source.site_url = None;
+        s.also.push(courier);
         let html = home_html(&river(), &[s, story("alone")]);
         assert!(
             html.contains("<p class=\"also\">Also reported by <a href=\"https://harbour.example/port?a=1&amp;b=2\">Harbour &lt;Gazette&gt;</a>, Courier</p>"),

@@ -111,7 +111,7 @@ fn json_item(story: &Story, attribution: Option<&str>) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::publish::fixtures::story;
+    use crate::publish::fixtures::{outlet, story};
 
     #[test]
     fn json_feed_has_authors_source_extension_and_paging() {
@@ -149,16 +149,15 @@ mod tests {
     #[test]
     fn other_outlets_are_listed_in_the_extension_and_the_content() {
         let mut s = story("Port strike ends");
-        let mut other = s.source.clone();
-        other.title = "Harbour Gazette".into();
-        other.feed_url = "https://harbour.example/feed".into();
-        s.also.push(crate::model::Outlet {
-            source: other,
-            link: Some("https://harbour.example/port".into()),
-            title: "Port strike ends | HG".into(),
-            author: "Meridian Wire".into(),
-            published: s.published,
-        });
+        let mut other = outlet(
+            &s,
+            "Harbour Gazette",
+            Some("https://harbour.example/port"),
+            "Port strike ends | HG",
+            "Meridian Wire",
+        );
+        other.source.feed_url = "https://harbour.example/feed".into();
+        s.also.push(other);
         let doc = FeedDoc {
             id: "urn:uuid:v".into(),
             title: "River".into(),

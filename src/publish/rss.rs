@@ -106,7 +106,7 @@ fn rss_item(story: &Story, attribution: Option<&str>) -> Item {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::publish::fixtures::story;
+    use crate::publish::fixtures::{outlet, story};
 
     fn doc() -> FeedDoc {
         FeedDoc {
@@ -159,15 +159,13 @@ mod tests {
     #[test]
     fn other_outlets_and_the_notice_follow_the_text_with_one_source() {
         let mut s = story("Port strike ends");
-        let mut other = s.source.clone();
-        other.title = "Harbour Gazette".into();
-        s.also.push(crate::model::Outlet {
-            source: other,
-            link: Some("https://harbour.example/port".into()),
-            title: "Port strike ends".into(),
-            author: "Meridian Wire".into(),
-            published: s.published,
-        });
+        s.also.push(outlet(
+            &s,
+            "Harbour Gazette",
+            Some("https://harbour.example/port"),
+            "Port strike ends",
+            "Meridian Wire",
+        ));
         let mut d = doc();
         d.attribution = Some("Originally published by {source}.".into());
         let xml = rss(&d, &[s.clone()]);
