@@ -249,7 +249,6 @@ fn insert_entry(
         .published
         .or(e.updated)
         .map_or(now_ts, |d| ts(d).clamp(floor, now_ts));
-    let fingerprint = item.fingerprint.clone();
     // Every story this entry could match: its sort time is at least `floor`,
     // and matches lie within the window of it.
     index.ensure_loaded(tx, floor - settings.matching.window.num_seconds())?;
@@ -260,7 +259,7 @@ fn insert_entry(
         uid,
         &e.title,
         canonical,
-        fingerprint.as_ref(),
+        item.fingerprint.as_ref(),
         sort_time,
         now,
         &settings.matching,
@@ -288,7 +287,7 @@ fn insert_entry(
         sort_time,
         item.hash,
         canonical,
-        fingerprint.as_ref().map(Fingerprint::to_bytes),
+        item.fingerprint.as_ref().map(Fingerprint::to_bytes),
         item.churn,
         story,
     ])?;
@@ -338,7 +337,6 @@ fn update_entry(
         old.updated
     };
     let changed_at = if counts { now_ts } else { old.changed_at };
-    let fingerprint = item.fingerprint.clone();
     tx.prepare_cached(
         "UPDATE entries SET title = ?2, link = ?3, author = ?4, summary = ?5, content = ?6,
             rights = ?7, published = COALESCE(published, ?8), updated = ?9, changed_at = ?10, hash = ?11,
@@ -358,7 +356,7 @@ fn update_entry(
         changed_at,
         item.hash,
         canonical,
-        fingerprint.as_ref().map(Fingerprint::to_bytes),
+        item.fingerprint.as_ref().map(Fingerprint::to_bytes),
         churn,
         now_ts,
     ])?;
