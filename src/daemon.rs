@@ -91,12 +91,14 @@ pub async fn poll_once_with(
         policy: Policy::from(&config.fetch),
         filters: Arc::new(crate::filter::Filters::from_config(config)),
     });
-    let feeds = store.call(|s| s.active_feeds()).await?.len();
-    progress.start(feeds);
     // The same path as the daemon's: global and per-host limits apply.
-    let reports =
-        scheduler::poll_all_with(poller, config.fetch.concurrency.get(), |r| progress.done(r))
-            .await?;
+    let reports = scheduler::poll_all_with(
+        poller,
+        config.fetch.concurrency.get(),
+        |feeds| progress.start(feeds),
+        |r| progress.done(r),
+    )
+    .await?;
     prune(&store, &clock, &config.retention).await;
     Ok(reports)
 }

@@ -602,17 +602,20 @@ pub async fn poll_all<F: FetchFeed>(
     poller: Arc<Poller<F>>,
     concurrency: usize,
 ) -> Result<Vec<PollReport>, StoreError> {
-    poll_all_with(poller, concurrency, |_| {}).await
+    poll_all_with(poller, concurrency, |_| {}, |_| {}).await
 }
 
-/// [`poll_all`], calling `on_done` as each feed's poll finishes (for progress).
+/// [`poll_all`], telling `on_start` how many feeds there are and calling
+/// `on_done` as each feed's poll finishes (for progress).
 pub async fn poll_all_with<F: FetchFeed>(
     poller: Arc<Poller<F>>,
     concurrency: usize,
+    on_start: impl FnOnce(usize),
     on_done: impl Fn(&PollReport),
 ) -> Result<Vec<PollReport>, StoreError> {
     use futures_util::stream::{self, StreamExt};
     let feeds = poller.store.call(|s| s.active_feeds()).await?;
+    on_start(feeds.len());
     let slots = Arc::new(Semaphore::new(concurrency.max(1)));
     let gate = Arc::new(HostGate::new(
         poller.policy.host_concurrency,
