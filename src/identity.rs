@@ -81,15 +81,23 @@ pub fn identify(entries: Vec<ParsedEntry>) -> Vec<IdentifiedEntry> {
 /// The rung a document needs: the lowest of `floor` and the first rung whose
 /// values are missing or repeated for no more than `tolerance` of the entries.
 pub fn needed_rung(entries: &[ParsedEntry], floor: Rung, tolerance: f64) -> Rung {
-    let entries: Vec<&ParsedEntry> = entries.iter().collect();
-    needed_rung_of(&entries, floor, tolerance)
+    let canonical: Vec<Option<String>> = entries.iter().map(canonical_link).collect();
+    let views: Vec<(&ParsedEntry, Option<&str>)> = entries
+        .iter()
+        .zip(&canonical)
+        .map(|(e, c)| (e, c.as_deref()))
+        .collect();
+    needed_rung_of(&views, floor, tolerance)
 }
 
-fn needed_rung_of(entries: &[&ParsedEntry], floor: Rung, tolerance: f64) -> Rung {
+/// An entry with its canonical link, as the ladder looks at it.
+type View<'a> = (&'a ParsedEntry, Option<&'a str>);
+
+fn needed_rung_of(entries: &[View<'_>], floor: Rung, tolerance: f64) -> Rung {
     let allowed = (entries.len() as f64 * tolerance).floor() as usize;
-    let guids = counts(entries.iter().map(|e| e.guid.clone()));
-    let links = counts(entries.iter().map(|e| e.link.as_deref().map(canonical_url)));
-    let bad = |values: &HashMap<Option<String>, usize>| -> usize {
+    let guids = counts(entries.iter().map(|(e, _)| e.guid.as_deref()));
+    let links = counts(entries.iter().map(|(_, link)| *link));
+    let bad = |values: &HashMap<Option<&str>, usize>| -> usize {
         values
             .iter()
             .filter(|(v, n)| v.is_none() || **n > 1)
@@ -106,12 +114,17 @@ fn needed_rung_of(entries: &[&ParsedEntry], floor: Rung, tolerance: f64) -> Rung
     needed.max(floor)
 }
 
-fn counts(values: impl Iterator<Item = Option<String>>) -> HashMap<Option<String>, usize> {
+fn counts<'a>(values: impl Iterator<Item = Option<&'a str>>) -> HashMap<Option<&'a str>, usize> {
     let mut map = HashMap::new();
     for v in values {
         *map.entry(v).or_insert(0) += 1;
     }
     map
+}
+
+/// The canonical form of an entry's link (see [`canonical_url`]).
+pub fn canonical_link(entry: &ParsedEntry) -> Option<String> {
+    entry.link.as_deref().map(canonical_url)
 }
 
 /// Keys every entry of one document at `floor` or the rung the document needs,
@@ -124,11 +137,20 @@ pub fn identify_at(
     floor: Rung,
     tolerance: f64,
 ) -> (Rung, Vec<IdentifiedEntry>) {
-    let (rung, keys) = keys_at(&entries, floor, tolerance);
+    let canonical: Vec<Option<String>> = entries.iter().map(canonical_link).collect();
+    let views: Vec<View<'_>> = entries
+        .iter()
+        .zip(&canonical)
+        .map(|(e, c)| (e, c.as_deref()))
+        .collect();
+    let (rung, keys) = keys_of(&views, floor, tolerance);
     let identified = entries
         .into_iter()
+        .zip(canonical)
         .zip(keys)
-        .filter_map(|(entry, key)| Some(IdentifiedEntry::new(key?, entry)))
+        .filter_map(|((entry, canonical), key)| {
+            Some(IdentifiedEntry::with_canonical(key?, entry, canonical))
+        })
         .collect();
     (rung, identified)
 }
@@ -140,8 +162,11 @@ pub fn rekey_at(
     floor: Rung,
     tolerance: f64,
 ) -> (Rung, Vec<IdentifiedEntry>) {
-    let entries: Vec<&ParsedEntry> = items.iter().map(|i| &i.entry).collect();
-    let (rung, keys) = keys_of(&entries, floor, tolerance);
+    let views: Vec<View<'_>> = items
+        .iter()
+        .map(|i| (&i.entry, i.canonical.as_deref()))
+        .collect();
+    let (rung, keys) = keys_of(&views, floor, tolerance);
     let rekeyed = items
         .into_iter()
         .zip(keys)
@@ -150,32 +175,25 @@ pub fn rekey_at(
     (rung, rekeyed)
 }
 
-fn keys_at(entries: &[ParsedEntry], floor: Rung, tolerance: f64) -> (Rung, Vec<Option<String>>) {
-    let entries: Vec<&ParsedEntry> = entries.iter().collect();
-    keys_of(&entries, floor, tolerance)
-}
-
 /// Each entry's key at the rung the document needs; `None` for an entry whose
 /// key an earlier entry of the document already has.
-fn keys_of(entries: &[&ParsedEntry], floor: Rung, tolerance: f64) -> (Rung, Vec<Option<String>>) {
+fn keys_of(entries: &[View<'_>], floor: Rung, tolerance: f64) -> (Rung, Vec<Option<String>>) {
     let rung = needed_rung_of(entries, floor, tolerance);
-    let guids = counts(entries.iter().map(|e| e.guid.clone()));
-    let links = counts(entries.iter().map(|e| e.link.as_deref().map(canonical_url)));
+    let guids = counts(entries.iter().map(|(e, _)| e.guid.as_deref()));
+    let links = counts(entries.iter().map(|(_, link)| *link));
+    let unique = |counts: &HashMap<Option<&str>, usize>, v: Option<&str>| {
+        v.is_some() && counts.get(&v) == Some(&1)
+    };
     let mut seen = std::collections::HashSet::new();
     let keys = entries
         .iter()
-        .map(|entry| {
-            let unique_guid = entry
-                .guid
-                .clone()
-                .filter(|g| guids.get(&Some(g.clone())) == Some(&1));
-            let canonical = entry.link.as_deref().map(canonical_url);
-            let unique_link = canonical
-                .clone()
-                .filter(|l| links.get(&Some(l.clone())) == Some(&1));
-            let key = match (rung, unique_guid, unique_link) {
-                (Rung::Guid, Some(guid), _) => format!("guid:{guid}"),
-                (Rung::Guid | Rung::Link, _, Some(link)) => format!("link:{link}"),
+        .map(|&(entry, link)| {
+            let guid = entry.guid.as_deref();
+            let key = match rung {
+                Rung::Guid if unique(&guids, guid) => format!("guid:{}", guid.unwrap_or_default()),
+                Rung::Guid | Rung::Link if unique(&links, link) => {
+                    format!("link:{}", link.unwrap_or_default())
+                }
                 _ => hash_key(entry),
             };
             seen.insert(key.clone()).then_some(key)
@@ -187,12 +205,27 @@ fn keys_of(entries: &[&ParsedEntry], floor: Rung, tolerance: f64) -> (Rung, Vec<
 impl IdentifiedEntry {
     /// An entry with its key, change hashes and fingerprint worked out.
     pub fn new(key: String, entry: ParsedEntry) -> Self {
-        let hashes = change_and_churn_hashes(&entry);
+        let canonical = canonical_link(&entry);
+        Self::with_canonical(key, entry, canonical)
+    }
+
+    /// [`IdentifiedEntry::new`] with the canonical link already worked out.
+    /// The text of title, summary and content is normalised once, for the
+    /// change hashes and the fingerprint alike.
+    fn with_canonical(key: String, entry: ParsedEntry, canonical: Option<String>) -> Self {
+        let text = Normalised::of(&entry);
+        let (hash, churn) = text.hashes(canonical.as_deref(), entry.author.as_deref());
+        let body = if entry.content.is_some() {
+            &text.content
+        } else {
+            &text.summary
+        };
         Self {
             key,
-            hash: hashes.0,
-            churn: hashes.1,
-            fingerprint: fingerprint::Fingerprint::of(&entry.title, body_of(&entry)),
+            hash,
+            churn,
+            fingerprint: fingerprint::Fingerprint::of_normalised(&text.title, body),
+            canonical,
             entry,
         }
     }
@@ -307,34 +340,53 @@ pub fn churn_hash(entry: &ParsedEntry) -> String {
 
 /// Both hashes from one pass over the entry's text.
 fn change_and_churn_hashes(entry: &ParsedEntry) -> (String, String) {
-    let parts = visible_parts(entry);
-    let masked: Vec<String> = parts
-        .iter()
-        .enumerate()
-        .map(|(i, part)| {
-            if TEXT_PARTS.contains(&i) {
-                mask_digit_runs(part)
-            } else {
-                part.clone()
-            }
-        })
-        .collect();
-    (hex_digest(&parts), hex_digest(&masked))
+    let canonical = canonical_link(entry);
+    Normalised::of(entry).hashes(canonical.as_deref(), entry.author.as_deref())
 }
 
-/// Which of [`visible_parts`] are text (title, summary, content), where the
-/// churn hash masks digits; the link and author are compared as they are.
-const TEXT_PARTS: [usize; 3] = [0, 3, 4];
+/// The normalised text of an entry's title, summary and content
+/// (`fingerprint::normalised_text`).
+struct Normalised {
+    title: String,
+    summary: String,
+    content: String,
+}
 
-fn visible_parts(entry: &ParsedEntry) -> Vec<String> {
-    let text = |s: Option<&str>| fingerprint::normalised_text(s.unwrap_or(""));
-    vec![
-        text(Some(&entry.title)),
-        entry.link.as_deref().map(canonical_url).unwrap_or_default(),
-        entry.author.clone().unwrap_or_default(),
-        text(entry.summary.as_deref()),
-        text(entry.content.as_deref()),
-    ]
+impl Normalised {
+    fn of(entry: &ParsedEntry) -> Self {
+        let text = |s: Option<&str>| fingerprint::normalised_text(s.unwrap_or(""));
+        Self {
+            title: text(Some(&entry.title)),
+            summary: text(entry.summary.as_deref()),
+            content: text(entry.content.as_deref()),
+        }
+    }
+
+    /// The change hash (title, canonical link, author, summary, content) and
+    /// the churn hash (the same with every run of digits in the text masked).
+    fn hashes(&self, canonical: Option<&str>, author: Option<&str>) -> (String, String) {
+        let (link, author) = (canonical.unwrap_or(""), author.unwrap_or(""));
+        let parts = [
+            self.title.as_str(),
+            link,
+            author,
+            self.summary.as_str(),
+            self.content.as_str(),
+        ];
+        let masked = [
+            mask_digit_runs(&self.title),
+            mask_digit_runs(&self.summary),
+            mask_digit_runs(&self.content),
+        ];
+        let masked_parts = [
+            masked[0].as_str(),
+            link,
+            author,
+            masked[1].as_str(),
+            masked[2].as_str(),
+        ];
+        (hex_digest(&parts), hex_digest(&masked_parts))
+    }
 }
 
 fn mask_digit_runs(s: &str) -> String {

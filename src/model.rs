@@ -88,6 +88,10 @@ pub struct IdentifiedEntry {
     /// Near-duplicate fingerprint of title and text; `None` without words.
     /// Worked out here, in the parallel identify stage, not by the writer.
     pub fingerprint: Option<crate::identity::fingerprint::Fingerprint>,
+    /// The entry's link in canonical form (`identity::canonical_url`).
+    /// Like the hashes, worked out from `entry` when identified: build a new
+    /// `IdentifiedEntry` rather than editing `entry` in place.
+    pub canonical: Option<String>,
     pub entry: ParsedEntry,
 }
 

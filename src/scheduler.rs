@@ -17,12 +17,12 @@ use crate::filter::Filters;
 use crate::identity;
 use crate::model::{FeedId, FeedState, FeedToPoll, Validators};
 use crate::parse;
-use crate::store::{Failures, Moved, PollRecord, Store, StoreError};
+use crate::store::{Failures, Moved, PollRecord, PolledDocument, Store, StoreError};
 
 mod hosts;
 mod pacing;
 
-pub use hosts::{HostGate, host_of};
+pub use hosts::{HostGate, Pass, host_of};
 
 /// Wall-clock time derived from tokio's clock, so that tests running on a
 /// paused clock move the schedule forward too.
@@ -190,14 +190,44 @@ fn body_hash(body: &[u8]) -> String {
 impl<F: FetchFeed> Poller<F> {
     /// Polls one feed and records the result. Never fails: every error ends up
     /// recorded on the feed (or, if even that fails, logged).
-    #[tracing::instrument(name = "poll", skip_all, fields(feed = %feed.url))]
     pub async fn poll(&self, feed: FeedToPoll) -> PollReport {
+        self.poll_inner(feed, None).await
+    }
+
+    /// [`Poller::poll`] for a feed let through the host gate: its `pass` is
+    /// given back as soon as the fetch is done, once one of the `stage`
+    /// permits (polls being parsed and stored) is taken. The next fetch to the
+    /// host need not wait for this one's commit, and fetching still stops
+    /// when parsing and storing fall behind.
+    pub async fn poll_through(
+        &self,
+        feed: FeedToPoll,
+        pass: Pass,
+        stage: &Arc<Semaphore>,
+    ) -> PollReport {
+        self.poll_inner(feed, Some((pass, stage))).await
+    }
+
+    #[tracing::instrument(name = "poll", skip_all, fields(feed = %feed.url))]
+    async fn poll_inner(
+        &self,
+        feed: FeedToPoll,
+        gate: Option<(Pass, &Arc<Semaphore>)>,
+    ) -> PollReport {
         let started = Instant::now();
         let fetched = self
             .fetcher
             .fetch_feed(&feed.url, &feed.fetch_url, &feed.validators)
             .await;
         let fetch_took = started.elapsed();
+        let _storing = match gate {
+            Some((pass, stage)) => {
+                let permit = stage.clone().acquire_owned().await.ok();
+                drop(pass);
+                permit
+            }
+            None => None,
+        };
         let now = self.clock.now();
         let policy = &self.policy;
         let failure_at =
@@ -225,6 +255,9 @@ impl<F: FetchFeed> Poller<F> {
         // The interval in force when there is no new document to learn from.
         let current = feed.current_interval.unwrap_or(feed.interval);
 
+        // Set once a stored document's entries and fetch state are saved
+        // (together, in one savepoint).
+        let mut recorded = false;
         let result: Result<(Outcome, PollRecord), StoreError> = match fetched {
             Ok(fetched) => {
                 let moved =
@@ -269,9 +302,14 @@ impl<F: FetchFeed> Poller<F> {
                                 moved,
                             ))
                         } else {
-                            self.store_document(&feed, response, hash, moved, now)
-                                .await
-                                .map(|r| r.unwrap_or_else(|(status, error)| failed(status, error)))
+                            match self.store_document(&feed, response, hash, moved, now).await {
+                                Ok(Ok(done)) => {
+                                    recorded = true;
+                                    Ok(done)
+                                }
+                                Ok(Err((status, error))) => Ok(failed(status, error)),
+                                Err(e) => Err(e),
+                            }
                         }
                     }
                 }
@@ -322,11 +360,13 @@ impl<F: FetchFeed> Poller<F> {
             Ok(done) => done,
             Err(e) => failed(None, format!("storing failed: {e}")),
         };
-        let (id, record2) = (feed.id, record.clone());
-        if let Err(e) = self
-            .store
-            .call(move |s| s.record_poll(id, now, &record2))
-            .await
+        if !recorded
+            && let Err(e) = {
+                let (id, record) = (feed.id, record.clone());
+                self.store
+                    .call(move |s| s.record_poll(id, now, &record))
+                    .await
+            }
         {
             tracing::error!(feed = %feed.url, error = %e, "cannot record a poll's outcome");
         }
@@ -340,8 +380,9 @@ impl<F: FetchFeed> Poller<F> {
         }
     }
 
-    /// Parses a changed body and saves its entries atomically. The inner error
-    /// is a parse failure (status, message), recorded like any failure.
+    /// Parses a changed body and saves its entries and the poll's record
+    /// atomically. The inner error is a parse failure (status, message),
+    /// recorded like any failure.
     async fn store_document(
         &self,
         feed: &FeedToPoll,
@@ -353,29 +394,39 @@ impl<F: FetchFeed> Poller<F> {
         let url = feed.url.clone();
         let status = response.status;
         let cache = response.cache.clone();
-        let parsed = tokio::task::spawn_blocking(move || {
-            parse::parse(&response.body, response.content_type.as_deref(), &url)
-                .map(|doc| (doc, response.validators))
+        let policy = Policy {
+            adaptive: self.policy.adaptive && !feed.fixed_interval,
+            ..self.policy
+        };
+        let (configured, previous) = (feed.interval, feed.current_interval);
+        let filters = self.filters.clone();
+        // Parse, learn the publishing rate from the whole document, filter,
+        // then key, hash and fingerprint each entry: all CPU work, on one
+        // blocking thread, so the writer only writes.
+        let prepared = tokio::task::spawn_blocking(move || {
+            let doc = parse::parse(&response.body, response.content_type.as_deref(), &url)?;
+            let interval =
+                policy.adaptive_interval(configured, previous, &doc.entries, &doc.hints, now);
+            let skip = doc.hints.skip;
+            // Filters drop entries before they are stored (the interval above
+            // read the whole document's publishing rate).
+            let doc = filters.apply(&url, doc, now);
+            let polled = PolledDocument {
+                status,
+                meta: doc.meta,
+                validators: response.validators,
+                entries: identity::identify(doc.entries),
+            };
+            Ok::<_, parse::ParseError>((polled, interval, skip))
         })
         .await;
-        let (doc, validators) = match parsed {
+        let (polled, interval, skip) = match prepared {
             Ok(Ok(done)) => done,
             Ok(Err(e)) => return Ok(Err((Some(status), e.to_string()))),
             Err(panic) => return Ok(Err((Some(status), format!("parser crashed: {panic}")))),
         };
-        let policy = &Policy {
-            adaptive: self.policy.adaptive && !feed.fixed_interval,
-            ..self.policy
-        };
-        let interval = policy.adaptive_interval(
-            feed.interval,
-            feed.current_interval,
-            &doc.entries,
-            &doc.hints,
-            now,
-        );
         let wait = policy.success_delay(interval, feed.interval, &cache, now, &mut rand::rng());
-        let next_poll = policy.next_time(now, wait, doc.hints.skip);
+        let next_poll = policy.next_time(now, wait, skip);
         let record = PollRecord {
             state: FeedState::Ok,
             status: Some(status),
@@ -385,19 +436,13 @@ impl<F: FetchFeed> Poller<F> {
             interval: Some(interval),
             body_hash: Some(hash),
             validators: None,
-            skip: Some(doc.hints.skip),
+            skip: Some(skip),
             moved,
         };
-        // Filters drop entries before they are stored (the interval above
-        // read the whole document's publishing rate).
-        let doc = self.filters.apply(&feed.url, doc, now);
-        let id = feed.id;
+        let (id, saved) = (feed.id, record.clone());
         let counts = self
             .store
-            .call(move |s| {
-                let entries = identity::identify(doc.entries);
-                s.save_poll(id, now, status, &doc.meta, &validators, &entries, next_poll)
-            })
+            .call(move |s| s.save_document(id, now, polled, saved))
             .await?;
         Ok(Ok((
             Outcome::Stored {
@@ -502,6 +547,7 @@ pub async fn run_with<F: FetchFeed>(
     hooks: Hooks,
 ) {
     let slots = Arc::new(Semaphore::new(concurrency.max(1)));
+    let stage = Arc::new(Semaphore::new(stage_size(concurrency)));
     let gate = Arc::new(HostGate::new(
         poller.policy.host_concurrency,
         poller.policy.host_gap,
@@ -538,6 +584,7 @@ pub async fn run_with<F: FetchFeed>(
                         busy.insert(feed.id);
                         let id = feed.id;
                         let (p, gate, slots) = (poller.clone(), gate.clone(), slots.clone());
+                        let stage = stage.clone();
                         let mut stop = shutdown.clone();
                         let handle = tasks.spawn(async move {
                             // Waiting for the host is abandoned on shutdown;
@@ -546,11 +593,11 @@ pub async fn run_with<F: FetchFeed>(
                                 pass = gate.enter(&feed.fetch_url, &slots) => pass,
                                 _ = stop.wait_for(|s| *s) => None,
                             };
-                            let Some(_pass) = pass else { return id };
+                            let Some(pass) = pass else { return id };
                             // A reload may have removed the feed meanwhile.
                             let still = p.store.call(move |s| s.is_polled(id)).await;
                             if still.unwrap_or(true) {
-                                p.poll(feed).await;
+                                p.poll_through(feed, pass, &stage).await;
                             }
                             id
                         });
@@ -597,6 +644,13 @@ pub async fn run_with<F: FetchFeed>(
     while tasks.join_next().await.is_some() {}
 }
 
+/// Polls past their fetch that may be parsing and storing at once: enough
+/// that the fetch slots turn over while the writer commits, few enough that
+/// fetched bodies cannot pile up when it falls behind.
+fn stage_size(concurrency: usize) -> usize {
+    concurrency.max(1) * 2
+}
+
 /// Polls every active feed once, `concurrency` at a time, polite to each host.
 pub async fn poll_all<F: FetchFeed>(
     poller: Arc<Poller<F>>,
@@ -617,6 +671,7 @@ pub async fn poll_all_with<F: FetchFeed>(
     let feeds = poller.store.call(|s| s.active_feeds()).await?;
     on_start(feeds.len());
     let slots = Arc::new(Semaphore::new(concurrency.max(1)));
+    let stage = Arc::new(Semaphore::new(stage_size(concurrency)));
     let gate = Arc::new(HostGate::new(
         poller.policy.host_concurrency,
         poller.policy.host_gap,
@@ -624,9 +679,30 @@ pub async fn poll_all_with<F: FetchFeed>(
     let reports = stream::iter(feeds)
         .map(|feed| {
             let (p, gate, slots) = (poller.clone(), gate.clone(), slots.clone());
+            let stage = stage.clone();
+            let (feed_id, url) = (feed.id, feed.url.clone());
+            let now = poller.clock.now();
+            // Each poll is a task of its own, so polls run on every worker
+            // thread rather than all inside this one future.
+            let task = tokio::spawn(async move {
+                match gate.enter(&feed.fetch_url, &slots).await {
+                    Some(pass) => p.poll_through(feed, pass, &stage).await,
+                    None => p.poll(feed).await,
+                }
+            });
             async move {
-                let _pass = gate.enter(&feed.fetch_url, &slots).await;
-                p.poll(feed).await
+                task.await.unwrap_or_else(|e| {
+                    tracing::error!(feed = %url, error = %e, "a poll task died");
+                    PollReport {
+                        feed_id,
+                        url,
+                        outcome: Outcome::Failed {
+                            status: None,
+                            error: format!("the poll task died: {e}"),
+                        },
+                        next_poll: now,
+                    }
+                })
             }
         })
         .buffer_unordered(MAX_QUEUED)

@@ -14,6 +14,7 @@ use rusqlite_migration::Migrations;
 
 use crate::identity;
 
+pub use entries::PolledDocument;
 pub use fetch_state::{Failures, Moved, PollRecord};
 
 mod entries;
@@ -156,6 +157,10 @@ fn writer_thread(
     }
 }
 
+fn writer_stopped() -> StoreError {
+    StoreError::Task("the database writer has stopped".into())
+}
+
 pub(crate) fn ts(t: DateTime<Utc>) -> i64 {
     t.timestamp()
 }
@@ -201,6 +206,13 @@ impl Store {
         migrations
             .to_latest(&mut writer)
             .map_err(|e| StoreError::Migration(e.to_string()))?;
+        let refingerprinted = story_index::upgrade_fingerprints(&mut writer, ts(Utc::now()))?;
+        if refingerprinted > 0 {
+            tracing::info!(
+                entries = refingerprinted,
+                "worked out recent entries' fingerprints in the new format"
+            );
+        }
         let reader = Connection::open(path)?;
         configure(&reader)?;
         let writer = Arc::new(Mutex::new(writer));
@@ -245,8 +257,24 @@ impl Store {
         F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
         R: Send + 'static,
     {
-        let stopped = || StoreError::Task("the database writer has stopped".into());
         let (done, result) = mpsc::sync_channel(1);
+        self.queue_write(f, move |outcome| {
+            let _ = done.send(outcome);
+        })?;
+        result.recv().map_err(|_| writer_stopped())?
+    }
+
+    /// Queues `f` for the writer thread; `reply` gets its outcome once the
+    /// transaction it ran in is committed (or failed).
+    fn queue_write<R, F>(
+        &self,
+        f: F,
+        reply: impl FnOnce(Result<R, StoreError>) + Send + 'static,
+    ) -> Result<(), StoreError>
+    where
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+        R: Send + 'static,
+    {
         let job: WriteJob = Box::new(move |conn: &mut Connection| {
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 let savepoint = conn.savepoint()?;
@@ -256,14 +284,13 @@ impl Store {
             }))
             .unwrap_or_else(|_| Err(StoreError::Task("a database write panicked".into())));
             Box::new(move |committed: Result<(), String>| {
-                let _ = done.send(match committed {
+                reply(match committed {
                     Ok(()) => outcome,
                     Err(e) => Err(StoreError::Task(format!("commit failed: {e}"))),
                 });
             })
         });
-        self.queue.send(job).map_err(|_| stopped())?;
-        result.recv().map_err(|_| stopped())?
+        self.queue.send(job).map_err(|_| writer_stopped())
     }
 
     /// Runs blocking store work off the async runtime.
@@ -368,6 +395,59 @@ mod tests {
         );
         assert_eq!(store.entry_count().unwrap(), 1);
         assert_eq!(store.active_feeds().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn fingerprints_of_an_older_format_are_worked_out_again_once() {
+        use crate::identity::fingerprint::{self, Fingerprint};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.db");
+        let now = Utc::now();
+        let stored = |store: &Store| -> Vec<u8> {
+            lock(&store.reader)
+                .query_row("SELECT fingerprint FROM entries", [], |r| r.get(0))
+                .unwrap()
+        };
+        {
+            let store = Store::open(&path).unwrap();
+            store.sync_feeds(&[spec("http://a.example/")], now).unwrap();
+            let feed = store.active_feeds().unwrap().remove(0);
+            let v = Validators::default();
+            let m = SourceMeta::default();
+            store
+                .save_poll(
+                    feed.id,
+                    now,
+                    200,
+                    &m,
+                    &v,
+                    &[item("1", "Port strike ends")],
+                    now,
+                )
+                .unwrap();
+            assert_eq!(stored(&store)[0], fingerprint::FORMAT);
+            // As an older version left it: another format, no record of it.
+            let conn = store.lock_writer();
+            conn.execute_batch(
+                "UPDATE entries SET fingerprint = CAST(x'02' || substr(fingerprint, 2) AS BLOB);
+                 DELETE FROM meta WHERE key = 'fingerprint_format';",
+            )
+            .unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        let bytes = stored(&store);
+        assert_eq!(
+            Fingerprint::from_bytes(&bytes),
+            Fingerprint::of("Port strike ends", "")
+        );
+        // Recorded: the next open leaves the entries alone.
+        store
+            .lock_writer()
+            .execute("UPDATE entries SET fingerprint = x'02'", [])
+            .unwrap();
+        drop(store);
+        let store = Store::open(&path).unwrap();
+        assert_eq!(stored(&store), vec![2u8]);
     }
 
     #[test]

@@ -4,9 +4,10 @@
 //! The text is normalised (tags dropped, entities decoded, lower-cased, every
 //! run of non-alphanumeric characters a word break, so typography, markup and
 //! punctuation do not matter), cut into overlapping [`SHINGLE_WORDS`]-word
-//! shingles, and summarised by the minimum of [`SIGNATURE_LEN`] hash functions
-//! over the shingles (MinHash). The share of equal minima estimates the Jaccard
-//! similarity J of the two shingle sets; with the set sizes kept beside the
+//! shingles, and summarised by a MinHash signature of [`SIGNATURE_LEN`] values
+//! made with one hash per shingle (one permutation hashing: the hash picks a
+//! bin, each bin keeps its least value, empty bins are densified). The share of
+//! equal values estimates the Jaccard similarity J of the two shingle sets; with the set sizes kept beside the
 //! signature, that gives the intersection `J·(|A|+|B|)/(1+J)` and so the
 //! containment of the smaller set in the larger. Containment, not Jaccard, is
 //! compared with the threshold: a repost that drops its last paragraph or adds
@@ -14,15 +15,25 @@
 //! original, while two reports written from one template share only a few
 //! shingles because every sentence carries different names and figures.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 
 /// Words per shingle. Part of the stored format: changing it (or the hashing)
-/// means bumping [`FORMAT`], after which old fingerprints are ignored.
+/// means bumping [`FORMAT`]; the store then works out the fingerprints of
+/// recent entries again (`store::story_index::upgrade_fingerprints`).
 pub const SHINGLE_WORDS: usize = 4;
 /// Hash functions in a signature.
 pub const SIGNATURE_LEN: usize = 128;
 /// Version byte of the stored fingerprint.
-const FORMAT: u8 = 2;
+pub const FORMAT: u8 = 3;
+/// log₂ [`SIGNATURE_LEN`]: the hash bits that pick a shingle's bin.
+const BIN_BITS: u32 = 7;
+/// A bin no shingle fell into (before densification).
+const EMPTY: u32 = u32::MAX;
+/// Seeds the one hash of each shingle.
+const OPH_SEED: u64 = 0x5851_f42d_4c95_7f2d;
+const _: () = assert!(1 << BIN_BITS == SIGNATURE_LEN);
 
 /// How entries are matched into stories.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -74,70 +85,82 @@ pub struct Candidate {
 
 /// The normalised words of a text or HTML fragment.
 pub fn words(text: &str) -> Vec<String> {
-    visible_text(text)
-        .split(|c: char| !c.is_alphanumeric())
+    normalised_text(text)
+        .split(' ')
         .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
+        .map(str::to_string)
         .collect()
 }
 
 /// The text of a text or HTML fragment: tags dropped, entities decoded.
-fn visible_text(text: &str) -> String {
-    let mut plain = String::with_capacity(text.len());
-    let mut in_tag = false;
-    for c in text.chars() {
-        match c {
-            '<' => {
-                in_tag = true;
-                plain.push(' ');
+/// Borrowed when there is neither markup nor an entity to take out.
+fn visible_text(text: &str) -> Cow<'_, str> {
+    let stripped = if text.contains('<') {
+        let mut plain = String::with_capacity(text.len());
+        let mut in_tag = false;
+        for c in text.chars() {
+            match c {
+                '<' => {
+                    in_tag = true;
+                    plain.push(' ');
+                }
+                '>' if in_tag => in_tag = false,
+                _ if !in_tag => plain.push(c),
+                _ => {}
             }
-            '>' if in_tag => in_tag = false,
-            _ if !in_tag => plain.push(c),
-            _ => {}
         }
+        Cow::Owned(plain)
+    } else {
+        Cow::Borrowed(text)
+    };
+    if !stripped.contains('&') {
+        return stripped;
     }
-    html_escape::decode_html_entities(&plain).into_owned()
+    match html_escape::decode_html_entities(&stripped) {
+        Cow::Borrowed(_) => stripped,
+        Cow::Owned(decoded) => Cow::Owned(decoded),
+    }
 }
 
-/// The normalised words of a text or HTML fragment joined by single spaces
-/// (`words(text).join(" ")`, built without a string per word).
+/// The normalised words of a text or HTML fragment (tags dropped, entities
+/// decoded, lower-cased, every run of non-alphanumeric characters one word
+/// break) joined by single spaces. Change hashes and fingerprints are both
+/// worked out from this one pass over the text.
 pub fn normalised_text(text: &str) -> String {
     let visible = visible_text(text);
     let mut out = String::with_capacity(visible.len());
     let mut gap = false;
     for c in visible.chars() {
-        if c.is_alphanumeric() {
-            if gap && !out.is_empty() {
-                out.push(' ');
-            }
-            gap = false;
-            out.extend(c.to_lowercase());
+        let word = if c.is_ascii() {
+            c.is_ascii_alphanumeric()
         } else {
+            c.is_alphanumeric()
+        };
+        if !word {
             gap = true;
+            continue;
+        }
+        if gap && !out.is_empty() {
+            out.push(' ');
+        }
+        gap = false;
+        if c.is_ascii() {
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.extend(c.to_lowercase());
         }
     }
     out
 }
 
-/// FNV-1a hashes of the normalised words of `text` (the words [`words`]
-/// gives), appended to `out` without allocating a string per word.
-fn word_hashes(text: &str, out: &mut Vec<u64>) {
-    let mut current: Option<u64> = None;
-    let mut buf = [0u8; 4];
-    for c in visible_text(text).chars() {
-        if c.is_alphanumeric() {
-            let mut h = current.unwrap_or(FNV_OFFSET);
-            for lower in c.to_lowercase() {
-                for b in lower.encode_utf8(&mut buf).as_bytes() {
-                    h = (h ^ u64::from(*b)).wrapping_mul(FNV_PRIME);
-                }
-            }
-            current = Some(h);
-        } else if let Some(h) = current.take() {
-            out.push(h);
-        }
-    }
-    out.extend(current);
+/// FNV-1a hashes of the words of texts already normalised by
+/// [`normalised_text`], appended to `out`.
+fn word_hashes(normalised: &str, out: &mut Vec<u64>) {
+    out.extend(normalised.split(' ').filter(|w| !w.is_empty()).map(|w| {
+        w.bytes().fold(FNV_OFFSET, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(FNV_PRIME)
+        })
+    }));
 }
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
@@ -147,6 +170,12 @@ impl Fingerprint {
     /// The fingerprint of a title and a body (text or HTML); `None` when they
     /// hold no words at all.
     pub fn of(title: &str, body: &str) -> Option<Self> {
+        Self::of_normalised(&normalised_text(title), &normalised_text(body))
+    }
+
+    /// [`Fingerprint::of`] for a title and body already normalised by
+    /// [`normalised_text`].
+    pub fn of_normalised(title: &str, body: &str) -> Option<Self> {
         let mut all = Vec::new();
         word_hashes(title, &mut all);
         word_hashes(body, &mut all);
@@ -159,20 +188,18 @@ impl Fingerprint {
             .collect();
         shingles.sort_unstable();
         shingles.dedup();
-        // Hash function i is x ↦ xorshift(aᵢ·x + bᵢ) over 32 bits (aᵢ odd): a
-        // permutation of the shingle hashes, cheap enough for the compiler to
-        // run eight or sixteen at once (format 1 mixed 64 bits per value and
-        // cost several times more).
-        let params = hash_params();
-        let mut signature = vec![u32::MAX; SIGNATURE_LEN];
+        // One permutation hashing: each shingle is hashed once; the top bits
+        // pick one of SIGNATURE_LEN bins and the bin keeps the least of the
+        // low bits that fall into it. Format 2 took the minimum of 128 hash
+        // functions over every shingle, 128 times the work.
+        let mut bins = [EMPTY; SIGNATURE_LEN];
         for &s in &shingles {
-            let x = (s ^ (s >> 32)) as u32;
-            for (slot, &(a, b)) in signature.iter_mut().zip(params.iter()) {
-                let mut h = a.wrapping_mul(x).wrapping_add(b);
-                h ^= h >> 16;
-                *slot = (*slot).min(h);
-            }
+            let h = mix(s ^ OPH_SEED);
+            let bin = (h >> (64 - BIN_BITS)) as usize;
+            let value = (h as u32).min(EMPTY - 1);
+            bins[bin] = bins[bin].min(value);
         }
+        let signature = densified(&bins);
         Some(Self {
             shingles: shingles.len() as u32,
             signature,
@@ -297,15 +324,24 @@ fn mix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-/// (aᵢ, bᵢ) of the signature's hash functions, fixed for the stored format.
-fn hash_params() -> &'static [(u32, u32); SIGNATURE_LEN] {
-    static PARAMS: std::sync::OnceLock<[(u32, u32); SIGNATURE_LEN]> = std::sync::OnceLock::new();
-    PARAMS.get_or_init(|| {
-        std::array::from_fn(|i| {
-            let r = seed(i);
-            ((r as u32) | 1, (r >> 32) as u32)
-        })
-    })
+/// Fills each empty bin from a non-empty one chosen by a fixed sequence of
+/// bins for that empty bin ("optimal densification", Shrivastava 2017): two
+/// texts that both lack shingles in bin i look in the same places, so equal
+/// values still mean shared shingles with probability J, as in MinHash.
+fn densified(bins: &[u32; SIGNATURE_LEN]) -> Vec<u32> {
+    let mut out = bins.to_vec();
+    if bins.iter().all(|&v| v == EMPTY) {
+        return out;
+    }
+    for (i, slot) in out.iter_mut().enumerate() {
+        let mut attempt: u64 = 0;
+        while *slot == EMPTY {
+            let probe = mix(seed(i) ^ attempt.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            *slot = bins[(probe >> (64 - BIN_BITS)) as usize];
+            attempt += 1;
+        }
+    }
+    out
 }
 
 fn seed(i: usize) -> u64 {
@@ -316,23 +352,41 @@ fn seed(i: usize) -> u64 {
 mod tests {
     use super::*;
 
+    /// The words as fingerprint format 2 defined them: every alphanumeric
+    /// run of the visible text, each character lower-cased, FNV-1a over its
+    /// UTF-8 bytes (the definition before hashes and fingerprints shared one
+    /// normalisation pass).
+    fn format_2_word_hashes(text: &str) -> Vec<u64> {
+        let mut out = Vec::new();
+        let mut current: Option<u64> = None;
+        let mut buf = [0u8; 4];
+        for c in visible_text(text).chars() {
+            if c.is_alphanumeric() {
+                let mut h = current.unwrap_or(FNV_OFFSET);
+                for lower in c.to_lowercase() {
+                    for b in lower.encode_utf8(&mut buf).as_bytes() {
+                        h = (h ^ u64::from(*b)).wrapping_mul(FNV_PRIME);
+                    }
+                }
+                current = Some(h);
+            } else if let Some(h) = current.take() {
+                out.push(h);
+            }
+        }
+        out.extend(current);
+        out
+    }
+
     #[test]
-    fn word_hashes_are_the_hashes_of_the_normalised_words() {
-        let text = "<p>It&#8217;s <b>HERE</b>&nbsp;— now, Ünïcode ΑΒΓ 42x</p>";
+    fn word_hashes_of_the_normalised_text_keep_format_2() {
+        let text = "<p>It&#8217;s <b>HERE</b>&nbsp;— now, Ünïcode ΑΒΓ 42x İstanbul Straße</p>";
         let mut hashes = Vec::new();
-        word_hashes(text, &mut hashes);
-        let expected: Vec<u64> = words(text)
-            .iter()
-            .map(|w| {
-                w.bytes().fold(FNV_OFFSET, |h, b| {
-                    (h ^ u64::from(b)).wrapping_mul(FNV_PRIME)
-                })
-            })
-            .collect();
-        assert_eq!(hashes.len(), 7);
-        assert_eq!(normalised_text(text), words(text).join(" "));
+        word_hashes(&normalised_text(text), &mut hashes);
+        assert_eq!(hashes.len(), 9);
+        assert_eq!(hashes, format_2_word_hashes(text));
         assert_eq!(normalised_text("  <p>  </p> "), "");
-        assert_eq!(hashes, expected);
+        assert_eq!(normalised_text("a&amp;b <i>C</i>"), "a b c");
+        assert_eq!(normalised_text("plain Words"), "plain words");
     }
 
     const WIRE: &str = "<p>Dockworkers at the Port of Calder returned to work on Wednesday after union leaders and terminal operators agreed to a four-year contract, ending a nine-day strike that had stranded more than 40 container ships offshore.</p><p>The deal raises wages by 14 percent over the life of the contract and limits the introduction of automated cranes until 2029.</p>";

@@ -6,10 +6,19 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::story_index::StoryIndex;
-use super::{SaveCounts, Store, StoreError, lock, ts};
+use super::{PollRecord, SaveCounts, Store, StoreError, lock, ts};
 use crate::identity::fingerprint::Fingerprint;
 use crate::identity::{self, DedupSettings, Rung};
 use crate::model::{FeedId, IdentifiedEntry, SourceMeta, Validators};
+
+/// A parsed, identified document as one poll stores it.
+#[derive(Debug, Clone)]
+pub struct PolledDocument {
+    pub status: u16,
+    pub meta: SourceMeta,
+    pub validators: Validators,
+    pub entries: Vec<IdentifiedEntry>,
+}
 
 impl Store {
     /// Stores one successful poll atomically: the source's metadata, its
@@ -26,32 +35,39 @@ impl Store {
         next_poll: DateTime<Utc>,
     ) -> Result<SaveCounts, StoreError> {
         let settings = self.dedup_settings();
-        let (meta, validators, entries) = (meta.clone(), validators.clone(), entries.to_vec());
+        let doc = PolledDocument {
+            status,
+            meta: meta.clone(),
+            validators: validators.clone(),
+            entries: entries.to_vec(),
+        };
         let index = self.story_index.clone();
         self.write(move |tx| {
-            tx.execute(
-            "UPDATE feeds SET source_id = ?2, title = ?3, site_url = ?4, rights = ?5, author = ?6,
-                source_updated = ?7, etag = ?8, last_modified = ?9, state = 'ok', last_status = ?10,
-                last_error = NULL, failures = 0, last_polled_at = ?11, last_success_at = ?11,
-                next_poll_at = ?12
-             WHERE id = ?1",
-            params![
-                id,
-                meta.id,
-                meta.title,
-                meta.site_url,
-                meta.rights,
-                meta.author,
-                meta.updated.map(ts),
-                validators.etag,
-                validators.last_modified,
-                status,
-                ts(now),
-                ts(next_poll)
-            ],
-        )?;
+            update_source(tx, id, now, &doc, next_poll)?;
             let mut index = index.lock().unwrap_or_else(|p| p.into_inner());
-            save_entries(tx, id, now, entries, &settings, &mut index)
+            save_entries(tx, id, now, doc.entries, &settings, &mut index)
+        })
+    }
+
+    /// A poll's document and its effect on the feed's fetch state (`record`),
+    /// in one savepoint of the group commit: stored together or not at all.
+    pub fn save_document(
+        &self,
+        id: FeedId,
+        now: DateTime<Utc>,
+        doc: PolledDocument,
+        record: PollRecord,
+    ) -> Result<SaveCounts, StoreError> {
+        let settings = self.dedup_settings();
+        let index = self.story_index.clone();
+        self.write(move |tx| {
+            update_source(tx, id, now, &doc, record.next_poll)?;
+            let counts = {
+                let mut index = index.lock().unwrap_or_else(|p| p.into_inner());
+                save_entries(tx, id, now, doc.entries, &settings, &mut index)?
+            };
+            super::fetch_state::apply_record(tx, id, now, &record)?;
+            Ok(counts)
         })
     }
 
@@ -61,6 +77,40 @@ impl Store {
             lock(&self.reader).query_row("SELECT COUNT(*) FROM entries", [], |r| r.get(0))?;
         Ok(count.max(0) as u64)
     }
+}
+
+/// Records what the source said about itself, its validators and a
+/// successful poll.
+fn update_source(
+    tx: &Connection,
+    id: FeedId,
+    now: DateTime<Utc>,
+    doc: &PolledDocument,
+    next_poll: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let (meta, validators) = (&doc.meta, &doc.validators);
+    tx.prepare_cached(
+        "UPDATE feeds SET source_id = ?2, title = ?3, site_url = ?4, rights = ?5, author = ?6,
+            source_updated = ?7, etag = ?8, last_modified = ?9, state = 'ok', last_status = ?10,
+            last_error = NULL, failures = 0, last_polled_at = ?11, last_success_at = ?11,
+            next_poll_at = ?12
+         WHERE id = ?1",
+    )?
+    .execute(params![
+        id,
+        meta.id,
+        meta.title,
+        meta.site_url,
+        meta.rights,
+        meta.author,
+        meta.updated.map(ts),
+        validators.etag,
+        validators.last_modified,
+        doc.status,
+        ts(now),
+        ts(next_poll)
+    ])?;
+    Ok(())
 }
 
 /// A stored entry that a document's item was matched to.
@@ -118,6 +168,14 @@ fn save_entries(
          WHERE feed_id = ?1 AND title = ?3 AND (canonical_link = ?2 OR (canonical_link IS NULL AND link = ?4))
          ORDER BY id"
     ))?;
+    // A feed's first poll (or one after everything was pruned) has nothing to
+    // match, and most feeds have no tombstones: one query each instead of
+    // lookups per entry.
+    let any = |sql: &str| -> Result<bool, StoreError> {
+        Ok(tx.prepare_cached(sql)?.query_row([feed_id], |r| r.get(0))?)
+    };
+    let has_entries = any("SELECT EXISTS (SELECT 1 FROM entries WHERE feed_id = ?1)")?;
+    let has_tombstones = any("SELECT EXISTS (SELECT 1 FROM entry_tombstones WHERE feed_id = ?1)")?;
     let mut counts = SaveCounts::default();
     let mut matched = HashSet::new();
     let (mut unstable, mut buried_count) = (0usize, 0usize);
@@ -127,8 +185,12 @@ fn save_entries(
     let mut taken: HashSet<String> = items.iter().map(|i| i.key.clone()).collect();
     for item in &items {
         let e = &item.entry;
-        let canonical = e.link.as_deref().map(identity::canonical_url);
+        let canonical = item.canonical.clone();
         let mut key = item.key.clone();
+        if !has_entries {
+            resolved.push((item, key, canonical, None));
+            continue;
+        }
         let mut found = by_key
             .query_row(params![feed_id, key], existing)
             .optional()?;
@@ -159,6 +221,7 @@ fn save_entries(
     for (item, key, canonical, mut found) in resolved {
         let e = &item.entry;
         if found.is_none()
+            && has_entries
             && let Some(link) = &canonical
         {
             let raw = e.link.as_deref().unwrap_or_default();
@@ -183,7 +246,15 @@ fn save_entries(
             None => {
                 // Pruned by retention: it stays gone while the feed carries
                 // it, also under another guid (same canonical link).
-                if super::retention::is_tombstoned(tx, feed_id, &key, canonical.as_deref(), now)? {
+                if has_tombstones
+                    && super::retention::is_tombstoned(
+                        tx,
+                        feed_id,
+                        &key,
+                        canonical.as_deref(),
+                        now,
+                    )?
+                {
                     buried_count += 1;
                     continue;
                 }
@@ -484,6 +555,41 @@ mod tests {
         regu.guid = Some("old-2".into());
         assert_eq!(save(&store, id, now, vec![regu]).new, 0);
         assert_eq!(store.entry_count().unwrap(), 1);
+    }
+
+    #[test]
+    fn pruning_one_copy_of_a_shared_story_keeps_the_story() {
+        let (_dir, store, a) = store();
+        let now = Utc::now();
+        let spec = |url: &str| FeedSpec {
+            url: url.into(),
+            title: None,
+            interval: Duration::from_secs(600),
+            tags: vec![],
+            fixed_interval: false,
+        };
+        store
+            .sync_feeds(
+                &[spec("http://a.example/feed"), spec("http://b.example/feed")],
+                now,
+            )
+            .unwrap();
+        let b = store.active_feeds().unwrap()[1].id;
+        // The same article (same link) in both feeds; A's copy is old.
+        let mut old_copy = entry("a-1", 1);
+        old_copy.published = Some(now - chrono::Duration::days(10));
+        save(&store, a, now, vec![old_copy, entry("a-2", 2)]);
+        save(&store, b, now, vec![entry("b-1", 1)]);
+        assert_eq!(store.story_count().unwrap(), 2);
+        let policy = crate::store::RetentionPolicy {
+            max_age: Some(Duration::from_secs(5 * 86400)),
+            max_entries: None,
+            keep_tombstones: Duration::from_secs(90 * 86400),
+        };
+        assert_eq!(store.prune(policy, now).unwrap().entries, 1);
+        // B's copy still carries the story.
+        assert_eq!(store.story_count().unwrap(), 2);
+        assert_eq!(store.entry_count().unwrap(), 2);
     }
 
     #[test]

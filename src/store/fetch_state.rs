@@ -2,7 +2,7 @@
 //! (state, error, next attempt, adaptive interval, redirects, body hash).
 
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{Store, StoreError, lock, ts};
 use crate::model::{FeedId, FeedState, Skip, Validators};
@@ -51,9 +51,9 @@ pub struct PollRecord {
 }
 
 impl Store {
-    /// Records one poll's effect on the feed's fetch state, in one statement
-    /// (one transaction). Entries are saved separately, before this, by
-    /// `save_poll`, so a crash in between costs one re-parse, never an entry.
+    /// Records one poll's effect on the feed's fetch state, in one
+    /// transaction. A poll that stored a document records it together with
+    /// its entries instead (`save_document`).
     pub fn record_poll(
         &self,
         id: FeedId,
@@ -61,69 +61,7 @@ impl Store {
         record: &PollRecord,
     ) -> Result<(), StoreError> {
         let record = record.clone();
-        self.write(move |tx| {
-        let failures = match record.failures {
-            Failures::Reset => "0",
-            Failures::Increment => "failures + 1",
-            Failures::Keep => "failures",
-        };
-        tx.execute(
-            &format!(
-                "UPDATE feeds SET state = ?2, last_status = ?3, last_error = ?4,
-                    failures = {failures}, last_polled_at = ?5, next_poll_at = ?6,
-                    last_success_at = CASE WHEN ?2 = 'ok' THEN ?5 ELSE last_success_at END,
-                    poll_interval_secs = COALESCE(?7, poll_interval_secs),
-                    body_hash = COALESCE(?8, body_hash)
-                 WHERE id = ?1"
-            ),
-            params![
-                id,
-                record.state.as_str(),
-                record.status,
-                record.error,
-                ts(now),
-                ts(record.next_poll),
-                record.interval.map(|d| d.as_secs() as i64),
-                record.body_hash,
-            ],
-        )?;
-        if let Some(v) = &record.validators {
-            tx.execute(
-                "UPDATE feeds SET etag = ?2, last_modified = ?3 WHERE id = ?1",
-                params![id, v.etag, v.last_modified],
-            )?;
-        }
-        if let Some(skip) = record.skip {
-            tx.execute(
-                "UPDATE feeds SET skip_hours = ?2, skip_days = ?3 WHERE id = ?1",
-                params![id, skip.hours as i64, skip.days as i64],
-            )?;
-        }
-        match &record.moved {
-            Moved::Keep => {}
-            Moved::Clear => {
-                tx.execute(
-                    "UPDATE feeds SET moved_to = NULL, moved_seen = 0, moved_since = NULL
-                     WHERE id = ?1",
-                    [id],
-                )?;
-            }
-            Moved::Set { url, seen, since } => {
-                tx.execute(
-                    "UPDATE feeds SET moved_to = ?2, moved_seen = ?3, moved_since = ?4 WHERE id = ?1",
-                    params![id, url, seen, ts(*since)],
-                )?;
-            }
-            Moved::Adopt { url } => {
-                tx.execute(
-                    "UPDATE feeds SET fetch_url = ?2, moved_to = NULL, moved_seen = 0,
-                        moved_since = NULL WHERE id = ?1",
-                    params![id, url],
-                )?;
-            }
-        }
-            Ok(())
-        })
+        self.write(move |tx| apply_record(tx, id, now, &record))
     }
 
     /// Forgets every feed's last body hash, so the next 200 is parsed even if
@@ -155,5 +93,71 @@ impl Store {
             |r| r.get(0),
         )?;
         Ok(n.max(0) as u64)
+    }
+}
+
+/// Writes one poll's effect on the feed row (prepared statements, cached).
+pub(super) fn apply_record(
+    tx: &Connection,
+    id: FeedId,
+    now: DateTime<Utc>,
+    record: &PollRecord,
+) -> Result<(), StoreError> {
+    let run = |sql: &str, values: &[&dyn rusqlite::ToSql]| -> Result<(), StoreError> {
+        tx.prepare_cached(sql)?.execute(values)?;
+        Ok(())
+    };
+    let failures = match record.failures {
+        Failures::Reset => "0",
+        Failures::Increment => "failures + 1",
+        Failures::Keep => "failures",
+    };
+    run(
+        &format!(
+            "UPDATE feeds SET state = ?2, last_status = ?3, last_error = ?4,
+                failures = {failures}, last_polled_at = ?5, next_poll_at = ?6,
+                last_success_at = CASE WHEN ?2 = 'ok' THEN ?5 ELSE last_success_at END,
+                poll_interval_secs = COALESCE(?7, poll_interval_secs),
+                body_hash = COALESCE(?8, body_hash)
+             WHERE id = ?1"
+        ),
+        params![
+            id,
+            record.state.as_str(),
+            record.status,
+            record.error,
+            ts(now),
+            ts(record.next_poll),
+            record.interval.map(|d| d.as_secs() as i64),
+            record.body_hash,
+        ],
+    )?;
+    if let Some(v) = &record.validators {
+        run(
+            "UPDATE feeds SET etag = ?2, last_modified = ?3 WHERE id = ?1",
+            params![id, v.etag, v.last_modified],
+        )?;
+    }
+    if let Some(skip) = record.skip {
+        run(
+            "UPDATE feeds SET skip_hours = ?2, skip_days = ?3 WHERE id = ?1",
+            params![id, skip.hours as i64, skip.days as i64],
+        )?;
+    }
+    match &record.moved {
+        Moved::Keep => Ok(()),
+        Moved::Clear => run(
+            "UPDATE feeds SET moved_to = NULL, moved_seen = 0, moved_since = NULL WHERE id = ?1",
+            params![id],
+        ),
+        Moved::Set { url, seen, since } => run(
+            "UPDATE feeds SET moved_to = ?2, moved_seen = ?3, moved_since = ?4 WHERE id = ?1",
+            params![id, url, seen, ts(*since)],
+        ),
+        Moved::Adopt { url } => run(
+            "UPDATE feeds SET fetch_url = ?2, moved_to = NULL, moved_seen = 0,
+                moved_since = NULL WHERE id = ?1",
+            params![id, url],
+        ),
     }
 }

@@ -373,9 +373,9 @@ mod tests {
         // One report in both feeds (same canonical link), dated hour 6 in A
         // and hour 7 in B: one story, at hour 6, with A (first seen) primary.
         let copy = |guid: &str, hour: u32, link: &str| {
-            let mut i = item(guid, hour);
-            i.entry.link = Some(link.into());
-            i
+            let mut entry = item(guid, hour).entry;
+            entry.link = Some(link.into());
+            IdentifiedEntry::new(identity::entry_key(&entry), entry)
         };
         store
             .save_poll(

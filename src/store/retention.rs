@@ -84,6 +84,20 @@ impl Store {
                 [i64::try_from(keep).unwrap_or(i64::MAX)],
             )?;
         }
+        // The stories of the doomed entries, the only ones that can lose
+        // their last copy (looking at every story would cost a lookup per
+        // story on every pass, however little is pruned).
+        tx.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS doomed_stories (id INTEGER PRIMARY KEY)",
+            [],
+        )?;
+        tx.execute("DELETE FROM doomed_stories", [])?;
+        tx.execute(
+            "INSERT OR IGNORE INTO doomed_stories (id)
+             SELECT story_id FROM entries
+             WHERE id IN (SELECT id FROM doomed) AND story_id IS NOT NULL",
+            [],
+        )?;
         tx.execute(
             "INSERT INTO entry_tombstones (feed_id, key, pruned_at, last_seen, canonical_link, uid)
              SELECT feed_id, key, ?1, ?1, canonical_link, uid FROM entries
@@ -98,11 +112,12 @@ impl Store {
         )?;
         // A story keeps its id and place while any of its copies is left.
         tx.execute(
-            "DELETE FROM stories WHERE NOT EXISTS
-                (SELECT 1 FROM entries e WHERE e.story_id = stories.id)",
+            "DELETE FROM stories WHERE id IN (SELECT id FROM doomed_stories)
+                AND NOT EXISTS (SELECT 1 FROM entries e WHERE e.story_id = stories.id)",
             [],
         )?;
         tx.execute("DELETE FROM doomed", [])?;
+        tx.execute("DELETE FROM doomed_stories", [])?;
         let tombstones_forgotten = tx.execute(
             "DELETE FROM entry_tombstones WHERE last_seen < ?1",
             [ts(now) - secs(policy.keep_tombstones)],

@@ -5,11 +5,12 @@
 //! their square. About 750 bytes a story; at most [`MAX_STORIES`] are kept.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::StoreError;
-use crate::identity::fingerprint::Fingerprint;
+use crate::identity::fingerprint::{self, Fingerprint};
 
 /// Stories indexed at most (about 45 MiB); past this the index is rebuilt
 /// from the newest half.
@@ -17,13 +18,35 @@ const MAX_STORIES: usize = 60_000;
 
 const END: u32 = u32::MAX;
 
+/// Hashes a band key, which is already a well-mixed hash, by one multiply
+/// (std's default SipHash cost more than the rest of an index insert).
+#[derive(Debug, Default, Clone, Copy)]
+struct BandKeyHasher(u64);
+
+impl Hasher for BandKeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn write_u32(&mut self, key: u32) {
+        // Spread over all 64 bits: the table reads its control bits from the top.
+        self.0 = u64::from(key).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
 /// Band key → chain of stories whose first entry has that band.
 #[derive(Debug, Default)]
 pub(crate) struct StoryIndex {
     /// Oldest `sort_time` loaded from the database; `None` until loaded.
     since: Option<i64>,
     /// Band key (truncated) → newest link of its chain in `links`.
-    heads: HashMap<u32, u32>,
+    heads: HashMap<u32, u32, BuildHasherDefault<BandKeyHasher>>,
     /// (story id, next link) — chains of stories per band key.
     links: Vec<(u32, u32)>,
     stories: usize,
@@ -83,6 +106,53 @@ impl StoryIndex {
         found.dedup();
         found
     }
+}
+
+/// Entries at most this old get their fingerprints worked out again when the
+/// format changes: older ones are outside any matching window (the longest
+/// date skew plus the window, with the defaults 30 days and 48 hours).
+const REFINGERPRINT_DAYS: i64 = 60;
+
+/// After an upgrade that changed the fingerprint format, works out the
+/// fingerprints of the entries recent enough to be matched again from their
+/// stored title and text (old ones would never match anything). Runs once per
+/// format: `meta.fingerprint_format` records the one in the database. Returns
+/// how many entries were updated.
+pub(super) fn upgrade_fingerprints(conn: &mut Connection, now: i64) -> Result<usize, StoreError> {
+    let current = fingerprint::FORMAT.to_string();
+    let stored: Option<String> = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'fingerprint_format'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if stored.as_deref() == Some(current.as_str()) {
+        return Ok(0);
+    }
+    let tx = conn.transaction()?;
+    let mut updated = 0;
+    {
+        let mut rows = tx.prepare(
+            "SELECT id, title, COALESCE(content, summary, '') FROM entries
+             WHERE fingerprint IS NOT NULL AND sort_time >= ?1",
+        )?;
+        let mut update = tx.prepare("UPDATE entries SET fingerprint = ?2 WHERE id = ?1")?;
+        let mut found = rows.query([now - REFINGERPRINT_DAYS * 86_400])?;
+        while let Some(row) = found.next()? {
+            let (id, title, body): (i64, String, String) = (row.get(0)?, row.get(1)?, row.get(2)?);
+            let fingerprint = Fingerprint::of(&title, &body).map(|f| f.to_bytes());
+            update.execute(params![id, fingerprint])?;
+            updated += 1;
+        }
+    }
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES ('fingerprint_format', ?1)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        [&current],
+    )?;
+    tx.commit()?;
+    Ok(updated)
 }
 
 #[cfg(test)]
