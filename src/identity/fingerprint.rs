@@ -30,7 +30,7 @@ pub const FORMAT: u8 = 3;
 /// log₂ [`SIGNATURE_LEN`]: the hash bits that pick a shingle's bin.
 const BIN_BITS: u32 = 7;
 /// A bin no shingle fell into (before densification).
-const EMPTY: u32 = u32::MAX;
+const EMPTY: u16 = u16::MAX;
 /// Seeds the one hash of each shingle.
 const OPH_SEED: u64 = 0x5851_f42d_4c95_7f2d;
 const _: () = assert!(1 << BIN_BITS == SIGNATURE_LEN);
@@ -63,7 +63,9 @@ impl Default for MatchSettings {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fingerprint {
     pub shingles: u32,
-    pub signature: Vec<u32>,
+    /// One 16-bit value per bin: two different shingles' values are equal
+    /// by chance once in 65,536, too rarely to move an estimate.
+    pub signature: Vec<u16>,
 }
 
 /// Below this many shingles (a paragraph or two) a text is short enough that
@@ -196,7 +198,7 @@ impl Fingerprint {
         for &s in &shingles {
             let h = mix(s ^ OPH_SEED);
             let bin = (h >> (64 - BIN_BITS)) as usize;
-            let value = (h as u32).min(EMPTY - 1);
+            let value = (h as u16).min(EMPTY - 1);
             bins[bin] = bins[bin].min(value);
         }
         let signature = densified(&bins);
@@ -235,7 +237,7 @@ impl Fingerprint {
     /// The stored form: a format byte, the set size, then the signature, all
     /// little-endian.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(5 + 4 * self.signature.len());
+        let mut out = Vec::with_capacity(5 + 2 * self.signature.len());
         out.push(FORMAT);
         out.extend_from_slice(&self.shingles.to_le_bytes());
         for v in &self.signature {
@@ -247,16 +249,16 @@ impl Fingerprint {
     /// Reads the stored form; `None` for another format or a damaged value.
     pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
         let (&format, rest) = bytes.split_first()?;
-        if format != FORMAT || rest.len() != 4 + 4 * SIGNATURE_LEN {
+        if format != FORMAT || rest.len() != 4 + 2 * SIGNATURE_LEN {
             return None;
         }
-        let mut words = rest
-            .chunks_exact(4)
-            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]));
-        let shingles = words.next()?;
+        let (count, values) = rest.split_at(4);
         Some(Self {
-            shingles,
-            signature: words.collect(),
+            shingles: u32::from_le_bytes([count[0], count[1], count[2], count[3]]),
+            signature: values
+                .chunks_exact(2)
+                .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                .collect(),
         })
     }
 }
@@ -328,7 +330,7 @@ fn mix(mut x: u64) -> u64 {
 /// bins for that empty bin ("optimal densification", Shrivastava 2017): two
 /// texts that both lack shingles in bin i look in the same places, so equal
 /// values still mean shared shingles with probability J, as in MinHash.
-fn densified(bins: &[u32; SIGNATURE_LEN]) -> Vec<u32> {
+fn densified(bins: &[u16; SIGNATURE_LEN]) -> Vec<u16> {
     let mut out = bins.to_vec();
     if bins.iter().all(|&v| v == EMPTY) {
         return out;

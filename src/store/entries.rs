@@ -225,7 +225,7 @@ fn save_entries(
             && let Some(link) = &canonical
         {
             let raw = e.link.as_deref().unwrap_or_default();
-            let mut rows = by_link.query(params![feed_id, link, e.title, raw])?;
+            let mut rows = by_link.query(params![feed_id, link, e.title, raw,])?;
             while let Some(row) = rows.next()? {
                 let candidate = existing(row)?;
                 if matched.insert(candidate.id) {

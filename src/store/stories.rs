@@ -298,7 +298,7 @@ pub(super) fn assign_story(
                     .query_row([uid], |r| r.get(0))?
             };
             if let Some(fingerprint) = fingerprint {
-                index.add(id, fingerprint);
+                index.add(id, sort_time, fingerprint);
             }
             id
         }

@@ -10,7 +10,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::StoreError;
-use crate::identity::fingerprint::{self, Fingerprint};
+use crate::identity::fingerprint::{self, BANDS, Fingerprint};
 
 /// Stories indexed at most (about 45 MiB); past this the index is rebuilt
 /// from the newest half.
@@ -49,46 +49,88 @@ pub(crate) struct StoryIndex {
     heads: HashMap<u32, u32, BuildHasherDefault<BandKeyHasher>>,
     /// (story id, next link) — chains of stories per band key.
     links: Vec<(u32, u32)>,
-    stories: usize,
+    /// Each indexed story's id and sort time, with its band keys in `keys`
+    /// (BANDS apiece), so the index can drop its oldest half by itself.
+    stories: Vec<(u32, i64)>,
+    keys: Vec<u32>,
 }
 
 impl StoryIndex {
-    /// Makes sure every story with `sort_time >= since` is indexed: on first
-    /// use, when an older time is asked for, or after the index grew past its
-    /// cap. Stories created later are added as they are created.
+    /// Makes sure every story with `sort_time >= since` is indexed: loaded
+    /// from the database on first use or when an older time is asked for.
+    /// Stories created later are added as they are created; past
+    /// [`MAX_STORIES`] the oldest half is dropped (in memory: a cold ingest of
+    /// many stories would otherwise re-read the database again and again).
     pub(crate) fn ensure_loaded(&mut self, tx: &Connection, since: i64) -> Result<(), StoreError> {
-        if self.since.is_some_and(|s| s <= since) && self.stories < MAX_STORIES {
+        if self.since.is_some_and(|s| s <= since) {
+            if self.stories.len() >= MAX_STORIES {
+                self.keep_newest(MAX_STORIES / 2);
+            }
             return Ok(());
         }
-        self.heads.clear();
-        self.links.clear();
-        self.stories = 0;
+        self.clear();
         let mut stmt = tx.prepare_cached(
-            "SELECT s.id, e.fingerprint FROM stories s JOIN entries e ON e.uid = s.uid
+            "SELECT s.id, s.sort_time, e.fingerprint FROM stories s JOIN entries e ON e.uid = s.uid
              WHERE s.sort_time >= ?1 AND e.fingerprint IS NOT NULL
              ORDER BY s.sort_time DESC, s.id DESC LIMIT ?2",
         )?;
         let mut rows = stmt.query(params![since, (MAX_STORIES / 2) as i64])?;
         while let Some(row) = rows.next()? {
-            let bytes: Vec<u8> = row.get(1)?;
+            let bytes: Vec<u8> = row.get(2)?;
             if let Some(fingerprint) = Fingerprint::from_bytes(&bytes) {
-                self.add(row.get(0)?, &fingerprint);
+                self.add(row.get(0)?, row.get(1)?, &fingerprint);
             }
         }
         self.since = Some(since);
         Ok(())
     }
 
-    pub(crate) fn add(&mut self, story: i64, fingerprint: &Fingerprint) {
+    fn clear(&mut self) {
+        self.heads.clear();
+        self.links.clear();
+        self.stories.clear();
+        self.keys.clear();
+    }
+
+    /// Drops all but the `keep` newest stories (by sort time).
+    fn keep_newest(&mut self, keep: usize) {
+        let mut order: Vec<usize> = (0..self.stories.len()).collect();
+        order.sort_unstable_by_key(|&i| std::cmp::Reverse(self.stories[i].1));
+        order.truncate(keep);
+        // Oldest first, so the newest end up at the heads of their chains.
+        order.reverse();
+        let stories = std::mem::take(&mut self.stories);
+        let keys = std::mem::take(&mut self.keys);
+        self.heads.clear();
+        self.links.clear();
+        for i in order {
+            let (story, time) = stories[i];
+            self.insert(story, time, &keys[i * BANDS..(i + 1) * BANDS]);
+        }
+    }
+
+    pub(crate) fn add(&mut self, story: i64, sort_time: i64, fingerprint: &Fingerprint) {
         let Ok(story) = u32::try_from(story) else {
             return;
         };
-        for key in fingerprint.band_keys() {
+        let keys: Vec<u32> = fingerprint
+            .band_keys()
+            .into_iter()
+            .map(|k| k as u32)
+            .collect();
+        if keys.len() == BANDS {
+            self.insert(story, sort_time, &keys);
+        }
+    }
+
+    fn insert(&mut self, story: u32, sort_time: i64, keys: &[u32]) {
+        for &key in keys {
             let link = self.links.len() as u32;
-            let previous = self.heads.insert(key as u32, link).unwrap_or(END);
+            let previous = self.heads.insert(key, link).unwrap_or(END);
             self.links.push((story, previous));
         }
-        self.stories += 1;
+        self.stories.push((story, sort_time));
+        self.keys.extend_from_slice(keys);
     }
 
     /// Stories sharing at least one band with `fingerprint`. An id may be
@@ -170,9 +212,34 @@ mod tests {
         .unwrap();
         let c = Fingerprint::of("Council budget", "the council approved a budget for new bike lanes along the river and a library extension next spring with a small rise in fees").unwrap();
         let mut index = StoryIndex::default();
-        index.add(1, &a);
-        index.add(2, &c);
+        index.add(1, 0, &a);
+        index.add(2, 0, &c);
         assert_eq!(index.candidates(&b), vec![1]);
         assert_eq!(index.candidates(&c), vec![2]);
+    }
+
+    #[test]
+    fn past_its_cap_the_index_keeps_the_newest_stories() {
+        // Four texts with no word in common.
+        let text = |n: usize| {
+            (0..30)
+                .map(|i| format!("w{n}x{i}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let prints: Vec<Fingerprint> = (0..4)
+            .map(|n| Fingerprint::of("t", &text(n)).unwrap())
+            .collect();
+        let mut index = StoryIndex::default();
+        // Added out of time order: stories 10 and 12 are the newest.
+        for (id, time) in [(10, 300), (11, 100), (12, 400), (13, 200)] {
+            index.add(id, time, &prints[(id - 10) as usize]);
+        }
+        index.keep_newest(2);
+        assert_eq!(index.stories.len(), 2);
+        assert_eq!(index.candidates(&prints[0]), vec![10]);
+        assert_eq!(index.candidates(&prints[2]), vec![12]);
+        assert!(index.candidates(&prints[1]).is_empty());
+        assert!(index.candidates(&prints[3]).is_empty());
     }
 }
