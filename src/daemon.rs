@@ -83,10 +83,15 @@ pub async fn poll_once_with(
     progress: &dyn PollProgress,
 ) -> anyhow::Result<Vec<PollReport>> {
     let clock = Clock::new();
-    let store = open_store(config, &clock).await?;
+    // The HTTP client (rustls loads the system's CA certificates) is built
+    // while the database opens on a blocking thread.
+    let (store, fetcher) = tokio::join!(open_store(config, &clock), async {
+        LiveFetcher::new(config)
+    });
+    let store = store?;
     let poller = Arc::new(Poller {
         store: store.clone(),
-        fetcher: LiveFetcher::new(config)?,
+        fetcher: fetcher?,
         clock,
         policy: Policy::from(&config.fetch),
         filters: Arc::new(crate::filter::Filters::from_config(config)),
@@ -159,9 +164,12 @@ pub async fn run_with(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let clock = Clock::new();
-    let store = open_store(&config, &clock).await?;
+    // The HTTP client (rustls loads the system's CA certificates) is built
+    // while the database opens on a blocking thread.
+    let (store, live) = tokio::join!(open_store(&config, &clock), async { Live::new(&config) });
+    let store = store?;
+    let live = live?;
     let river_id = store.call(|s| s.river_id()).await?;
-    let live = Live::new(&config)?;
     let poller = Arc::new(Poller {
         store: store.clone(),
         fetcher: live.fetcher.clone(),

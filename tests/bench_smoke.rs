@@ -36,6 +36,7 @@ async fn a_smoke_sized_benchmark_runs_every_phase() {
         served_entries: 20,
         newsriver: PathBuf::from(env!("CARGO_BIN_EXE_newsriver")),
         work: work.path().to_path_buf(),
+        repeat: 2,
     };
     let results = harness::run_all(&params, |_| {}).await.unwrap();
 
