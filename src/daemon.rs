@@ -105,6 +105,7 @@ pub async fn poll_once_with(
     )
     .await?;
     prune(&store, &clock, &config.retention).await;
+    checkpoint(&store).await;
     Ok(reports)
 }
 
@@ -240,6 +241,7 @@ pub async fn run_with(
         on_signal.send_replace(true);
     });
 
+    let state_store = store.clone();
     let state = AppState {
         store,
         river_id,
@@ -270,6 +272,16 @@ pub async fn run_with(
     // poll is cut off halfway through its transaction.
     stop_tx.send_replace(true);
     scheduler.await.context("the scheduler task failed")?;
+    checkpoint(&state_store).await;
     served.context("the HTTP server failed")?;
     Ok(())
+}
+
+/// Empties the WAL into the database file before the process ends, so the
+/// next start does not read it back (a WAL grown during a large ingest can be
+/// tens of MiB). Failures are logged: the WAL is still valid as it is.
+async fn checkpoint(store: &Store) {
+    if let Err(e) = store.call(|s| s.checkpoint()).await {
+        tracing::warn!(error = %e, "final checkpoint failed; the next start recovers the WAL");
+    }
 }

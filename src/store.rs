@@ -371,6 +371,14 @@ impl Store {
         Ok(id)
     }
 
+    /// Copies the whole WAL into the database file and truncates it (waits
+    /// for readers, up to the busy timeout).
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        self.lock_writer()
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+
     /// `PRAGMA integrity_check`, "ok" when healthy.
     pub fn integrity_check(&self) -> Result<String, StoreError> {
         Ok(lock(&self.reader).query_row("PRAGMA integrity_check", [], |r| r.get(0))?)

@@ -120,8 +120,11 @@ async fn poll_once_prints_a_summary() {
         stderr.contains("poll: failed") && stderr.contains("status=500"),
         "{stderr}"
     );
-    // The database sits beside the config file.
+    // The database sits beside the config file, its WAL emptied into it on
+    // the way out (the next start need not read it back).
     assert!(dir.path().join("newsriver.db").exists());
+    let wal = std::fs::metadata(dir.path().join("newsriver.db-wal")).map_or(0, |m| m.len());
+    assert_eq!(wal, 0, "WAL left behind");
     // Without --once, poll explains itself.
     let out = newsriver()
         .args(["poll", "--config"])
@@ -238,6 +241,8 @@ fn run_serves_until_sigterm_then_exits_zero() {
     assert!(body.contains("<feed"), "{body}");
     kill("-TERM", &child);
     assert!(wait_exit(&mut child).success());
+    let wal = std::fs::metadata(dir.path().join("newsriver.db-wal")).map_or(0, |m| m.len());
+    assert_eq!(wal, 0, "WAL left behind");
 }
 
 mod plain_http {

@@ -43,11 +43,15 @@ impl Store {
     pub fn set_feed_ranks(&self, ranks: &[FeedRank]) -> Result<(), StoreError> {
         let mut conn = self.lock_writer();
         let tx = conn.transaction()?;
-        for rank in ranks {
-            tx.execute(
-                "UPDATE feeds SET priority = ?2, original = ?3 WHERE url = ?1",
-                params![rank.url, rank.priority, rank.original],
+        {
+            // Prepared once; rows whose rank is unchanged are not rewritten.
+            let mut update = tx.prepare(
+                "UPDATE feeds SET priority = ?2, original = ?3
+                 WHERE url = ?1 AND (priority != ?2 OR original != ?3)",
             )?;
+            for rank in ranks {
+                update.execute(params![rank.url, rank.priority, rank.original])?;
+            }
         }
         tx.commit()?;
         Ok(())
