@@ -373,37 +373,10 @@ impl Normalised {
             self.summary.as_str(),
             self.content.as_str(),
         ];
-        let masked = [
-            mask_digit_runs(&self.title),
-            mask_digit_runs(&self.summary),
-            mask_digit_runs(&self.content),
-        ];
-        let masked_parts = [
-            masked[0].as_str(),
-            link,
-            author,
-            masked[1].as_str(),
-            masked[2].as_str(),
-        ];
-        (hex_digest(&parts), hex_digest(&masked_parts))
+        // The text parts (title, summary, content) with digit runs masked.
+        let masked = [true, false, false, true, true];
+        (hex_digest(&parts), hex_digest_masked(&parts, masked))
     }
-}
-
-fn mask_digit_runs(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut in_digits = false;
-    for c in s.chars() {
-        if c.is_ascii_digit() {
-            if !in_digits {
-                out.push('#');
-            }
-            in_digits = true;
-        } else {
-            in_digits = false;
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// A permanent, globally unique id for a published entry, derived from the
@@ -472,13 +445,103 @@ fn digest(parts: &[&str]) -> [u8; 32] {
 
 fn hex_digest<S: AsRef<str>>(parts: &[S]) -> String {
     let parts: Vec<&str> = parts.iter().map(AsRef::as_ref).collect();
-    let parts = &parts[..];
-    digest(parts).iter().map(|x| format!("{x:02x}")).collect()
+    hex(&digest(&parts))
+}
+
+fn hex(digest: &[u8; 32]) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(64);
+    for b in digest {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+/// `hex_digest` of the parts with every run of ASCII digits in those marked
+/// replaced by one '#', streamed into the hash without building the masked copies.
+fn hex_digest_masked<const N: usize>(parts: &[&str; N], masked: [bool; N]) -> String {
+    let mut hasher = Sha256::new();
+    for (part, mask) in parts.iter().zip(masked) {
+        if !mask {
+            hasher.update((part.len() as u64).to_le_bytes());
+            hasher.update(part.as_bytes());
+            continue;
+        }
+        let bytes = part.as_bytes();
+        // Every run of ASCII digits becomes one '#'.
+        let runs = bytes
+            .iter()
+            .enumerate()
+            .filter(|&(i, b)| b.is_ascii_digit() && (i == 0 || !bytes[i - 1].is_ascii_digit()))
+            .count();
+        let digits = bytes.iter().filter(|b| b.is_ascii_digit()).count();
+        hasher.update(((bytes.len() - digits + runs) as u64).to_le_bytes());
+        let mut start = 0;
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i].is_ascii_digit() {
+                hasher.update(&bytes[start..i]);
+                hasher.update(b"#");
+                while i < bytes.len() && bytes[i].is_ascii_digit() {
+                    i += 1;
+                }
+                start = i;
+            } else {
+                i += 1;
+            }
+        }
+        hasher.update(&bytes[start..]);
+    }
+    hex(&hasher.finalize().into())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every run of ASCII digits as one '#' (what the churn hash hashes).
+    fn mask_digit_runs(s: &str) -> String {
+        let mut out = String::with_capacity(s.len());
+        let mut in_digits = false;
+        for c in s.chars() {
+            if c.is_ascii_digit() {
+                if !in_digits {
+                    out.push('#');
+                }
+                in_digits = true;
+            } else {
+                in_digits = false;
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_streamed_churn_hash_is_the_hash_of_the_masked_text() {
+        for text in [
+            "",
+            "no digits",
+            "9",
+            "at 12:05, 3 ships; 2026",
+            "x1y22z333",
+            "ünï 4 ü5",
+        ] {
+            let parts = [text, "https://a.example/7", "Reporter 3", text, ""];
+            let expected = hex_digest(&[
+                mask_digit_runs(text),
+                parts[1].to_string(),
+                parts[2].to_string(),
+                mask_digit_runs(text),
+                String::new(),
+            ]);
+            assert_eq!(
+                hex_digest_masked(&parts, [true, false, false, true, true]),
+                expected,
+                "{text}"
+            );
+        }
+    }
 
     fn entry(guid: Option<&str>, link: Option<&str>, title: &str) -> ParsedEntry {
         ParsedEntry {

@@ -132,25 +132,41 @@ pub fn normalised_text(text: &str) -> String {
     let visible = visible_text(text);
     let mut out = String::with_capacity(visible.len());
     let mut gap = false;
-    for c in visible.chars() {
-        let word = if c.is_ascii() {
-            c.is_ascii_alphanumeric()
-        } else {
-            c.is_alphanumeric()
-        };
-        if !word {
-            gap = true;
-            continue;
+    let mut rest = visible.as_ref();
+    while !rest.is_empty() {
+        // Runs of ASCII are the common case: sliced and lower-cased whole.
+        let ascii = rest.bytes().take_while(u8::is_ascii).count();
+        let (run, tail) = rest.split_at(ascii);
+        for (k, word) in run.split(|c: char| !c.is_ascii_alphanumeric()).enumerate() {
+            // Each piece after the first follows a separator.
+            if k > 0 {
+                gap = true;
+            }
+            if word.is_empty() {
+                continue;
+            }
+            if gap && !out.is_empty() {
+                out.push(' ');
+            }
+            gap = false;
+            let from = out.len();
+            out.push_str(word);
+            out[from..].make_ascii_lowercase();
         }
-        if gap && !out.is_empty() {
-            out.push(' ');
-        }
-        gap = false;
-        if c.is_ascii() {
-            out.push(c.to_ascii_lowercase());
-        } else {
+        // The end of an ASCII run is not a word break by itself: the last
+        // word goes on if the next character is alphanumeric.
+        let mut chars = tail.chars();
+        let Some(c) = chars.next() else { break };
+        if c.is_alphanumeric() {
+            if gap && !out.is_empty() {
+                out.push(' ');
+            }
+            gap = false;
             out.extend(c.to_lowercase());
+        } else {
+            gap = true;
         }
+        rest = chars.as_str();
     }
     out
 }
@@ -389,6 +405,12 @@ mod tests {
         assert_eq!(normalised_text("  <p>  </p> "), "");
         assert_eq!(normalised_text("a&amp;b <i>C</i>"), "a b c");
         assert_eq!(normalised_text("plain Words"), "plain words");
+        // ASCII and other letters in one word; a non-ASCII separator.
+        assert_eq!(normalised_text("CaféBar 12—x ÆON,b"), "cafébar 12 x æon b");
+        let mixed = "CaféBar 12—x ÆON,b ü";
+        let mut hashes = Vec::new();
+        word_hashes(&normalised_text(mixed), &mut hashes);
+        assert_eq!(hashes, format_2_word_hashes(mixed));
     }
 
     const WIRE: &str = "<p>Dockworkers at the Port of Calder returned to work on Wednesday after union leaders and terminal operators agreed to a four-year contract, ending a nine-day strike that had stranded more than 40 container ships offshore.</p><p>The deal raises wages by 14 percent over the life of the contract and limits the introduction of automated cranes until 2029.</p>";
