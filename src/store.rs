@@ -230,6 +230,9 @@ impl Store {
         // walks indexes newest-first and keeps the default.
         writer.pragma_update(None, "cache_size", -16 * 1024)?;
         writer.pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT)?;
+        // Each poll's savepoint journals the pages it first touches; past
+        // 64 KiB that journal would spill to a temporary file.
+        writer.pragma_update(None, "temp_store", "MEMORY")?;
         // A WAL that grew during a long ingest is cut back to this when reused.
         writer.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
         let migrations = MIGRATIONS

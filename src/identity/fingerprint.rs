@@ -130,55 +130,57 @@ fn visible_text(text: &str) -> Cow<'_, str> {
 /// worked out from this one pass over the text.
 pub fn normalised_text(text: &str) -> String {
     let visible = visible_text(text);
-    let mut out = String::with_capacity(visible.len());
+    let mut out: Vec<u8> = Vec::with_capacity(visible.len());
     let mut gap = false;
+    let word = |out: &mut Vec<u8>, gap: &mut bool| {
+        if *gap && !out.is_empty() {
+            out.push(b' ');
+        }
+        *gap = false;
+    };
     let mut rest = visible.as_ref();
     while !rest.is_empty() {
-        // Runs of ASCII are the common case: sliced and lower-cased whole.
+        // Runs of ASCII, the common case, byte by byte.
         let ascii = rest.bytes().take_while(u8::is_ascii).count();
         let (run, tail) = rest.split_at(ascii);
-        for (k, word) in run.split(|c: char| !c.is_ascii_alphanumeric()).enumerate() {
-            // Each piece after the first follows a separator.
-            if k > 0 {
+        for b in run.bytes() {
+            if b.is_ascii_alphanumeric() {
+                word(&mut out, &mut gap);
+                out.push(b.to_ascii_lowercase());
+            } else {
                 gap = true;
             }
-            if word.is_empty() {
-                continue;
-            }
-            if gap && !out.is_empty() {
-                out.push(' ');
-            }
-            gap = false;
-            let from = out.len();
-            out.push_str(word);
-            out[from..].make_ascii_lowercase();
         }
-        // The end of an ASCII run is not a word break by itself: the last
-        // word goes on if the next character is alphanumeric.
         let mut chars = tail.chars();
         let Some(c) = chars.next() else { break };
         if c.is_alphanumeric() {
-            if gap && !out.is_empty() {
-                out.push(' ');
+            word(&mut out, &mut gap);
+            let mut buf = [0u8; 4];
+            for lower in c.to_lowercase() {
+                out.extend_from_slice(lower.encode_utf8(&mut buf).as_bytes());
             }
-            gap = false;
-            out.extend(c.to_lowercase());
         } else {
             gap = true;
         }
         rest = chars.as_str();
     }
-    out
+    // Only ASCII bytes and whole characters were copied, so this is UTF-8.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// FNV-1a hashes of the words of texts already normalised by
 /// [`normalised_text`], appended to `out`.
 fn word_hashes(normalised: &str, out: &mut Vec<u64>) {
-    out.extend(normalised.split(' ').filter(|w| !w.is_empty()).map(|w| {
-        w.bytes().fold(FNV_OFFSET, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(FNV_PRIME)
-        })
-    }));
+    let mut h: Option<u64> = None;
+    for b in normalised.bytes() {
+        if b == b' ' {
+            out.extend(h.take());
+        } else {
+            let acc = h.unwrap_or(FNV_OFFSET);
+            h = Some((acc ^ u64::from(b)).wrapping_mul(FNV_PRIME));
+        }
+    }
+    out.extend(h);
 }
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
