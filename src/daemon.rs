@@ -281,7 +281,11 @@ pub async fn run_with(
 /// next start does not read it back (a WAL grown during a large ingest can be
 /// tens of MiB). Failures are logged: the WAL is still valid as it is.
 async fn checkpoint(store: &Store) {
-    if let Err(e) = store.call(|s| s.checkpoint()).await {
-        tracing::warn!(error = %e, "final checkpoint failed; the next start recovers the WAL");
+    match store.call(|s| s.checkpoint()).await {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!("the WAL stayed busy; the next start reads it back"),
+        Err(e) => {
+            tracing::warn!(error = %e, "final checkpoint failed; the next start reads the WAL back")
+        }
     }
 }

@@ -374,12 +374,21 @@ impl Store {
         Ok(id)
     }
 
-    /// Copies the whole WAL into the database file and truncates it (waits
-    /// for readers, up to the busy timeout).
-    pub fn checkpoint(&self) -> Result<(), StoreError> {
-        self.lock_writer()
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-        Ok(())
+    /// Copies the whole WAL into the database file and truncates it. Returns
+    /// false if it could not within about a second (the background
+    /// checkpointer or a reader kept it busy); the WAL is then still valid.
+    pub fn checkpoint(&self) -> Result<bool, StoreError> {
+        let conn = self.lock_writer();
+        for _ in 0..50 {
+            // (busy, WAL frames, frames checkpointed); busy when another
+            // connection was checkpointing at that moment.
+            let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+            if busy == 0 {
+                return Ok(true);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(false)
     }
 
     /// `PRAGMA integrity_check`, "ok" when healthy.
