@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::StoreError;
 use crate::identity::fingerprint::{self, BANDS, Fingerprint};
@@ -86,6 +86,8 @@ impl StoryIndex {
     }
 
     fn clear(&mut self) {
+        // Unloaded until a load completes: a failed one is tried again.
+        self.since = None;
         self.heads.clear();
         self.links.clear();
         self.stories.clear();
@@ -150,17 +152,17 @@ impl StoryIndex {
     }
 }
 
-/// Entries at most this old get their fingerprints worked out again when the
-/// format changes: older ones are outside any matching window (the longest
-/// date skew plus the window, with the defaults 30 days and 48 hours).
-const REFINGERPRINT_DAYS: i64 = 60;
+/// Entries re-fingerprinted per transaction during an upgrade.
+const REFINGERPRINT_CHUNK: i64 = 5_000;
 
-/// After an upgrade that changed the fingerprint format, works out the
-/// fingerprints of the entries recent enough to be matched again from their
-/// stored title and text (old ones would never match anything). Runs once per
-/// format: `meta.fingerprint_format` records the one in the database. Returns
-/// how many entries were updated.
-pub(super) fn upgrade_fingerprints(conn: &mut Connection, now: i64) -> Result<usize, StoreError> {
+/// After an upgrade that changed the fingerprint format, works out every
+/// stored fingerprint of an older format again from the entry's stored title
+/// and text (an old one would never match anything). In chunks of
+/// [`REFINGERPRINT_CHUNK`], each its own IMMEDIATE transaction, so the WAL
+/// stays small and an interrupted upgrade resumes where it stopped;
+/// `meta.fingerprint_format` is written last, and from then on the check is
+/// one lookup. Returns how many entries were updated.
+pub(super) fn upgrade_fingerprints(conn: &mut Connection) -> Result<usize, StoreError> {
     let current = fingerprint::FORMAT.to_string();
     let stored: Option<String> = conn
         .query_row(
@@ -172,29 +174,48 @@ pub(super) fn upgrade_fingerprints(conn: &mut Connection, now: i64) -> Result<us
     if stored.as_deref() == Some(current.as_str()) {
         return Ok(0);
     }
-    let tx = conn.transaction()?;
+    let format = vec![fingerprint::FORMAT];
     let mut updated = 0;
-    {
-        let mut rows = tx.prepare(
-            "SELECT id, title, COALESCE(content, summary, '') FROM entries
-             WHERE fingerprint IS NOT NULL AND sort_time >= ?1",
-        )?;
-        let mut update = tx.prepare("UPDATE entries SET fingerprint = ?2 WHERE id = ?1")?;
-        let mut found = rows.query([now - REFINGERPRINT_DAYS * 86_400])?;
-        while let Some(row) = found.next()? {
-            let (id, title, body): (i64, String, String) = (row.get(0)?, row.get(1)?, row.get(2)?);
-            let fingerprint = Fingerprint::of(&title, &body).map(|f| f.to_bytes());
-            update.execute(params![id, fingerprint])?;
-            updated += 1;
+    let mut after = 0_i64;
+    loop {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let rows: Vec<(i64, String, String)> = {
+            let mut select = tx.prepare(
+                "SELECT id, title, COALESCE(content, summary, '') FROM entries
+                 WHERE id > ?1 AND fingerprint IS NOT NULL AND substr(fingerprint, 1, 1) != ?2
+                 ORDER BY id LIMIT ?3",
+            )?;
+            let found = select.query_map(params![after, format, REFINGERPRINT_CHUNK], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?;
+            found.collect::<Result<_, _>>()?
+        };
+        {
+            let mut update = tx.prepare("UPDATE entries SET fingerprint = ?2 WHERE id = ?1")?;
+            for (id, title, body) in &rows {
+                let fingerprint = Fingerprint::of(title, body).map(|f| f.to_bytes());
+                update.execute(params![id, fingerprint])?;
+            }
         }
+        let done = rows.len() < REFINGERPRINT_CHUNK as usize;
+        if done {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('fingerprint_format', ?1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [&current],
+            )?;
+        }
+        tx.commit()?;
+        updated += rows.len();
+        after = rows.last().map_or(after, |r| r.0);
+        if done {
+            return Ok(updated);
+        }
+        tracing::info!(
+            entries = updated,
+            "re-fingerprinting stored entries in the new format"
+        );
     }
-    tx.execute(
-        "INSERT INTO meta (key, value) VALUES ('fingerprint_format', ?1)
-         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        [&current],
-    )?;
-    tx.commit()?;
-    Ok(updated)
 }
 
 #[cfg(test)]
@@ -241,5 +262,23 @@ mod tests {
         assert_eq!(index.candidates(&prints[2]), vec![12]);
         assert!(index.candidates(&prints[1]).is_empty());
         assert!(index.candidates(&prints[3]).is_empty());
+    }
+
+    #[test]
+    fn a_load_that_fails_is_tried_again() {
+        let db = Connection::open_in_memory().unwrap();
+        db.execute_batch(
+            "CREATE TABLE stories (id INTEGER PRIMARY KEY, uid TEXT, sort_time INTEGER);
+             CREATE TABLE entries (uid TEXT, fingerprint BLOB);",
+        )
+        .unwrap();
+        let mut index = StoryIndex::default();
+        index.ensure_loaded(&db, 100).unwrap();
+        assert_eq!(index.since, Some(100));
+        // An older time needs a reload; it fails (no tables here).
+        let broken = Connection::open_in_memory().unwrap();
+        assert!(index.ensure_loaded(&broken, 50).is_err());
+        // Not taken for loaded: the next call reads the database again.
+        assert_eq!(index.since, None);
     }
 }
