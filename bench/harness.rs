@@ -689,8 +689,22 @@ pub async fn run_all(p: &Params, log: impl Fn(&str)) -> anyhow::Result<Results> 
     let served = xml.windows(7).filter(|w| w == b"<entry>").count();
     farm.set_static(doc);
     let _warm = load(&daemon.url, p.connections, p.load_time / 5).await?;
-    let ours = load(&daemon.url, p.connections, p.load_time).await?;
-    let baseline = load(&farm.static_url(), p.connections, p.load_time).await?;
+    // Alternately, `repeat` times each; the run with the most requests a
+    // second counts for each side.
+    let (mut ours, mut baseline) = (None::<Load>, None::<Load>);
+    for _ in 0..p.repeat.max(1) {
+        let mine = load(&daemon.url, p.connections, p.load_time).await?;
+        if ours.as_ref().is_none_or(|o| mine.rps > o.rps) {
+            ours = Some(mine);
+        }
+        let theirs = load(&farm.static_url(), p.connections, p.load_time).await?;
+        if baseline.as_ref().is_none_or(|b| theirs.rps > b.rps) {
+            baseline = Some(theirs);
+        }
+    }
+    let (Some(ours), Some(baseline)) = (ours, baseline) else {
+        bail!("no serving load was measured");
+    };
     daemon.stop()?;
     r.p3 = Some((ours, baseline, served));
     drop(farm);
@@ -847,7 +861,7 @@ pub fn report(p: &Params, r: &Results, machine: &str, command: &str) -> String {
     }
     let _ = writeln!(
         md,
-        "\nEach figure is the fastest of {} runs (noise on a shared machine only adds time), except the serving load and growth points above {REPEATED_GROWTH} feeds, run once. Ceilings: *fetch* = the same URLs fetched with reqwest at the same concurrency, bodies discarded; *fetch+parse* = the same, each body parsed by feed-rs 3 and discarded; *bare* = the same requests (with the same validators for 304s), nothing else done. The P3 baseline is the same document, as the same gzip-encoded bytes newsriver sent, served from memory by the harness's static route; both are loaded by the same in-process client, which asks for gzip like a feed reader and does not decompress.",
+        "\nEach figure is the fastest of {} runs (noise on a shared machine only adds time; for the serving load, the run with the most requests a second, each side alternately), except growth points above {REPEATED_GROWTH} feeds, run once. Ceilings: *fetch* = the same URLs fetched with reqwest at the same concurrency, bodies discarded; *fetch+parse* = the same, each body parsed by feed-rs 3 and discarded; *bare* = the same requests (with the same validators for 304s), nothing else done. The P3 baseline is the same document, as the same gzip-encoded bytes newsriver sent, served from memory by the harness's static route; both are loaded by the same in-process client, which asks for gzip like a feed reader and does not decompress.",
         p.repeat.max(1)
     );
     md
