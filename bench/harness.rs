@@ -343,16 +343,26 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
 
 /// Waits for a child, sampling its peak RSS every 10 ms.
 fn wait_sampling(child: &mut Child) -> anyhow::Result<(std::process::ExitStatus, u64)> {
-    let mut peak = 0;
-    loop {
-        if let Some(rss) = peak_rss_kib(child.id()) {
-            peak = peak.max(rss);
-        }
-        if let Some(status) = child.try_wait()? {
-            return Ok((status, peak));
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    // The sampler runs beside a blocking wait, so the wall time ends when the
+    // process does, not at the next sample.
+    let pid = child.id();
+    let done = Arc::new(AtomicBool::new(false));
+    let peak = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let sampler = {
+        let (done, peak) = (done.clone(), peak.clone());
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                if let Some(rss) = peak_rss_kib(pid) {
+                    peak.fetch_max(rss, Ordering::Relaxed);
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        })
+    };
+    let status = child.wait();
+    done.store(true, Ordering::Relaxed);
+    let _ = sampler.join();
+    Ok((status?, peak.load(Ordering::Relaxed)))
 }
 
 /// Runs `newsriver poll --once` against `config` and times it.

@@ -58,7 +58,9 @@ async fn a_smoke_sized_benchmark_runs_every_phase() {
     let (ours, baseline, served) = results.p3.unwrap();
     assert_eq!(served, 20);
     assert!(ours.requests > 0 && baseline.requests > 0 && ours.p99 >= ours.p50);
-    let (rss, db, startup, _, entries) = results.p4.unwrap();
+    let (rss, db, startup, poll_rss, entries) = results.p4.unwrap();
+    // The poll that built the database was sampled while it ran.
+    assert!(poll_rss > 1024, "{poll_rss} KiB");
     assert_eq!(entries, 40);
     assert!(rss > 1024 && db > 0 && startup > Duration::ZERO);
     assert_eq!(
