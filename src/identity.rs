@@ -78,21 +78,11 @@ pub fn identify(entries: Vec<ParsedEntry>) -> Vec<IdentifiedEntry> {
     identify_at(entries, Rung::Guid, DEFAULT_TOLERANCE).1
 }
 
-/// The rung a document needs: the lowest of `floor` and the first rung whose
-/// values are missing or repeated for no more than `tolerance` of the entries.
-pub fn needed_rung(entries: &[ParsedEntry], floor: Rung, tolerance: f64) -> Rung {
-    let canonical: Vec<Option<String>> = entries.iter().map(canonical_link).collect();
-    let views: Vec<(&ParsedEntry, Option<&str>)> = entries
-        .iter()
-        .zip(&canonical)
-        .map(|(e, c)| (e, c.as_deref()))
-        .collect();
-    needed_rung_of(&views, floor, tolerance)
-}
-
 /// An entry with its canonical link, as the ladder looks at it.
 type View<'a> = (&'a ParsedEntry, Option<&'a str>);
 
+/// The rung a document needs: the lowest of `floor` and the first rung whose
+/// values are missing or repeated for no more than `tolerance` of the entries.
 fn needed_rung_of(entries: &[View<'_>], floor: Rung, tolerance: f64) -> Rung {
     let allowed = (entries.len() as f64 * tolerance).floor() as usize;
     let guids = counts(entries.iter().map(|(e, _)| e.guid.as_deref()));
@@ -423,7 +413,7 @@ fn uuid_urn(parts: &[&str]) -> String {
 }
 
 fn uuid_text(b: &[u8; 16]) -> String {
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    let h = hex(b);
     format!(
         "urn:uuid:{}-{}-{}-{}-{}",
         &h[0..8],
@@ -448,10 +438,11 @@ fn hex_digest<S: AsRef<str>>(parts: &[S]) -> String {
     hex(&digest(&parts))
 }
 
-fn hex(digest: &[u8; 32]) -> String {
+/// Lower-case hexadecimal of some bytes (digests, ids).
+pub(crate) fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    let mut out = String::with_capacity(64);
-    for b in digest {
+    let mut out = String::with_capacity(2 * bytes.len());
+    for b in bytes {
         let _ = write!(out, "{b:02x}");
     }
     out
@@ -468,14 +459,14 @@ fn hex_digest_masked<const N: usize>(parts: &[&str; N], masked: [bool; N]) -> St
             continue;
         }
         let bytes = part.as_bytes();
-        // Every run of ASCII digits becomes one '#'.
-        let runs = bytes
+        // Every run of ASCII digits becomes one '#': the masked length counts
+        // each other byte and each run's first digit.
+        let masked_len = bytes
             .iter()
             .enumerate()
-            .filter(|&(i, b)| b.is_ascii_digit() && (i == 0 || !bytes[i - 1].is_ascii_digit()))
+            .filter(|&(i, b)| !b.is_ascii_digit() || i == 0 || !bytes[i - 1].is_ascii_digit())
             .count();
-        let digits = bytes.iter().filter(|b| b.is_ascii_digit()).count();
-        hasher.update(((bytes.len() - digits + runs) as u64).to_le_bytes());
+        hasher.update((masked_len as u64).to_le_bytes());
         let mut start = 0;
         let mut i = 0;
         while i < bytes.len() {
@@ -492,7 +483,7 @@ fn hex_digest_masked<const N: usize>(parts: &[&str; N], masked: [bool; N]) -> St
         }
         hasher.update(&bytes[start..]);
     }
-    hex(&hasher.finalize().into())
+    hex(&hasher.finalize())
 }
 
 #[cfg(test)]

@@ -364,7 +364,7 @@ async fn cached(
                 Err(outcome) => return Ok(outcome),
             };
             let digest = Sha256::digest(body.as_bytes());
-            let digest: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+            let digest = crate::identity::hex(&digest[..16]);
             // Last-Modified moves only when the bytes do.
             let last_modified = previous
                 .filter(|p| p.digest == digest)
