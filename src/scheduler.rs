@@ -12,7 +12,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::config::FetchConfig;
-use crate::fetch::{FetchError, FetchFeed, Fetched, Fetcher, Response};
+use crate::fetch::{CacheHints, FetchError, FetchFeed, Fetched, Fetcher, Response};
 use crate::filter::Filters;
 use crate::identity;
 use crate::model::{FeedId, FeedState, FeedToPoll, Validators};
@@ -253,8 +253,13 @@ impl<F: FetchFeed> Poller<F> {
                 },
             )
         };
-        // The interval in force when there is no new document to learn from.
+        // The interval in force when there is no new document to learn from,
+        // and the next poll after one that brought nothing new.
         let current = feed.current_interval.unwrap_or(feed.interval);
+        let next_unchanged = |cache: &CacheHints| {
+            let wait = policy.success_delay(current, feed.interval, cache, now, &mut rand::rng());
+            policy.next_time(now, wait, feed.skip)
+        };
 
         // Set once a stored document's entries and fetch state are saved
         // (together, in one savepoint).
@@ -267,38 +272,22 @@ impl<F: FetchFeed> Poller<F> {
                     tracing::info!(feed = %feed.url, from = %feed.fetch_url, to = %url, "feed moved permanently: adopting its new address");
                 }
                 match fetched {
-                    Fetched::NotModified(response) => {
-                        let wait = policy.success_delay(
-                            current,
-                            feed.interval,
-                            &response.cache,
-                            now,
-                            &mut rand::rng(),
-                        );
-                        Ok(unchanged(
-                            Outcome::NotModified,
-                            304,
-                            policy.next_time(now, wait, feed.skip),
-                            None,
-                            moved,
-                        ))
-                    }
+                    Fetched::NotModified(response) => Ok(unchanged(
+                        Outcome::NotModified,
+                        304,
+                        next_unchanged(&response.cache),
+                        None,
+                        moved,
+                    )),
                     Fetched::Body(response) => {
                         let hash = body_hash(&response.body);
                         if feed.body_hash.as_deref() == Some(hash.as_str()) {
-                            let wait = policy.success_delay(
-                                current,
-                                feed.interval,
-                                &response.cache,
-                                now,
-                                &mut rand::rng(),
-                            );
                             Ok(unchanged(
                                 Outcome::Unchanged {
                                     status: response.status,
                                 },
                                 response.status,
-                                policy.next_time(now, wait, feed.skip),
+                                next_unchanged(&response.cache),
                                 Some(response.validators),
                                 moved,
                             ))

@@ -313,23 +313,6 @@ impl Store {
         R: Send + 'static,
     {
         let (done, result) = mpsc::sync_channel(1);
-        self.queue_write(f, move |outcome| {
-            let _ = done.send(outcome);
-        })?;
-        result.recv().map_err(|_| writer_stopped())?
-    }
-
-    /// Queues `f` for the writer thread; `reply` gets its outcome once the
-    /// transaction it ran in is committed (or failed).
-    fn queue_write<R, F>(
-        &self,
-        f: F,
-        reply: impl FnOnce(Result<R, StoreError>) + Send + 'static,
-    ) -> Result<(), StoreError>
-    where
-        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
-        R: Send + 'static,
-    {
         let job: WriteJob = Box::new(move |conn: &mut Connection| {
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 let savepoint = conn.savepoint()?;
@@ -339,13 +322,14 @@ impl Store {
             }))
             .unwrap_or_else(|_| Err(StoreError::Task("a database write panicked".into())));
             Box::new(move |committed: Result<(), String>| {
-                reply(match committed {
+                let _ = done.send(match committed {
                     Ok(()) => outcome,
                     Err(e) => Err(StoreError::Task(format!("commit failed: {e}"))),
                 });
             })
         });
-        self.queue.send(job).map_err(|_| writer_stopped())
+        self.queue.send(job).map_err(|_| writer_stopped())?;
+        result.recv().map_err(|_| writer_stopped())?
     }
 
     /// Runs blocking store work off the async runtime.
