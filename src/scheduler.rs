@@ -188,11 +188,24 @@ fn body_hash(body: &[u8]) -> String {
     format!("x3:{:032x}", xxhash_rust::xxh3::xxh3_128(body))
 }
 
+/// How a poll's record (outcome, validators, next poll) reaches the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recording {
+    /// The poll ends once its record is committed: the daemon's scheduler
+    /// reads feeds' state back to pick the next due ones.
+    Committed,
+    /// The record is queued for the writer and the poll ends at once (a poll
+    /// that stored a document still waits for its entries). For a one-off
+    /// pass over every feed, which reads no feed's state back and flushes
+    /// the queue at its end; a 304 then costs no thread hand-offs.
+    Queued,
+}
+
 impl<F: FetchFeed> Poller<F> {
     /// Polls one feed and records the result. Never fails: every error ends up
     /// recorded on the feed (or, if even that fails, logged).
     pub async fn poll(&self, feed: FeedToPoll) -> PollReport {
-        self.poll_inner(feed, None).await
+        self.poll_inner(feed, None, Recording::Committed).await
     }
 
     /// [`Poller::poll`] for a feed let through the host gate: its `pass` is
@@ -205,8 +218,9 @@ impl<F: FetchFeed> Poller<F> {
         feed: FeedToPoll,
         pass: Pass,
         stage: &Arc<Semaphore>,
+        recording: Recording,
     ) -> PollReport {
-        self.poll_inner(feed, Some((pass, stage))).await
+        self.poll_inner(feed, Some((pass, stage)), recording).await
     }
 
     #[tracing::instrument(name = "poll", skip_all, fields(feed = %feed.url))]
@@ -214,6 +228,7 @@ impl<F: FetchFeed> Poller<F> {
         &self,
         feed: FeedToPoll,
         gate: Option<(Pass, &Arc<Semaphore>)>,
+        recording: Recording,
     ) -> PollReport {
         let started = Instant::now();
         let fetched = self
@@ -350,14 +365,17 @@ impl<F: FetchFeed> Poller<F> {
             Ok(done) => done,
             Err(e) => failed(None, format!("storing failed: {e}")),
         };
-        if !recorded
-            && let Err(e) = {
-                let (id, record) = (feed.id, record.clone());
+        let (id, copy) = (feed.id, record.clone());
+        let stored = match recording {
+            _ if recorded => Ok(()),
+            Recording::Queued => self.store.queue_poll_record(id, now, copy),
+            Recording::Committed => {
                 self.store
-                    .call(move |s| s.record_poll(id, now, &record))
+                    .call(move |s| s.record_poll(id, now, &copy))
                     .await
             }
-        {
+        };
+        if let Err(e) = stored {
             tracing::error!(feed = %feed.url, error = %e, "cannot record a poll's outcome");
         }
         log_poll(&feed.url, &outcome, started.elapsed(), record.next_poll);
@@ -587,7 +605,8 @@ pub async fn run_with<F: FetchFeed>(
                             // A reload may have removed the feed meanwhile.
                             let still = p.store.call(move |s| s.is_polled(id)).await;
                             if still.unwrap_or(true) {
-                                p.poll_through(feed, pass, &stage).await;
+                                p.poll_through(feed, pass, &stage, Recording::Committed)
+                                    .await;
                             }
                             id
                         });
@@ -676,7 +695,7 @@ pub async fn poll_all_with<F: FetchFeed>(
             // thread rather than all inside this one future.
             let task = tokio::spawn(async move {
                 match gate.enter(&feed.fetch_url, &slots).await {
-                    Some(pass) => p.poll_through(feed, pass, &stage).await,
+                    Some(pass) => p.poll_through(feed, pass, &stage, Recording::Queued).await,
                     None => p.poll(feed).await,
                 }
             });
@@ -699,6 +718,8 @@ pub async fn poll_all_with<F: FetchFeed>(
         .inspect(|r| on_done(r))
         .collect()
         .await;
+    // The polls' records were queued without waiting (`Recording::Queued`).
+    poller.store.flush().await?;
     Ok(reports)
 }
 

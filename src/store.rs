@@ -332,6 +332,40 @@ impl Store {
         result.recv().map_err(|_| writer_stopped())?
     }
 
+    /// Queues `f` like [`Store::write`] without waiting for it: a failure is
+    /// logged by the writer thread. Writes are applied in queue order, so a
+    /// later [`Store::flush`] (or any later write) sees it.
+    pub(crate) fn write_detached<F>(&self, what: &'static str, f: F) -> Result<(), StoreError>
+    where
+        F: FnOnce(&Connection) -> Result<(), StoreError> + Send + 'static,
+    {
+        let job: WriteJob = Box::new(move |conn: &mut Connection| {
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let savepoint = conn.savepoint()?;
+                f(&savepoint)?;
+                savepoint.commit()?;
+                Ok(())
+            }))
+            .unwrap_or_else(|_| Err(StoreError::Task("a database write panicked".into())));
+            Box::new(move |committed: Result<(), String>| {
+                let failed = match (outcome, committed) {
+                    (Err(e), _) => Some(e.to_string()),
+                    (Ok(()), Err(e)) => Some(format!("commit failed: {e}")),
+                    (Ok(()), Ok(())) => None,
+                };
+                if let Some(error) = failed {
+                    tracing::error!(%error, "cannot store {what}");
+                }
+            })
+        });
+        self.queue.send(job).map_err(|_| writer_stopped())
+    }
+
+    /// Waits until every write queued so far is committed (or has failed).
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.call(|s| s.write(|_| Ok(()))).await
+    }
+
     /// Runs blocking store work off the async runtime.
     pub async fn call<F, R>(&self, f: F) -> Result<R, StoreError>
     where
@@ -414,6 +448,35 @@ mod tests {
             ..Default::default()
         };
         IdentifiedEntry::new(identity::entry_key(&entry), entry)
+    }
+
+    #[tokio::test]
+    async fn queued_writes_apply_in_order_and_one_failing_spoils_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("q.db")).unwrap();
+        let set = |value: &'static str| {
+            move |tx: &Connection| -> Result<(), StoreError> {
+                tx.execute(
+                    "INSERT INTO meta (key, value) VALUES ('q', ?1)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    [value],
+                )?;
+                Ok(())
+            }
+        };
+        store.write_detached("a test value", set("first")).unwrap();
+        store
+            .write_detached("a broken write", |tx| {
+                tx.execute("INSERT INTO no_such_table VALUES (1)", [])?;
+                Ok(())
+            })
+            .unwrap();
+        store.write_detached("a test value", set("last")).unwrap();
+        store.flush().await.unwrap();
+        let value: String = lock(&store.reader)
+            .query_row("SELECT value FROM meta WHERE key = 'q'", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(value, "last");
     }
 
     #[test]

@@ -747,3 +747,50 @@ async fn an_hour_with_healthy_and_hostile_feeds_stays_up_polite_and_on_schedule(
     }
     assert_eq!(h.poller.store.duplicate_entries().unwrap(), 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_one_off_pass_has_every_record_committed_when_it_returns() {
+    // `poll_all` queues the records of polls that stored nothing without
+    // waiting for them; by the time it returns they must all be in.
+    let mut feeds: Vec<(String, u64, Answer)> = (0..40)
+        .map(|i| {
+            let answer = match i % 4 {
+                0 => Answer::Feed(RSS),
+                1 => Answer::Status(500),
+                2 => Answer::Status(404),
+                _ => Answer::Throttle {
+                    status: 429,
+                    wait: Duration::from_secs(600),
+                    as_date: false,
+                },
+            };
+            (format!("http://f{i}.example/feed"), 10, answer)
+        })
+        .collect();
+    // The same document twice: the second poll is an unchanged 200.
+    feeds.push(("http://same.example/feed".into(), 10, Answer::Feed(RSS)));
+    let borrowed: Vec<(&str, u64, Answer)> = feeds
+        .iter()
+        .map(|(u, m, a)| (u.as_str(), *m, a.clone()))
+        .collect();
+    let h = harness(&borrowed, 0.0).await;
+    let reports = scheduler::poll_all(h.poller.clone(), 8).await.unwrap();
+    assert_eq!(reports.len(), 41);
+    for (i, (url, _, _)) in feeds.iter().take(40).enumerate() {
+        let s = status_of(&h, url);
+        let expected = [200, 500, 404, 429][i % 4];
+        assert_eq!(s.last_status, Some(expected), "{url}");
+        assert!(s.last_polled_at.is_some(), "{url}");
+        let failures = if matches!(expected, 500 | 404) { 1 } else { 0 };
+        assert_eq!(s.failures, failures, "{url}");
+    }
+    let first = status_of(&h, "http://same.example/feed").last_polled_at;
+    tokio::time::advance(Duration::from_secs(60)).await;
+    scheduler::poll_all(h.poller.clone(), 8).await.unwrap();
+    let same = status_of(&h, "http://same.example/feed");
+    assert!(
+        same.last_polled_at > first,
+        "the unchanged 200 is recorded too"
+    );
+    assert_eq!(same.last_status, Some(200));
+}

@@ -64,6 +64,21 @@ impl Store {
         self.write(move |tx| apply_record(tx, id, now, &record))
     }
 
+    /// [`Store::record_poll`] without waiting for the commit: queued behind
+    /// every write before it; a failure is logged by the writer. For
+    /// `poll --once`, which reads no feed's state back before its final
+    /// [`Store::flush`] (the daemon's scheduler does, to pick what is due).
+    pub fn queue_poll_record(
+        &self,
+        id: FeedId,
+        now: DateTime<Utc>,
+        record: PollRecord,
+    ) -> Result<(), StoreError> {
+        self.write_detached("a poll's outcome", move |tx| {
+            apply_record(tx, id, now, &record)
+        })
+    }
+
     /// Forgets every feed's last body hash, so the next 200 is parsed even if
     /// unchanged: after a reload, filters may keep what they dropped before.
     pub fn forget_body_hashes(&self) -> Result<(), StoreError> {
