@@ -233,7 +233,8 @@ pub fn hash_key(entry: &ParsedEntry) -> String {
         .as_deref()
         .or(entry.summary.as_deref())
         .unwrap_or("");
-    format!("hash:{}", hex_digest(&[&entry.title, body]))
+    // SHA-256, like every key and uid: keys must never change.
+    format!("hash:{}", hex(&digest(&[&entry.title, body])))
 }
 
 /// Query parameters that only track the reader: dropped from canonical URLs.
@@ -433,17 +434,40 @@ fn digest(parts: &[&str]) -> [u8; 32] {
     hasher.finalize().into()
 }
 
-fn hex_digest<S: AsRef<str>>(parts: &[S]) -> String {
-    let parts: Vec<&str> = parts.iter().map(AsRef::as_ref).collect();
-    hex(&digest(&parts))
+/// What change and churn hashes start with: XXH3-128 (format "x3"). They
+/// were SHA-256 (64 hex digits, no prefix) before; such a stored hash is of
+/// another format and is never compared (see [`is_current_hash`]).
+const CHANGE_HASH_PREFIX: &str = "x3:";
+
+/// Whether a stored change or churn hash is of the format worked out now.
+pub fn is_current_hash(stored: &str) -> bool {
+    stored.starts_with(CHANGE_HASH_PREFIX)
+}
+
+fn change_hash_text(hasher: &xxhash_rust::xxh3::Xxh3) -> String {
+    let mut out = String::with_capacity(CHANGE_HASH_PREFIX.len() + 32);
+    out.push_str(CHANGE_HASH_PREFIX);
+    out.push_str(&hex(&hasher.digest128().to_be_bytes()));
+    out
+}
+
+/// The change hash of some parts, each preceded by its length.
+fn hex_digest(parts: &[&str]) -> String {
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    for part in parts {
+        hasher.update(&(part.len() as u64).to_le_bytes());
+        hasher.update(part.as_bytes());
+    }
+    change_hash_text(&hasher)
 }
 
 /// Lower-case hexadecimal of some bytes (digests, ids).
 pub(crate) fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(2 * bytes.len());
-    for b in bytes {
-        let _ = write!(out, "{b:02x}");
+    for &b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
     }
     out
 }
@@ -451,10 +475,10 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 /// `hex_digest` of the parts with every run of ASCII digits in those marked
 /// replaced by one '#', streamed into the hash without building the masked copies.
 fn hex_digest_masked<const N: usize>(parts: &[&str; N], masked: [bool; N]) -> String {
-    let mut hasher = Sha256::new();
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
     for (part, mask) in parts.iter().zip(masked) {
         if !mask {
-            hasher.update((part.len() as u64).to_le_bytes());
+            hasher.update(&(part.len() as u64).to_le_bytes());
             hasher.update(part.as_bytes());
             continue;
         }
@@ -466,7 +490,7 @@ fn hex_digest_masked<const N: usize>(parts: &[&str; N], masked: [bool; N]) -> St
             .enumerate()
             .filter(|&(i, b)| !b.is_ascii_digit() || i == 0 || !bytes[i - 1].is_ascii_digit())
             .count();
-        hasher.update((masked_len as u64).to_le_bytes());
+        hasher.update(&(masked_len as u64).to_le_bytes());
         let mut start = 0;
         let mut i = 0;
         while i < bytes.len() {
@@ -483,7 +507,7 @@ fn hex_digest_masked<const N: usize>(parts: &[&str; N], masked: [bool; N]) -> St
         }
         hasher.update(&bytes[start..]);
     }
-    hex(&hasher.finalize())
+    change_hash_text(&hasher)
 }
 
 #[cfg(test)]
@@ -509,6 +533,28 @@ mod tests {
     }
 
     #[test]
+    fn hex_writes_two_lower_case_digits_a_byte() {
+        assert_eq!(hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
+        assert_eq!(hex(&[]), "");
+    }
+
+    #[test]
+    fn change_hashes_are_xxh3_and_keys_stay_sha256() {
+        let e = entry(None, None, "Port strike ends");
+        let change = change_hash(&e);
+        assert!(is_current_hash(&change), "{change}");
+        assert_eq!(change.len(), 3 + 32);
+        assert!(is_current_hash(&churn_hash(&e)));
+        // A SHA-256 change hash stored by an older version is another format.
+        assert!(!is_current_hash(&hex(&digest(&["Port strike ends"]))));
+        // The hash key is the same SHA-256 it always was (keys never change).
+        assert_eq!(
+            hash_key(&e),
+            "hash:0dfe99342e1ddcbc8c9579f24165cb4dac0bfe6747a4b077360f7af73c1eca3f"
+        );
+    }
+
+    #[test]
     fn the_streamed_churn_hash_is_the_hash_of_the_masked_text() {
         for text in [
             "",
@@ -519,13 +565,8 @@ mod tests {
             "ünï 4 ü5",
         ] {
             let parts = [text, "https://a.example/7", "Reporter 3", text, ""];
-            let expected = hex_digest(&[
-                mask_digit_runs(text),
-                parts[1].to_string(),
-                parts[2].to_string(),
-                mask_digit_runs(text),
-                String::new(),
-            ]);
+            let masked = mask_digit_runs(text);
+            let expected = hex_digest(&[&masked, parts[1], parts[2], &masked, ""]);
             assert_eq!(
                 hex_digest_masked(&parts, [true, false, false, true, true]),
                 expected,

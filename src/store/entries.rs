@@ -182,7 +182,11 @@ fn save_entries(
     // First every item that its key finds, so that a lookup by link in the
     // second pass never takes a row another item of this document owns.
     let mut resolved = Vec::with_capacity(items.len());
-    let mut taken: HashSet<String> = items.iter().map(|i| i.key.clone()).collect();
+    let mut taken: HashSet<String> = if has_entries {
+        items.iter().map(|i| i.key.clone()).collect()
+    } else {
+        HashSet::new()
+    };
     for item in &items {
         let e = &item.entry;
         let canonical = item.canonical.clone();
@@ -387,6 +391,9 @@ fn update_entry(
     let counts = match &old.churn_hash {
         _ if old.hash == item.hash => false,
         None => false,
+        // Hashes stored before they were XXH3 (SHA-256) compare with nothing:
+        // the first poll after the upgrade stores the new ones silently.
+        _ if !identity::is_current_hash(&old.hash) => false,
         Some(previous) if *previous != churn => true,
         Some(_) => now_ts - old.changed_at >= settings.churn_cooldown.num_seconds(),
     };
@@ -628,6 +635,40 @@ mod tests {
             (later.published, later.updated),
             (first.published, first.updated)
         );
+    }
+
+    #[test]
+    fn hashes_stored_before_xxh3_are_replaced_silently_then_compared() {
+        let (_dir, store, id) = store();
+        let t0 = Utc.with_ymd_and_hms(2026, 11, 20, 12, 0, 0).unwrap();
+        save(&store, id, t0, vec![entry("a", 1)]);
+        // As an older version stored them: SHA-256, 64 hex digits.
+        let sha = "3b5d7e2b3a0f6c1d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d";
+        store
+            .lock_writer()
+            .execute("UPDATE entries SET hash = ?1, churn_hash = ?1", [sha])
+            .unwrap();
+        let stored_hashes = || -> (String, String) {
+            lock(&store.reader)
+                .query_row("SELECT hash, churn_hash FROM entries", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .unwrap()
+        };
+        let t1 = t0 + chrono::Duration::hours(1);
+        assert_eq!(
+            save(&store, id, t1, vec![entry("a", 1)]),
+            SaveCounts::default()
+        );
+        let (hash, churn) = stored_hashes();
+        assert!(identity::is_current_hash(&hash) && identity::is_current_hash(&churn));
+        // From then on, a change in words counts again.
+        let t2 = t1 + chrono::Duration::hours(1);
+        let changed = ParsedEntry {
+            summary: Some("<p>A different text altogether.</p>".into()),
+            ..entry("a", 1)
+        };
+        assert_eq!(save(&store, id, t2, vec![changed]).updated, 1);
     }
 
     #[test]
