@@ -98,19 +98,19 @@ pub fn words(text: &str) -> Vec<String> {
 /// Borrowed when there is neither markup nor an entity to take out.
 fn visible_text(text: &str) -> Cow<'_, str> {
     let stripped = if text.contains('<') {
+        // Each tag becomes one space; the text between tags is copied a run
+        // at a time ('<' and '>' are ASCII, so every cut is on a character
+        // boundary). An unclosed tag runs to the end.
         let mut plain = String::with_capacity(text.len());
-        let mut in_tag = false;
-        for c in text.chars() {
-            match c {
-                '<' => {
-                    in_tag = true;
-                    plain.push(' ');
-                }
-                '>' if in_tag => in_tag = false,
-                _ if !in_tag => plain.push(c),
-                _ => {}
-            }
+        let mut rest = text;
+        while let Some(open) = rest.find('<') {
+            plain.push_str(&rest[..open]);
+            plain.push(' ');
+            rest = rest[open..]
+                .find('>')
+                .map_or("", |close| &rest[open + close + 1..]);
         }
+        plain.push_str(rest);
         Cow::Owned(plain)
     } else {
         Cow::Borrowed(text)
@@ -395,6 +395,43 @@ mod tests {
         }
         out.extend(current);
         out
+    }
+
+    /// Tags dropped a character at a time, as before runs were copied whole.
+    fn visible_text_by_chars(text: &str) -> String {
+        let mut plain = String::new();
+        let mut in_tag = false;
+        for c in text.chars() {
+            match c {
+                '<' => {
+                    in_tag = true;
+                    plain.push(' ');
+                }
+                '>' if in_tag => in_tag = false,
+                _ if !in_tag => plain.push(c),
+                _ => {}
+            }
+        }
+        plain
+    }
+
+    #[test]
+    fn tags_are_dropped_as_they_were_one_character_at_a_time() {
+        for html in [
+            "<p>Plain <b>bold</b> and <a href=\"x\">a link</a>.</p>",
+            "Über <em>straße</em>—café <br/>naïve",
+            "an <unclosed tag that runs to the end",
+            "a <tag with <nested> angle> brackets",
+            "stray > closing and <i>x</i>>",
+            "<<>>twice<><>",
+            "日本<span>語</span>のテキスト",
+        ] {
+            assert_eq!(
+                normalised_text(html),
+                normalised_text(&visible_text_by_chars(html)),
+                "{html}"
+            );
+        }
     }
 
     #[test]
