@@ -215,10 +215,17 @@ impl IdentifiedEntry {
             hash,
             churn,
             fingerprint: fingerprint::Fingerprint::of_normalised(&text.title, body),
+            article_link: canonical.as_deref().is_some_and(is_article_link),
             canonical,
             entry,
         }
     }
+}
+
+/// Whether a link names one article rather than a site's front page: a path
+/// other than `/`, or a query.
+pub fn is_article_link(link: &str) -> bool {
+    Url::parse(link).is_ok_and(|u| u.path() != "/" || u.query().is_some())
 }
 
 /// The text a fingerprint is taken of: the content, else the summary.
@@ -530,6 +537,21 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn article_links_have_a_path_or_a_query() {
+        assert!(is_article_link("https://a.example/2026/11/strike"));
+        assert!(is_article_link("https://a.example/?p=123"));
+        assert!(!is_article_link("https://a.example/"));
+        assert!(!is_article_link("not a link"));
+        let e = ParsedEntry {
+            link: Some("https://a.example/strike".into()),
+            ..entry(None, None, "t")
+        };
+        assert!(IdentifiedEntry::new(entry_key(&e), e).article_link);
+        let front = entry(None, Some("https://a.example/"), "t");
+        assert!(!IdentifiedEntry::new(entry_key(&front), front).article_link);
     }
 
     #[test]

@@ -92,6 +92,9 @@ pub struct IdentifiedEntry {
     /// Like the hashes, worked out from `entry` when identified: build a new
     /// `IdentifiedEntry` rather than editing `entry` in place.
     pub canonical: Option<String>,
+    /// Whether `canonical` names one article (a path other than `/`, or a
+    /// query), so another feed's entry with the same link is the same story.
+    pub article_link: bool,
     pub entry: ParsedEntry,
 }
 

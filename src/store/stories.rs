@@ -193,12 +193,9 @@ fn copy(r: &rusqlite::Row<'_>) -> rusqlite::Result<Copy> {
 
 /// Whether a link names an article rather than a site's home page, which some
 /// feeds give as every item's link.
-fn is_article_link(link: &str) -> bool {
-    url::Url::parse(link).is_ok_and(|u| u.path() != "/" || u.query().is_some())
-}
-
 /// Puts a newly stored entry into a story: the story of an entry of another
-/// feed with the same canonical link; else, with matching on, the story of the
+/// feed with the same canonical link (`article_link`: the entry's canonical
+/// link if it names one article, see `identity::is_article_link`); else, with matching on, the story of the
 /// most similar entry of another feed that [`same_story`] accepts; else a new
 /// story whose permanent id is this entry's uid. Returns the story's id; the
 /// caller stores the entry with it.
@@ -208,7 +205,7 @@ pub(super) fn assign_story(
     feed_id: i64,
     uid: &str,
     title: &str,
-    canonical: Option<&str>,
+    article_link: Option<&str>,
     fingerprint: Option<&Fingerprint>,
     sort_time: i64,
     now: DateTime<Utc>,
@@ -216,7 +213,7 @@ pub(super) fn assign_story(
     index: &mut StoryIndex,
 ) -> Result<i64, StoreError> {
     let mut story: Option<i64> = None;
-    if let Some(link) = canonical.filter(|l| is_article_link(l)) {
+    if let Some(link) = article_link {
         story = tx
             .prepare_cached(
                 "SELECT story_id FROM entries
