@@ -794,3 +794,58 @@ async fn a_one_off_pass_has_every_record_committed_when_it_returns() {
     );
     assert_eq!(same.last_status, Some(200));
 }
+
+#[tokio::test(start_paused = true)]
+async fn in_a_one_off_pass_a_host_with_many_feeds_does_not_hold_up_the_others() {
+    // 40 feeds on one host, spaced 10 s apart by politeness, listed first;
+    // then 6 feeds on hosts of their own. Only a bounded window of polls is
+    // started at once, yet the small hosts must not wait behind the big one.
+    let mut feeds: Vec<(String, u64, Answer)> = (0..40)
+        .map(|i| (format!("http://big.example/{i}"), 10, Answer::Feed(RSS)))
+        .collect();
+    feeds.extend((0..6).map(|i| {
+        (
+            format!("http://small{i}.example/feed"),
+            10,
+            Answer::Feed(RSS),
+        )
+    }));
+    let borrowed: Vec<(&str, u64, Answer)> = feeds
+        .iter()
+        .map(|(u, m, a)| (u.as_str(), *m, a.clone()))
+        .collect();
+    let h = harness_with(
+        &borrowed,
+        Policy {
+            host_concurrency: 1,
+            host_gap: Duration::from_secs(10),
+            ..polite(0.0)
+        },
+    )
+    .await;
+    let start = Instant::now();
+    let reports = scheduler::poll_all(h.poller.clone(), 2).await.unwrap();
+    assert_eq!(reports.len(), 46);
+    let calls = h.web.calls.lock().unwrap().clone();
+    assert_eq!(calls.len(), 46);
+    for (url, at) in &calls {
+        if url.contains("small") {
+            assert!(
+                *at - start < Duration::from_secs(5),
+                "{url} waited {:?} behind the big host",
+                *at - start
+            );
+        }
+    }
+    // The big host kept its spacing all along.
+    let mut big: Vec<Instant> = calls
+        .iter()
+        .filter(|(u, _)| u.contains("big"))
+        .map(|(_, at)| *at)
+        .collect();
+    big.sort();
+    assert!(
+        big.windows(2)
+            .all(|w| w[1] - w[0] >= Duration::from_secs(10))
+    );
+}
