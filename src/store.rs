@@ -20,6 +20,7 @@ pub use fetch_state::{Failures, Moved, PollRecord};
 mod entries;
 mod feeds;
 mod fetch_state;
+mod link_filter;
 mod ops;
 mod publishing;
 mod retention;
@@ -77,7 +78,7 @@ pub struct Store {
     /// How entries are told apart and merged into stories.
     dedup: Arc<std::sync::RwLock<identity::DedupSettings>>,
     /// Recent stories by LSH band, for near-duplicate matching.
-    story_index: Arc<Mutex<story_index::StoryIndex>>,
+    matching: Arc<Mutex<Matching>>,
     /// Poll results go through the group-commit writer thread.
     queue: mpsc::Sender<Job>,
     /// Counts this process's committed writes, so readers can tell cheaply
@@ -112,6 +113,15 @@ impl Drop for WriterGuard<'_> {
         // before: a reader that sees the new count also sees the data.
         self.writes.fetch_add(1, Ordering::Release);
     }
+}
+
+/// What the writer keeps in memory to put new entries into stories.
+#[derive(Debug, Default)]
+pub(crate) struct Matching {
+    /// Stories' fingerprints, by LSH band.
+    pub(crate) stories: story_index::StoryIndex,
+    /// Which canonical links may be stored.
+    pub(crate) links: link_filter::LinkFilter,
 }
 
 /// Tells a queued write whether the transaction it ran in was committed.
@@ -308,7 +318,7 @@ impl Store {
             writer,
             reader: Arc::new(Mutex::new(reader)),
             dedup: Arc::default(),
-            story_index: Arc::default(),
+            matching: Arc::default(),
             queue,
             writes,
             checkpoint_turn,

@@ -6,8 +6,7 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::story_index::StoryIndex;
-use super::{PollRecord, SaveCounts, Store, StoreError, lock, ts};
+use super::{Matching, PollRecord, SaveCounts, Store, StoreError, lock, ts};
 use crate::identity::fingerprint::Fingerprint;
 use crate::identity::{self, DedupSettings, Rung};
 use crate::model::{FeedId, IdentifiedEntry, SourceMeta, Validators};
@@ -42,11 +41,11 @@ impl Store {
             validators: validators.clone(),
             entries: entries.to_vec(),
         };
-        let index = self.story_index.clone();
+        let matching = self.matching.clone();
         let (counts, _spent) = self.write(move |tx| {
             update_source(tx, id, now, &doc, next_poll)?;
-            let mut index = index.lock().unwrap_or_else(|p| p.into_inner());
-            save_entries(tx, id, now, doc.entries, &settings, &mut index)
+            let mut matching = matching.lock().unwrap_or_else(|p| p.into_inner());
+            save_entries(tx, id, now, doc.entries, &settings, &mut matching)
         })?;
         Ok(counts)
     }
@@ -61,12 +60,12 @@ impl Store {
         record: PollRecord,
     ) -> Result<SaveCounts, StoreError> {
         let settings = self.dedup_settings();
-        let index = self.story_index.clone();
+        let matching = self.matching.clone();
         let (counts, spent) = self.write(move |tx| {
             update_source(tx, id, now, &doc, record.next_poll)?;
             let saved = {
-                let mut index = index.lock().unwrap_or_else(|p| p.into_inner());
-                save_entries(tx, id, now, doc.entries, &settings, &mut index)?
+                let mut matching = matching.lock().unwrap_or_else(|p| p.into_inner());
+                save_entries(tx, id, now, doc.entries, &settings, &mut matching)?
             };
             super::fetch_state::apply_record(tx, id, now, &record)?;
             Ok(saved)
@@ -150,7 +149,7 @@ fn save_entries(
     now: DateTime<Utc>,
     entries: Vec<IdentifiedEntry>,
     settings: &DedupSettings,
-    index: &mut StoryIndex,
+    matching: &mut Matching,
 ) -> Result<(SaveCounts, Vec<IdentifiedEntry>), StoreError> {
     let (feed_uid, feed_url, stored_rung): (String, String, String) = tx.query_row(
         "SELECT uid, url, identity_rung FROM feeds WHERE id = ?1",
@@ -181,6 +180,7 @@ fn save_entries(
         Ok(tx.prepare_cached(sql)?.query_row([feed_id], |r| r.get(0))?)
     };
     let has_entries = any("SELECT EXISTS (SELECT 1 FROM entries WHERE feed_id = ?1)")?;
+    matching.links.refresh(tx)?;
     let has_tombstones = any("SELECT EXISTS (SELECT 1 FROM entry_tombstones WHERE feed_id = ?1)")?;
     let mut counts = SaveCounts::default();
     let mut matched = HashSet::new();
@@ -249,6 +249,11 @@ fn save_entries(
         }
         match found {
             Some(old) => {
+                if let Some(link) = canonical
+                    && old.canonical_link.as_deref() != Some(link)
+                {
+                    matching.links.add(link);
+                }
                 if update_entry(tx, &old, item, canonical, now, settings)? {
                     counts.updated += 1;
                 }
@@ -264,7 +269,7 @@ fn save_entries(
                 }
                 let uid = identity::new_entry_uid(&feed_uid, &key, now);
                 let id = insert_entry(
-                    tx, feed_id, &key, &uid, item, canonical, now, settings, index,
+                    tx, feed_id, &key, &uid, item, canonical, now, settings, matching,
                 )?;
                 matched.insert(id);
                 counts.new += 1;
@@ -306,7 +311,7 @@ fn insert_entry(
     canonical: Option<&str>,
     now: DateTime<Utc>,
     settings: &DedupSettings,
-    index: &mut StoryIndex,
+    matching: &mut Matching,
 ) -> Result<i64, StoreError> {
     let e = &item.entry;
     let now_ts = ts(now);
@@ -319,7 +324,9 @@ fn insert_entry(
         .map_or(now_ts, |d| ts(d).clamp(floor, now_ts));
     // Every story this entry could match: its sort time is at least `floor`,
     // and matches lie within the window of it.
-    index.ensure_loaded(tx, floor - settings.matching.window.num_seconds())?;
+    matching
+        .stories
+        .ensure_loaded(tx, floor - settings.matching.window.num_seconds())?;
     // The story is decided first, so the entry is written once, with it.
     let story = super::stories::assign_story(
         tx,
@@ -331,8 +338,11 @@ fn insert_entry(
         sort_time,
         now,
         &settings.matching,
-        index,
+        matching,
     )?;
+    if let Some(link) = canonical {
+        matching.links.add(link);
+    }
     tx.prepare_cached(
         "INSERT INTO entries (feed_id, key, uid, title, link, author, summary, content, rights,
             published, updated, first_seen, changed_at, sort_time, hash, canonical_link,

@@ -5,7 +5,6 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::story_index::StoryIndex;
 use super::{PageStart, Store, StoreError, StoryFilter, from_ts, lock, ts};
 use crate::identity::DedupSettings;
 use crate::identity::byline::byline;
@@ -210,10 +209,12 @@ pub(super) fn assign_story(
     sort_time: i64,
     now: DateTime<Utc>,
     settings: &MatchSettings,
-    index: &mut StoryIndex,
+    matching: &mut super::Matching,
 ) -> Result<i64, StoreError> {
     let mut story: Option<i64> = None;
-    if let Some(link) = article_link {
+    // A link no stored entry has (the filter is never wrong about that)
+    // needs no lookup.
+    if let Some(link) = article_link.filter(|l| matching.links.may_hold(l)) {
         story = tx
             .prepare_cached(
                 "SELECT story_id FROM entries
@@ -245,7 +246,7 @@ pub(super) fn assign_story(
              WHERE s.id = ?1 AND e.fingerprint IS NOT NULL",
         )?;
         let mut best: Option<(f64, i64)> = None;
-        for candidate in index.candidates(fingerprint) {
+        for candidate in matching.stories.candidates(fingerprint) {
             let Some((bytes, other_time, other_title, other_feed)) = lookup
                 .query_row([candidate], |r| {
                     Ok((
@@ -299,7 +300,7 @@ pub(super) fn assign_story(
                     .query_row([uid], |r| r.get(0))?
             };
             if let Some(fingerprint) = fingerprint {
-                index.add(id, sort_time, fingerprint);
+                matching.stories.add(id, sort_time, fingerprint);
             }
             id
         }
