@@ -228,11 +228,9 @@ pub(super) fn assign_story(
         && settings.enabled
         && let Some(fingerprint) = fingerprint.filter(|f| f.shingles >= settings.min_shingles)
     {
-        let me = Candidate {
-            fingerprint: fingerprint.clone(),
-            time: from_ts(sort_time),
-            title: title.to_string(),
-        };
+        // Built for the first candidate worth comparing (most new entries
+        // have none).
+        let mut me: Option<Candidate> = None;
         let window = settings.window.num_seconds();
         // Only stories sharing an LSH band are compared (see `story_index`);
         // each by its first entry, the one whose uid it carries (its later
@@ -271,7 +269,12 @@ pub(super) fn assign_story(
                 time: from_ts(other_time),
                 title: other_title,
             };
-            if same_story(&me, &other, settings) {
+            let me = me.get_or_insert_with(|| Candidate {
+                fingerprint: fingerprint.clone(),
+                time: from_ts(sort_time),
+                title: title.to_string(),
+            });
+            if same_story(me, &other, settings) {
                 let score = me.fingerprint.containment(&other.fingerprint);
                 if best.is_none_or(|(b, _)| score > b) {
                     best = Some((score, candidate));
