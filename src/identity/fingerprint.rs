@@ -140,16 +140,26 @@ pub fn normalised_text(text: &str) -> String {
     };
     let mut rest = visible.as_ref();
     while !rest.is_empty() {
-        // Runs of ASCII, the common case, byte by byte.
+        // Runs of ASCII, the common case: each word copied whole, then
+        // lower-cased in place.
         let ascii = rest.bytes().take_while(u8::is_ascii).count();
         let (run, tail) = rest.split_at(ascii);
-        for b in run.bytes() {
-            if b.is_ascii_alphanumeric() {
-                word(&mut out, &mut gap);
-                out.push(b.to_ascii_lowercase());
-            } else {
+        let run = run.as_bytes();
+        let mut i = 0;
+        while i < run.len() {
+            if !run[i].is_ascii_alphanumeric() {
                 gap = true;
+                i += 1;
+                continue;
             }
+            let start = i;
+            while i < run.len() && run[i].is_ascii_alphanumeric() {
+                i += 1;
+            }
+            word(&mut out, &mut gap);
+            let from = out.len();
+            out.extend_from_slice(&run[start..i]);
+            out[from..].make_ascii_lowercase();
         }
         let mut chars = tail.chars();
         let Some(c) = chars.next() else { break };
