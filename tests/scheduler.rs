@@ -173,7 +173,7 @@ struct Harness {
     _dir: tempfile::TempDir,
 }
 
-async fn harness(feeds: &[(&str, u64, Answer)], jitter: f64) -> Harness {
+async fn harness<S: AsRef<str>>(feeds: &[(S, u64, Answer)], jitter: f64) -> Harness {
     harness_with(
         feeds,
         Policy {
@@ -189,7 +189,7 @@ async fn harness(feeds: &[(&str, u64, Answer)], jitter: f64) -> Harness {
     .await
 }
 
-async fn harness_with(feeds: &[(&str, u64, Answer)], policy: Policy) -> Harness {
+async fn harness_with<S: AsRef<str>>(feeds: &[(S, u64, Answer)], policy: Policy) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("s.db")).unwrap();
     let clock = Clock::new();
@@ -197,6 +197,7 @@ async fn harness_with(feeds: &[(&str, u64, Answer)], policy: Policy) -> Harness 
     let specs: Vec<FeedSpec> = feeds
         .iter()
         .map(|(url, minutes, answer)| {
+            let url = url.as_ref();
             web.answers
                 .lock()
                 .unwrap()
@@ -328,11 +329,7 @@ async fn no_more_than_the_concurrency_limit_is_fetched_at_once() {
     let feeds: Vec<(String, u64, Answer)> = (0..20)
         .map(|i| (format!("http://f{i}.example/"), 10, Answer::Feed(RSS)))
         .collect();
-    let borrowed: Vec<(&str, u64, Answer)> = feeds
-        .iter()
-        .map(|(u, m, a)| (u.as_str(), *m, a.clone()))
-        .collect();
-    let h = harness(&borrowed, 0.1).await;
+    let h = harness(&feeds, 0.1).await;
     run_for(&h, 3, Duration::from_secs(3600)).await;
     let max = h.web.in_flight.lock().unwrap().1;
     assert_eq!(
@@ -440,12 +437,8 @@ async fn many_feeds_on_one_host_are_spread_out_and_other_hosts_are_not_held_up()
         })
         .collect();
     feeds.push(("http://small.example/feed".into(), 10, Answer::Feed(RSS)));
-    let borrowed: Vec<(&str, u64, Answer)> = feeds
-        .iter()
-        .map(|(u, m, a)| (u.as_str(), *m, a.clone()))
-        .collect();
     let h = harness_with(
-        &borrowed,
+        &feeds,
         Policy {
             host_concurrency: 1,
             host_gap: Duration::from_secs(2),
@@ -646,13 +639,9 @@ async fn an_hour_with_healthy_and_hostile_feeds_stays_up_polite_and_on_schedule(
     for (url, answer) in hostile {
         feeds.push((url.to_string(), 10, answer));
     }
-    let borrowed: Vec<(&str, u64, Answer)> = feeds
-        .iter()
-        .map(|(u, m, a)| (u.as_str(), *m, a.clone()))
-        .collect();
     let gap = Duration::from_secs(1);
     let h = harness_with(
-        &borrowed,
+        &feeds,
         Policy {
             host_concurrency: 2,
             host_gap: gap,
@@ -769,11 +758,7 @@ async fn a_one_off_pass_has_every_record_committed_when_it_returns() {
         .collect();
     // The same document twice: the second poll is an unchanged 200.
     feeds.push(("http://same.example/feed".into(), 10, Answer::Feed(RSS)));
-    let borrowed: Vec<(&str, u64, Answer)> = feeds
-        .iter()
-        .map(|(u, m, a)| (u.as_str(), *m, a.clone()))
-        .collect();
-    let h = harness(&borrowed, 0.0).await;
+    let h = harness(&feeds, 0.0).await;
     let reports = scheduler::poll_all(h.poller.clone(), 8).await.unwrap();
     assert_eq!(reports.len(), 41);
     for (i, (url, _, _)) in feeds.iter().take(40).enumerate() {
@@ -810,12 +795,8 @@ async fn in_a_one_off_pass_a_host_with_many_feeds_does_not_hold_up_the_others() 
             Answer::Feed(RSS),
         )
     }));
-    let borrowed: Vec<(&str, u64, Answer)> = feeds
-        .iter()
-        .map(|(u, m, a)| (u.as_str(), *m, a.clone()))
-        .collect();
     let h = harness_with(
-        &borrowed,
+        &feeds,
         Policy {
             host_concurrency: 1,
             host_gap: Duration::from_secs(10),
