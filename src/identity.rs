@@ -336,6 +336,50 @@ pub fn churn_hash(entry: &ParsedEntry) -> String {
     change_and_churn_hashes(entry).1
 }
 
+/// The change and churn hashes as versions before XXH3 stored them (SHA-256,
+/// 64 hex digits), worked out only for an entry whose stored hash is still of
+/// that format, so that an edit made across the upgrade still counts.
+pub fn legacy_hashes(entry: &ParsedEntry, canonical: Option<&str>) -> (String, String) {
+    let text = Normalised::of(entry);
+    let (link, author) = (
+        canonical.unwrap_or(""),
+        entry.author.as_deref().unwrap_or(""),
+    );
+    let change = hex(&digest(&[
+        &text.title,
+        link,
+        author,
+        &text.summary,
+        &text.content,
+    ]));
+    let churn = hex(&digest(&[
+        &mask_digit_runs(&text.title),
+        link,
+        author,
+        &mask_digit_runs(&text.summary),
+        &mask_digit_runs(&text.content),
+    ]));
+    (change, churn)
+}
+
+/// Every run of ASCII digits as one '#' (what the churn hash hashes).
+fn mask_digit_runs(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut in_digits = false;
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            if !in_digits {
+                out.push('#');
+            }
+            in_digits = true;
+        } else {
+            in_digits = false;
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Both hashes from one pass over the entry's text.
 fn change_and_churn_hashes(entry: &ParsedEntry) -> (String, String) {
     let canonical = canonical_link(entry);
@@ -521,24 +565,6 @@ fn hex_digest_masked<const N: usize>(parts: &[&str; N], masked: [bool; N]) -> St
 mod tests {
     use super::*;
 
-    /// Every run of ASCII digits as one '#' (what the churn hash hashes).
-    fn mask_digit_runs(s: &str) -> String {
-        let mut out = String::with_capacity(s.len());
-        let mut in_digits = false;
-        for c in s.chars() {
-            if c.is_ascii_digit() {
-                if !in_digits {
-                    out.push('#');
-                }
-                in_digits = true;
-            } else {
-                in_digits = false;
-                out.push(c);
-            }
-        }
-        out
-    }
-
     #[test]
     fn article_links_have_a_path_or_a_query() {
         assert!(is_article_link("https://a.example/2026/11/strike"));
@@ -552,6 +578,22 @@ mod tests {
         assert!(IdentifiedEntry::new(entry_key(&e), e).article_link);
         let front = entry(None, Some("https://a.example/"), "t");
         assert!(!IdentifiedEntry::new(entry_key(&front), front).article_link);
+    }
+
+    #[test]
+    fn legacy_hashes_are_the_sha256_ones_older_versions_stored() {
+        // Worked out independently (Python hashlib) from the old definition:
+        // SHA-256 over each part's length (u64, little-endian) and bytes.
+        let e = entry(None, None, "Port strike ends after 9 days");
+        let (change, churn) = legacy_hashes(&e, None);
+        assert_eq!(
+            change,
+            "0033bbb129207ad787f19c8e4fb2f5a05339e01c44e3e121a7c3d467a4f986d6"
+        );
+        assert_eq!(
+            churn,
+            "ec48226f714259ccec568f84efe4d40c9f2eb200d3c50139a6bc3b69833ad5fc"
+        );
     }
 
     #[test]

@@ -368,7 +368,7 @@ impl<F: FetchFeed> Poller<F> {
         let (id, copy) = (feed.id, record.clone());
         let stored = match recording {
             _ if recorded => Ok(()),
-            Recording::Queued => self.store.queue_poll_record(id, now, copy),
+            Recording::Queued => self.store.queue_poll_record(id, &feed.url, now, copy),
             Recording::Committed => {
                 self.store
                     .call(move |s| s.record_poll(id, now, &copy))

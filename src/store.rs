@@ -135,10 +135,11 @@ struct Job {
     awaited: bool,
 }
 
-/// How long a transaction of writes nobody waits for (`Store::write_detached`)
-/// is held open for more of them: `poll --once` queues a record per feed, and
-/// committing each handful on its own rewrote the same pages of `feeds` into
-/// the WAL again and again (7–21 MB of WAL for 2,000 304s).
+/// How long the writer waits, before it begins a transaction of writes
+/// nobody waits for (`Store::write_detached`), for more of them to join:
+/// `poll --once` queues a record per feed, and committing each handful on
+/// its own rewrote the same pages of `feeds` into the WAL again and again
+/// (7–21 MB of WAL for 2,000 304s). A write someone waits for ends the wait.
 const GATHER: Duration = Duration::from_millis(20);
 
 /// Most writes committed in one transaction.
@@ -376,7 +377,7 @@ impl Store {
     /// Queues `f` like [`Store::write`] without waiting for it: a failure is
     /// logged by the writer thread. Writes are applied in queue order, so a
     /// later [`Store::flush`] (or any later write) sees it.
-    pub(crate) fn write_detached<F>(&self, what: &'static str, f: F) -> Result<(), StoreError>
+    pub(crate) fn write_detached<F>(&self, what: String, f: F) -> Result<(), StoreError>
     where
         F: FnOnce(&Connection) -> Result<(), StoreError> + Send + 'static,
     {
@@ -500,29 +501,41 @@ mod tests {
     async fn queued_writes_apply_in_order_and_one_failing_spoils_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("q.db")).unwrap();
-        let set = |value: &'static str| {
+        let set = |key: &'static str, value: &'static str| {
             move |tx: &Connection| -> Result<(), StoreError> {
                 tx.execute(
-                    "INSERT INTO meta (key, value) VALUES ('q', ?1)
+                    "INSERT INTO meta (key, value) VALUES (?1, ?2)
                      ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                    [value],
+                    [key, value],
                 )?;
                 Ok(())
             }
         };
-        store.write_detached("a test value", set("first")).unwrap();
         store
-            .write_detached("a broken write", |tx| {
+            .write_detached("a test value".into(), set("q1", "first"))
+            .unwrap();
+        store
+            .write_detached("a test value".into(), set("q2", "early"))
+            .unwrap();
+        store
+            .write_detached("a broken write".into(), |tx| {
                 tx.execute("INSERT INTO no_such_table VALUES (1)", [])?;
                 Ok(())
             })
             .unwrap();
-        store.write_detached("a test value", set("last")).unwrap();
-        store.flush().await.unwrap();
-        let value: String = lock(&store.reader)
-            .query_row("SELECT value FROM meta WHERE key = 'q'", [], |r| r.get(0))
+        store
+            .write_detached("a test value".into(), set("q2", "late"))
             .unwrap();
-        assert_eq!(value, "last");
+        store.flush().await.unwrap();
+        let value = |key: &str| -> String {
+            lock(&store.reader)
+                .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+                .unwrap()
+        };
+        // The write before the broken one is kept; those on one key land in
+        // the order they were queued.
+        assert_eq!(value("q1"), "first");
+        assert_eq!(value("q2"), "late");
     }
 
     #[tokio::test]
@@ -534,7 +547,7 @@ mod tests {
         for i in 0..40 {
             std::thread::sleep(Duration::from_micros(500));
             store
-                .write_detached("a test value", move |tx| {
+                .write_detached("a test value".into(), move |tx| {
                     tx.execute(
                         "INSERT INTO meta (key, value) VALUES (?1, 'x')",
                         [format!("k{i}")],
@@ -546,7 +559,7 @@ mod tests {
         store.flush().await.unwrap();
         let commits = store.local_writes() - before;
         // One transaction per write would be 40 (and 40 copies of the same
-        // pages in the WAL); held open for more, a handful.
+        // pages in the WAL); gathered, a handful.
         assert!(commits <= 10, "{commits} commits for 40 queued writes");
         let stored: i64 = lock(&store.reader)
             .query_row("SELECT COUNT(*) FROM meta WHERE key LIKE 'k%'", [], |r| {

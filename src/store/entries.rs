@@ -391,13 +391,17 @@ fn update_entry(
     let now_ts = ts(now);
     let e = &item.entry;
     let churn = item.churn.clone();
+    // Hashes stored before they were XXH3 (SHA-256) are compared with this
+    // item's hashes in that format, once; the new ones are stored with it.
+    let legacy = (!identity::is_current_hash(&old.hash))
+        .then(|| identity::legacy_hashes(e, item.canonical.as_deref()));
+    let (hash, churn_now) = legacy
+        .as_ref()
+        .map_or((&item.hash, &item.churn), |(h, c)| (h, c));
     let counts = match &old.churn_hash {
-        _ if old.hash == item.hash => false,
+        _ if old.hash == *hash => false,
         None => false,
-        // Hashes stored before they were XXH3 (SHA-256) compare with nothing:
-        // the first poll after the upgrade stores the new ones silently.
-        _ if !identity::is_current_hash(&old.hash) => false,
-        Some(previous) if *previous != churn => true,
+        Some(previous) if previous != churn_now => true,
         Some(_) => now_ts - old.changed_at >= settings.churn_cooldown.num_seconds(),
     };
     if old.hash == item.hash && old.churn_hash.is_some() {
@@ -641,37 +645,45 @@ mod tests {
     }
 
     #[test]
-    fn hashes_stored_before_xxh3_are_replaced_silently_then_compared() {
+    fn hashes_stored_before_xxh3_are_compared_in_their_format_once() {
         let (_dir, store, id) = store();
         let t0 = Utc.with_ymd_and_hms(2026, 11, 20, 12, 0, 0).unwrap();
-        save(&store, id, t0, vec![entry("a", 1)]);
         // As an older version stored them: SHA-256, 64 hex digits.
-        let sha = "3b5d7e2b3a0f6c1d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d";
-        store
-            .lock_writer()
-            .execute("UPDATE entries SET hash = ?1, churn_hash = ?1", [sha])
-            .unwrap();
-        let stored_hashes = || -> (String, String) {
+        let store_legacy = |e: &ParsedEntry| {
+            let canonical = identity::canonical_link(e);
+            let (hash, churn) = identity::legacy_hashes(e, canonical.as_deref());
+            store
+                .lock_writer()
+                .execute(
+                    "UPDATE entries SET hash = ?1, churn_hash = ?2 WHERE key = ?3",
+                    params![hash, churn, identity::entry_key(e)],
+                )
+                .unwrap();
+        };
+        let stored_hash = |key: &str| -> String {
             lock(&store.reader)
-                .query_row("SELECT hash, churn_hash FROM entries", [], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
+                .query_row("SELECT hash FROM entries WHERE key = ?1", [key], |r| {
+                    r.get(0)
                 })
                 .unwrap()
         };
+        let (a, b) = (entry("a", 1), entry("b", 2));
+        save(&store, id, t0, vec![a.clone(), b.clone()]);
+        store_legacy(&a);
+        store_legacy(&b);
+        // Across the upgrade, `a` is unchanged and `b` was edited.
         let t1 = t0 + chrono::Duration::hours(1);
-        assert_eq!(
-            save(&store, id, t1, vec![entry("a", 1)]),
-            SaveCounts::default()
-        );
-        let (hash, churn) = stored_hashes();
-        assert!(identity::is_current_hash(&hash) && identity::is_current_hash(&churn));
-        // From then on, a change in words counts again.
-        let t2 = t1 + chrono::Duration::hours(1);
-        let changed = ParsedEntry {
+        let edited = ParsedEntry {
             summary: Some("<p>A different text altogether.</p>".into()),
-            ..entry("a", 1)
+            ..b.clone()
         };
-        assert_eq!(save(&store, id, t2, vec![changed]).updated, 1);
+        let counts = save(&store, id, t1, vec![a.clone(), edited.clone()]);
+        assert_eq!(counts.updated, 1, "the edit made across the upgrade counts");
+        assert!(identity::is_current_hash(&stored_hash("guid:a")));
+        assert!(identity::is_current_hash(&stored_hash("guid:b")));
+        // From then on the new hashes are compared: nothing changed.
+        let t2 = t1 + chrono::Duration::hours(1);
+        assert_eq!(save(&store, id, t2, vec![a, edited]), SaveCounts::default());
     }
 
     #[test]

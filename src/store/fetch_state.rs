@@ -65,16 +65,18 @@ impl Store {
     }
 
     /// [`Store::record_poll`] without waiting for the commit: queued behind
-    /// every write before it; a failure is logged by the writer. For
-    /// `poll --once`, which reads no feed's state back before its final
-    /// [`Store::flush`] (the daemon's scheduler does, to pick what is due).
-    pub fn queue_poll_record(
+    /// every write before it; a failure is logged by the writer, with `url`.
+    /// Only for a caller that reads no feed's state back before it calls
+    /// [`Store::flush`]: `poll --once` (the daemon's scheduler reads feeds'
+    /// state to pick what is due, so it waits for each record).
+    pub(crate) fn queue_poll_record(
         &self,
         id: FeedId,
+        url: &str,
         now: DateTime<Utc>,
         record: PollRecord,
     ) -> Result<(), StoreError> {
-        self.write_detached("a poll's outcome", move |tx| {
+        self.write_detached(format!("the outcome of a poll of {url}"), move |tx| {
             apply_record(tx, id, now, &record)
         })
     }

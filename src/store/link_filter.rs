@@ -54,12 +54,7 @@ impl LinkFilter {
         self.version = Some(version);
         let rebuild = match &self.filter {
             Some(_) => self.count > self.capacity,
-            None => {
-                let highest: i64 = tx
-                    .prepare_cached("SELECT COALESCE(MAX(id), 0) FROM entries")?
-                    .query_row([], |r| r.get(0))?;
-                self.lookups * SCANNED_PER_LOOKUP >= highest
-            }
+            None => self.lookups * SCANNED_PER_LOOKUP >= stored_at_most(tx)?,
         };
         if rebuild {
             self.rebuild(tx)?;
@@ -91,11 +86,8 @@ impl LinkFilter {
     fn rebuild(&mut self, tx: &Connection) -> Result<(), StoreError> {
         // Unusable until rebuilt: a failed rebuild answers "maybe" to all.
         self.filter = None;
-        // Entry ids only grow, so the highest bounds how many there are.
-        let highest: i64 = tx
-            .prepare_cached("SELECT COALESCE(MAX(id), 0) FROM entries")?
-            .query_row([], |r| r.get(0))?;
-        let capacity = (usize::try_from(highest).unwrap_or(0) * 2).max(MIN_CAPACITY);
+        let stored = stored_at_most(tx)?;
+        let capacity = (usize::try_from(stored).unwrap_or(0) * 2).max(MIN_CAPACITY);
         let mut filter = BloomFilter::with_false_pos(FALSE_POSITIVES).expected_items(capacity);
         let mut count = 0;
         let mut links =
@@ -111,6 +103,17 @@ impl LinkFilter {
         self.count = count;
         Ok(())
     }
+}
+
+/// At least as many as the stored entries, read from the ends of the rowid
+/// index instead of counted (entry ids only grow; pruning leaves gaps, which
+/// only make this larger).
+fn stored_at_most(tx: &Connection) -> Result<i64, StoreError> {
+    Ok(tx
+        .prepare_cached(
+            "SELECT COALESCE((SELECT MAX(id) FROM entries) - (SELECT MIN(id) FROM entries) + 1, 0)",
+        )?
+        .query_row([], |r| r.get(0))?)
 }
 
 #[cfg(test)]
