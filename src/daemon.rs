@@ -62,7 +62,8 @@ pub async fn open_store(config: &Config, clock: &Clock) -> anyhow::Result<Store>
 
 /// Polls every configured feed once (for `poll --once` and cron users).
 pub async fn poll_once(config: &Config) -> anyhow::Result<Vec<PollReport>> {
-    poll_once_with(config, &NoProgress).await
+    let (_keep, never) = watch::channel(false);
+    poll_once_with(config, &NoProgress, never).await
 }
 
 /// Told about a one-off poll as it goes (the CLI draws a progress bar).
@@ -77,10 +78,13 @@ pub struct NoProgress;
 impl PollProgress for NoProgress {}
 
 /// `poll_once`, reporting each feed as it is done; then prunes by
-/// `[retention]`, as the daemon would in the background.
+/// `[retention]`, as the daemon would in the background. Once `stop` turns
+/// true (a signal), no further poll starts, those under way finish and
+/// everything polled so far is stored (see `scheduler::poll_all_with`).
 pub async fn poll_once_with(
     config: &Config,
     progress: &dyn PollProgress,
+    stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Vec<PollReport>> {
     let clock = Clock::new();
     // The HTTP client (rustls loads the system's CA certificates) is built
@@ -100,6 +104,7 @@ pub async fn poll_once_with(
     let reports = scheduler::poll_all_with(
         poller,
         config.fetch.concurrency.get(),
+        stop,
         |feeds| progress.start(feeds),
         |r| progress.done(r),
     )

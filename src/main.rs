@@ -144,8 +144,12 @@ fn init_logging(format: LogFormat, default_level: &str) {
 /// Draws a bar on a terminal; elsewhere the per-feed log lines say the same.
 struct Progress;
 
+/// How many feeds the running `poll --once` set out to poll.
+static POLL_TOTAL: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 impl newsriver::daemon::PollProgress for Progress {
     fn start(&self, feeds: usize) {
+        POLL_TOTAL.store(feeds, std::sync::atomic::Ordering::Relaxed);
         if !stderr_is_terminal() {
             return;
         }
@@ -255,22 +259,49 @@ async fn main() -> ExitCode {
                 Err(code) => return code,
             };
             let started = std::time::Instant::now();
-            newsriver::daemon::poll_once_with(&config, &Progress).await.map(|reports| {
-                if let Some(bar) = PROGRESS_BAR.get() {
-                    bar.finish_and_clear();
-                }
-                let s = Summary::of(&reports);
-                println!(
-                    "polled {} feeds in {:.2}s: {} ok, {} not modified, {} failed; {} new entries, {} updated",
-                    reports.len(),
-                    started.elapsed().as_secs_f64(),
-                    s.ok,
-                    s.not_modified,
-                    s.failed,
-                    s.new,
-                    s.updated
+            // SIGTERM or SIGINT (a cron job's timeout, Ctrl-C): start no more
+            // polls, finish and store those under way, then exit; a second
+            // signal exits at once.
+            let (stop, stopping) = tokio::sync::watch::channel(false);
+            tokio::spawn(async move {
+                shutdown_signal().await;
+                eprintln!(
+                    "stopping: no more polls start; those under way finish and are stored (signal again to quit now)"
                 );
-            })
+                let _ = stop.send(true);
+                shutdown_signal().await;
+                std::process::exit(130);
+            });
+            let stopped = stopping.clone();
+            let polled = newsriver::daemon::poll_once_with(&config, &Progress, stopping).await;
+            match polled {
+                Ok(reports) => {
+                    if let Some(bar) = PROGRESS_BAR.get() {
+                        bar.finish_and_clear();
+                    }
+                    let s = Summary::of(&reports);
+                    println!(
+                        "polled {} feeds in {:.2}s: {} ok, {} not modified, {} failed; {} new entries, {} updated",
+                        reports.len(),
+                        started.elapsed().as_secs_f64(),
+                        s.ok,
+                        s.not_modified,
+                        s.failed,
+                        s.new,
+                        s.updated
+                    );
+                    if *stopped.borrow() {
+                        let total = POLL_TOTAL.load(std::sync::atomic::Ordering::Relaxed);
+                        println!(
+                            "stopped by a signal: {} feeds not polled",
+                            total.saturating_sub(reports.len())
+                        );
+                        return ExitCode::from(130);
+                    }
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            }
         }
         Command::Feeds { config, json } => {
             let config = match load(&config) {

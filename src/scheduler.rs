@@ -692,14 +692,26 @@ pub async fn poll_all<F: FetchFeed>(
     poller: Arc<Poller<F>>,
     concurrency: usize,
 ) -> Result<Vec<PollReport>, StoreError> {
-    poll_all_with(poller, concurrency, |_| {}, |_| {}).await
+    let (_keep, never) = watch::channel(false);
+    poll_all_with(poller, concurrency, never, |_| {}, |_| {}).await
+}
+
+/// Resolves once `stop` turns true; never, if its sender is gone first.
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    if stop.wait_for(|s| *s).await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }
 
 /// [`poll_all`], telling `on_start` how many feeds there are and calling
-/// `on_done` as each feed's poll finishes (for progress).
+/// `on_done` as each feed's poll finishes (for progress). Once `stop` turns
+/// true no poll starts: those waiting for their host or a slot are dropped,
+/// and fetches under way run to their end (within the transfer deadline)
+/// and are recorded. Returns the reports of the polls that ran.
 pub async fn poll_all_with<F: FetchFeed>(
     poller: Arc<Poller<F>>,
     concurrency: usize,
+    stop: watch::Receiver<bool>,
     on_start: impl FnOnce(usize),
     on_done: impl Fn(&PollReport),
 ) -> Result<Vec<PollReport>, StoreError> {
@@ -713,23 +725,29 @@ pub async fn poll_all_with<F: FetchFeed>(
         poller.policy.host_gap,
     ));
     let reports = stream::iter(feeds)
+        .take_until(stopped(stop.clone()))
         .map(|feed| {
             let (p, gate, slots) = (poller.clone(), gate.clone(), slots.clone());
             let stage = stage.clone();
             let (feed_id, url) = (feed.id, feed.url.clone());
             let now = poller.clock.now();
+            let stop = stop.clone();
             // Each poll is a task of its own, so polls run on every worker
             // thread rather than all inside this one future.
             let task = tokio::spawn(async move {
-                match gate.enter(&feed.fetch_url, &slots).await {
+                let pass = tokio::select! {
+                    pass = gate.enter(&feed.fetch_url, &slots) => pass,
+                    () = stopped(stop) => return None,
+                };
+                Some(match pass {
                     Some(pass) => p.poll_through(feed, pass, &stage, Recording::Queued).await,
                     None => p.poll(feed).await,
-                }
+                })
             });
             async move {
                 task.await.unwrap_or_else(|e| {
                     tracing::error!(feed = %url, error = %e, "a poll task died");
-                    PollReport {
+                    Some(PollReport {
                         feed_id,
                         url,
                         outcome: Outcome::Failed {
@@ -737,11 +755,12 @@ pub async fn poll_all_with<F: FetchFeed>(
                             error: format!("the poll task died: {e}"),
                         },
                         next_poll: now,
-                    }
+                    })
                 })
             }
         })
         .buffer_unordered(one_off_window(concurrency))
+        .filter_map(std::future::ready)
         .inspect(|r| on_done(r))
         .collect()
         .await;

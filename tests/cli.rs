@@ -264,3 +264,93 @@ mod plain_http {
         body.to_string()
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poll_once_stops_on_sigterm_and_stores_what_it_polled() {
+    use common::faults::{Fault, FaultServer};
+    // One host, one request at a time: four quick feeds, then three that
+    // never answer. SIGTERM comes while the first of those is under way.
+    let server = FaultServer::start().await;
+    let mut urls = Vec::new();
+    for n in 0..4 {
+        let path = format!("/fast/{n}");
+        server.set(
+            &path,
+            Fault::body("application/rss+xml", common::fixture("rss2.xml")),
+        );
+        urls.push(server.url(&path));
+    }
+    for n in 0..3 {
+        let path = format!("/hang/{n}");
+        server.set(&path, Fault::Hang);
+        urls.push(server.url(&path));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("river.db");
+    let mut toml = format!(
+        "[storage]\npath = {:?}\n[fetch]\nconcurrency = 4\nhost_concurrency = 1\nhost_gap = \"1ms\"\ntransfer_deadline = \"3s\"\n",
+        db.display().to_string()
+    );
+    for url in &urls {
+        toml.push_str(&format!("[[feed]]\nurl = \"{url}\"\n"));
+    }
+    let config = dir.path().join("river.toml");
+    std::fs::write(&config, toml).unwrap();
+
+    let mut child = newsriver()
+        .args(["poll", "--once", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = lines_of(child.stderr.take().unwrap());
+    let mut stored = 0;
+    while stored < 4 {
+        let line = log
+            .recv_timeout(Duration::from_secs(30))
+            .expect("log line in time");
+        if line.contains("poll: stored") {
+            stored += 1;
+        }
+    }
+    for _ in 0..500 {
+        if server.hits("/hang/0") > 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        server.hits("/hang/0"),
+        1,
+        "the first silent feed is under way"
+    );
+    kill("-TERM", &child);
+    let status = wait_exit(&mut child);
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
+    assert_eq!(status.code(), Some(130), "{stdout}");
+    assert!(stdout.contains("polled 5 feeds"), "{stdout}");
+    assert!(
+        stdout.contains("stopped by a signal: 2 feeds not polled"),
+        "{stdout}"
+    );
+    // The feeds waiting for the host were never fetched.
+    assert_eq!(server.hits("/hang/1") + server.hits("/hang/2"), 0);
+
+    // Everything polled is stored, down to the fetch under way at the signal.
+    let store = newsriver::Store::open(&db).unwrap();
+    assert_eq!(store.entry_count().unwrap(), 4 * 4);
+    let statuses = store.feed_statuses().unwrap();
+    for status in &statuses {
+        let polled = status.last_polled_at.is_some();
+        if status.url.contains("/fast/") {
+            assert_eq!(status.last_status, Some(200), "{}", status.url);
+        } else if status.url.ends_with("/hang/0") {
+            assert!(polled && status.failures == 1, "{status:?}");
+        } else {
+            assert!(!polled, "{} was not polled", status.url);
+        }
+    }
+}
