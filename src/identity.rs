@@ -341,25 +341,20 @@ pub fn churn_hash(entry: &ParsedEntry) -> String {
 /// that format, so that an edit made across the upgrade still counts.
 pub fn legacy_hashes(entry: &ParsedEntry, canonical: Option<&str>) -> (String, String) {
     let text = Normalised::of(entry);
-    let (link, author) = (
-        canonical.unwrap_or(""),
-        entry.author.as_deref().unwrap_or(""),
-    );
-    let change = hex(&digest(&[
-        &text.title,
-        link,
-        author,
-        &text.summary,
-        &text.content,
-    ]));
-    let churn = hex(&digest(&[
-        &mask_digit_runs(&text.title),
-        link,
-        author,
-        &mask_digit_runs(&text.summary),
-        &mask_digit_runs(&text.content),
-    ]));
-    (change, churn)
+    let parts = text.parts(canonical, entry.author.as_deref());
+    let masked = parts
+        .iter()
+        .zip(MASKED)
+        .map(|(part, mask)| {
+            if mask {
+                mask_digit_runs(part)
+            } else {
+                part.to_string()
+            }
+        })
+        .collect::<Vec<_>>();
+    let masked: Vec<&str> = masked.iter().map(String::as_str).collect();
+    (hex(&digest(&parts)), hex(&digest(&masked)))
 }
 
 /// Every run of ASCII digits as one '#' (what the churn hash hashes).
@@ -404,22 +399,29 @@ impl Normalised {
         }
     }
 
-    /// The change hash (title, canonical link, author, summary, content) and
-    /// the churn hash (the same with every run of digits in the text masked).
-    fn hashes(&self, canonical: Option<&str>, author: Option<&str>) -> (String, String) {
-        let (link, author) = (canonical.unwrap_or(""), author.unwrap_or(""));
-        let parts = [
+    /// What the change hash covers: title, canonical link, author, summary,
+    /// content.
+    fn parts<'a>(&'a self, canonical: Option<&'a str>, author: Option<&'a str>) -> [&'a str; 5] {
+        [
             self.title.as_str(),
-            link,
-            author,
+            canonical.unwrap_or(""),
+            author.unwrap_or(""),
             self.summary.as_str(),
             self.content.as_str(),
-        ];
-        // The text parts (title, summary, content) with digit runs masked.
-        let masked = [true, false, false, true, true];
-        (hex_digest(&parts), hex_digest_masked(&parts, masked))
+        ]
+    }
+
+    /// The change hash of [`Normalised::parts`] and the churn hash (the same
+    /// with every run of digits in the text parts masked).
+    fn hashes(&self, canonical: Option<&str>, author: Option<&str>) -> (String, String) {
+        let parts = self.parts(canonical, author);
+        (hex_digest(&parts), hex_digest_masked(&parts, MASKED))
     }
 }
+
+/// Which of [`Normalised::parts`] the churn hash masks digit runs in: the
+/// text (title, summary, content), not the link or the author.
+const MASKED: [bool; 5] = [true, false, false, true, true];
 
 /// A permanent, globally unique id for a published entry, derived from the
 /// feed's permanent id and the entry's key, as a name-based UUID URN.
