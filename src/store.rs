@@ -226,6 +226,21 @@ fn checkpoint_thread(conn: Connection, wake: mpsc::Receiver<()>, turn: Arc<Mutex
     }
 }
 
+/// Runs one queued write in a savepoint of the writer's transaction; a
+/// failure or a panic undoes that write alone.
+fn in_savepoint<R>(
+    conn: &mut Connection,
+    f: impl FnOnce(&Connection) -> Result<R, StoreError>,
+) -> Result<R, StoreError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let savepoint = conn.savepoint()?;
+        let value = f(&savepoint)?;
+        savepoint.commit()?;
+        Ok(value)
+    }))
+    .unwrap_or_else(|_| Err(StoreError::Task("a database write panicked".into())))
+}
+
 fn writer_stopped() -> StoreError {
     StoreError::Task("the database writer has stopped".into())
 }
@@ -351,13 +366,7 @@ impl Store {
     {
         let (done, result) = mpsc::sync_channel(1);
         let job: WriteJob = Box::new(move |conn: &mut Connection| {
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                let savepoint = conn.savepoint()?;
-                let value = f(&savepoint)?;
-                savepoint.commit()?;
-                Ok(value)
-            }))
-            .unwrap_or_else(|_| Err(StoreError::Task("a database write panicked".into())));
+            let outcome = in_savepoint(conn, f);
             Box::new(move |committed: Result<(), String>| {
                 let _ = done.send(match committed {
                     Ok(()) => outcome,
@@ -382,13 +391,7 @@ impl Store {
         F: FnOnce(&Connection) -> Result<(), StoreError> + Send + 'static,
     {
         let job: WriteJob = Box::new(move |conn: &mut Connection| {
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                let savepoint = conn.savepoint()?;
-                f(&savepoint)?;
-                savepoint.commit()?;
-                Ok(())
-            }))
-            .unwrap_or_else(|_| Err(StoreError::Task("a database write panicked".into())));
+            let outcome = in_savepoint(conn, f);
             Box::new(move |committed: Result<(), String>| {
                 let failed = match (outcome, committed) {
                     (Err(e), _) => Some(e.to_string()),
