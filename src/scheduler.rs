@@ -197,7 +197,7 @@ pub enum Recording {
     /// The record is queued for the writer and the poll ends at once (a poll
     /// that stored a document still waits for its entries). For a one-off
     /// pass over every feed, which reads no feed's state back and flushes
-    /// the queue at its end; a 304 then costs no thread hand-offs.
+    /// the queue at its end; a 304 then waits for no thread but its own.
     Queued,
 }
 
@@ -365,11 +365,14 @@ impl<F: FetchFeed> Poller<F> {
             Ok(done) => done,
             Err(e) => failed(None, format!("storing failed: {e}")),
         };
-        let (id, copy) = (feed.id, record.clone());
+        let id = feed.id;
         let stored = match recording {
             _ if recorded => Ok(()),
-            Recording::Queued => self.store.queue_poll_record(id, &feed.url, now, copy),
+            Recording::Queued => self
+                .store
+                .queue_poll_record(id, &feed.url, now, record.clone()),
             Recording::Committed => {
+                let copy = record.clone();
                 self.store
                     .call(move |s| s.record_poll(id, now, &copy))
                     .await

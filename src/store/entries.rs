@@ -180,8 +180,8 @@ fn save_entries(
         Ok(tx.prepare_cached(sql)?.query_row([feed_id], |r| r.get(0))?)
     };
     let has_entries = any("SELECT EXISTS (SELECT 1 FROM entries WHERE feed_id = ?1)")?;
-    matching.links.refresh(tx)?;
     let has_tombstones = any("SELECT EXISTS (SELECT 1 FROM entry_tombstones WHERE feed_id = ?1)")?;
+    matching.links.refresh(tx)?;
     let mut counts = SaveCounts::default();
     let mut matched = HashSet::new();
     let (mut unstable, mut buried_count) = (0usize, 0usize);
@@ -235,7 +235,7 @@ fn save_entries(
             && let Some(link) = canonical
         {
             let raw = e.link.as_deref().unwrap_or_default();
-            let mut rows = by_link.query(params![feed_id, link, e.title, raw,])?;
+            let mut rows = by_link.query(params![feed_id, link, e.title, raw])?;
             while let Some(row) = rows.next()? {
                 let candidate = existing(row)?;
                 if matched.insert(candidate.id) {

@@ -15,9 +15,9 @@ use super::StoreError;
 const FALSE_POSITIVES: f64 = 0.01;
 /// Links a new filter is sized for, at least (about 80 KiB).
 const MIN_CAPACITY: usize = 1 << 16;
-/// Building the filter reads every stored link, about as costly as this
-/// many lookups per link; it is built once that many lookups (times the
-/// entries stored) have been made without it. A cron `poll --once` that
+/// Reading this many stored links, as building the filter does, costs about
+/// as much as one lookup by link; the filter is built once the lookups made
+/// without it, times this, reach the entries stored. A cron `poll --once` that
 /// stores a few new entries into a large database never builds it; a cold
 /// ingest builds it at once, and again each time it fills up.
 const SCANNED_PER_LOOKUP: i64 = 8;

@@ -190,13 +190,12 @@ fn copy(r: &rusqlite::Row<'_>) -> rusqlite::Result<Copy> {
     })
 }
 
-/// Whether a link names an article rather than a site's home page, which some
-/// feeds give as every item's link.
 /// Puts a newly stored entry into a story: the story of an entry of another
 /// feed with the same canonical link (`article_link`: the entry's canonical
-/// link if it names one article, see `identity::is_article_link`); else, with matching on, the story of the
-/// most similar entry of another feed that [`same_story`] accepts; else a new
-/// story whose permanent id is this entry's uid. Returns the story's id; the
+/// link if it names one article, see `identity::is_article_link`); else,
+/// with matching on, the story of the most similar entry of another feed
+/// that [`same_story`] accepts; else a new story whose permanent id is this
+/// entry's uid. Returns the story's id; the
 /// caller stores the entry with it.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn assign_story(
