@@ -81,22 +81,31 @@ pub fn identify(entries: Vec<ParsedEntry>) -> Vec<IdentifiedEntry> {
 /// An entry with its canonical link, as the ladder looks at it.
 type View<'a> = (&'a ParsedEntry, Option<&'a str>);
 
-/// The rung a document needs: the lowest of `floor` and the first rung whose
+/// How often each value (a guid, a canonical link, or none) occurs in a
+/// document.
+type Counts<'a> = HashMap<Option<&'a str>, usize>;
+
+/// The rung a document of `total` entries needs, given how often each guid and
+/// each link occurs in it: the lowest of `floor` and the first rung whose
 /// values are missing or repeated for no more than `tolerance` of the entries.
-fn needed_rung_of(entries: &[View<'_>], floor: Rung, tolerance: f64) -> Rung {
-    let allowed = (entries.len() as f64 * tolerance).floor() as usize;
-    let guids = counts(entries.iter().map(|(e, _)| e.guid.as_deref()));
-    let links = counts(entries.iter().map(|(_, link)| *link));
-    let bad = |values: &HashMap<Option<&str>, usize>| -> usize {
+fn needed_rung_of(
+    total: usize,
+    guids: &Counts<'_>,
+    links: &Counts<'_>,
+    floor: Rung,
+    tolerance: f64,
+) -> Rung {
+    let allowed = (total as f64 * tolerance).floor() as usize;
+    let bad = |values: &Counts<'_>| -> usize {
         values
             .iter()
             .filter(|(v, n)| v.is_none() || **n > 1)
             .map(|(_, n)| n)
             .sum()
     };
-    let needed = if bad(&guids) <= allowed {
+    let needed = if bad(guids) <= allowed {
         Rung::Guid
-    } else if bad(&links) <= allowed {
+    } else if bad(links) <= allowed {
         Rung::Link
     } else {
         Rung::Hash
@@ -104,7 +113,7 @@ fn needed_rung_of(entries: &[View<'_>], floor: Rung, tolerance: f64) -> Rung {
     needed.max(floor)
 }
 
-fn counts<'a>(values: impl Iterator<Item = Option<&'a str>>) -> HashMap<Option<&'a str>, usize> {
+fn counts<'a>(values: impl Iterator<Item = Option<&'a str>>) -> Counts<'a> {
     let mut map = HashMap::new();
     for v in values {
         *map.entry(v).or_insert(0) += 1;
@@ -168,12 +177,10 @@ pub fn rekey_at(
 /// Each entry's key at the rung the document needs; `None` for an entry whose
 /// key an earlier entry of the document already has.
 fn keys_of(entries: &[View<'_>], floor: Rung, tolerance: f64) -> (Rung, Vec<Option<String>>) {
-    let rung = needed_rung_of(entries, floor, tolerance);
     let guids = counts(entries.iter().map(|(e, _)| e.guid.as_deref()));
     let links = counts(entries.iter().map(|(_, link)| *link));
-    let unique = |counts: &HashMap<Option<&str>, usize>, v: Option<&str>| {
-        v.is_some() && counts.get(&v) == Some(&1)
-    };
+    let rung = needed_rung_of(entries.len(), &guids, &links, floor, tolerance);
+    let unique = |counts: &Counts<'_>, v: Option<&str>| v.is_some() && counts.get(&v) == Some(&1);
     let mut seen = std::collections::HashSet::new();
     let keys = entries
         .iter()
