@@ -59,7 +59,13 @@ impl HostGate {
         let host_permit = permits.acquire_owned().await.ok()?;
         loop {
             let start = self.lock().get(&host).map(|s| s.next_start)?;
-            tokio::time::sleep_until(start).await;
+            // A start already due needs no timer: tokio rounds a deadline up
+            // to the next millisecond tick and fires it only when its timer
+            // driver next runs, so "sleep until now" cost each poll up to a
+            // millisecond and a wake-up (a third of a 2,000-feed re-poll).
+            if start > Instant::now() {
+                tokio::time::sleep_until(start).await;
+            }
             let global_permit = global.clone().acquire_owned().await.ok()?;
             let mut hosts = self.lock();
             let slot = hosts.get_mut(&host)?;
@@ -88,6 +94,28 @@ pub fn host_of(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures_util::FutureExt;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_free_to_start_passes_without_waiting_for_a_timer() {
+        // Between two ticks of the timer wheel (1 ms): a timer for "now"
+        // would be rounded up to the next tick and fire only when the timer
+        // driver next runs (up to a millisecond later, and a wake-up).
+        tokio::time::advance(Duration::from_micros(500)).await;
+        let gate = HostGate::new(2, Duration::ZERO);
+        let global = Arc::new(Semaphore::new(2));
+        // Due at once: the pass is ready on the first poll.
+        let first = gate.enter("http://host.example/a", &global).now_or_never();
+        assert!(matches!(first, Some(Some(_))));
+        let second = gate.enter("http://host.example/b", &global).now_or_never();
+        assert!(matches!(second, Some(Some(_))));
+        // Both host permits are held: a third request waits.
+        assert!(
+            gate.enter("http://host.example/c", &global)
+                .now_or_never()
+                .is_none()
+        );
+    }
 
     #[tokio::test(start_paused = true)]
     async fn requests_to_one_host_are_spaced_and_others_are_not_held_up() {
