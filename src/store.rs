@@ -81,6 +81,9 @@ pub struct Store {
     matching: Arc<Mutex<Matching>>,
     /// Poll results go through the group-commit writer thread.
     queue: mpsc::Sender<Job>,
+    /// Writes nobody waits for, gathered for one queued job (see
+    /// `write_detached`).
+    detached: Arc<Mutex<Vec<Detached>>>,
     /// Counts this process's committed writes, so readers can tell cheaply
     /// that nothing changed (see `local_writes`).
     writes: Arc<AtomicU64>,
@@ -128,6 +131,20 @@ pub(crate) struct Matching {
 type Finish = Box<dyn FnOnce(Result<(), String>) + Send>;
 /// A write waiting for the writer thread.
 type WriteJob = Box<dyn FnOnce(&mut Connection) -> Finish + Send>;
+
+/// A write nobody waits for, and what it stores (for the log if it fails).
+struct Detached {
+    what: String,
+    write: Box<dyn FnOnce(&Connection) -> Result<(), StoreError> + Send>,
+}
+
+impl std::fmt::Debug for Detached {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Detached")
+            .field("what", &self.what)
+            .finish()
+    }
+}
 
 /// A queued write, and whether a caller is waiting for its commit.
 struct Job {
@@ -336,6 +353,7 @@ impl Store {
             dedup: Arc::default(),
             matching: Arc::default(),
             queue,
+            detached: Arc::default(),
             writes,
             checkpoint_turn,
         })
@@ -384,31 +402,57 @@ impl Store {
     }
 
     /// Queues `f` like [`Store::write`] without waiting for it: a failure is
-    /// logged by the writer thread. Writes are applied in queue order, so a
-    /// later [`Store::flush`] (or any later write) sees it.
+    /// logged by the writer thread. A write is applied no later than its
+    /// place in the queue, so a later [`Store::flush`] (or any later write)
+    /// sees it; it may be applied earlier, with other detached writes.
+    ///
+    /// Detached writes gather in a list, and only the first of each list
+    /// queues a job, which takes the whole list when the writer runs it: a
+    /// queued job wakes the writer thread, and at one job per write those
+    /// wake-ups were a fifth of a 2,000-feed `poll --once` answered by 304s.
     pub(crate) fn write_detached<F>(&self, what: String, f: F) -> Result<(), StoreError>
     where
         F: FnOnce(&Connection) -> Result<(), StoreError> + Send + 'static,
     {
+        let mut pending = self.detached.lock().unwrap_or_else(|p| p.into_inner());
+        pending.push(Detached {
+            what,
+            write: Box::new(f),
+        });
+        if pending.len() > 1 {
+            // The job that takes this list is queued and has not run yet.
+            return Ok(());
+        }
+        let list = self.detached.clone();
         let job: WriteJob = Box::new(move |conn: &mut Connection| {
-            let outcome = in_savepoint(conn, f);
+            let writes = std::mem::take(&mut *list.lock().unwrap_or_else(|p| p.into_inner()));
+            let outcomes: Vec<(String, Result<(), StoreError>)> = writes
+                .into_iter()
+                .map(|w| (w.what, in_savepoint(conn, w.write)))
+                .collect();
             Box::new(move |committed: Result<(), String>| {
-                let failed = match (outcome, committed) {
-                    (Err(e), _) => Some(e.to_string()),
-                    (Ok(()), Err(e)) => Some(format!("commit failed: {e}")),
-                    (Ok(()), Ok(())) => None,
-                };
-                if let Some(error) = failed {
-                    tracing::error!(%error, "cannot store {what}");
+                for (what, outcome) in outcomes {
+                    let failed = match (outcome, &committed) {
+                        (Err(e), _) => Some(e.to_string()),
+                        (Ok(()), Err(e)) => Some(format!("commit failed: {e}")),
+                        (Ok(()), Ok(())) => None,
+                    };
+                    if let Some(error) = failed {
+                        tracing::error!(%error, "cannot store {what}");
+                    }
                 }
             })
         });
-        self.queue
-            .send(Job {
-                write: job,
-                awaited: false,
-            })
-            .map_err(|_| writer_stopped())
+        // Sent under the lock: no write joins this list unless its job is queued.
+        let sent = self.queue.send(Job {
+            write: job,
+            awaited: false,
+        });
+        if sent.is_err() {
+            pending.clear();
+            return Err(writer_stopped());
+        }
+        Ok(())
     }
 
     /// Waits until every write queued so far is committed (or has failed).
@@ -570,6 +614,43 @@ mod tests {
             })
             .unwrap();
         assert_eq!(stored, 40);
+    }
+
+    #[tokio::test]
+    async fn detached_writes_queued_while_the_writer_is_busy_go_in_one_job() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("b.db")).unwrap();
+        // The writer is busy (here: its connection is held) while a pass's
+        // records pile up; more of them than one transaction takes of
+        // separate jobs (MAX_BATCH).
+        let busy = store.lock_writer();
+        let before = store.local_writes();
+        for i in 0..3 * MAX_BATCH {
+            store
+                .write_detached("a test value".into(), move |tx| {
+                    tx.execute(
+                        "INSERT INTO meta (key, value) VALUES (?1, 'x')",
+                        [format!("b{i}")],
+                    )?;
+                    Ok(())
+                })
+                .unwrap();
+        }
+        drop(busy);
+        store.flush().await.unwrap();
+        // The held connection counts one write when released.
+        let commits = store.local_writes() - before - 1;
+        // One job per write would take at least three transactions.
+        assert!(
+            commits <= 2,
+            "{commits} transactions for one list of writes"
+        );
+        let stored: i64 = lock(&store.reader)
+            .query_row("SELECT COUNT(*) FROM meta WHERE key LIKE 'b%'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(stored, 3 * MAX_BATCH as i64);
     }
 
     #[test]
