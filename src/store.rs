@@ -132,10 +132,13 @@ type Finish = Box<dyn FnOnce(Result<(), String>) + Send>;
 /// A write waiting for the writer thread.
 type WriteJob = Box<dyn FnOnce(&mut Connection) -> Finish + Send>;
 
+/// A write that runs in a savepoint of the writer's transaction.
+type SavepointWrite = Box<dyn FnOnce(&Connection) -> Result<(), StoreError> + Send>;
+
 /// A write nobody waits for, and what it stores (for the log if it fails).
 struct Detached {
     what: String,
-    write: Box<dyn FnOnce(&Connection) -> Result<(), StoreError> + Send>,
+    write: SavepointWrite,
 }
 
 impl std::fmt::Debug for Detached {
