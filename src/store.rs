@@ -830,6 +830,111 @@ mod tests {
     }
 
     #[test]
+    fn syncing_the_feed_list_applies_each_change_and_rewrites_nothing_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).unwrap();
+        let now = Utc::now();
+        let feed = |url: &str, title: Option<&str>, secs: u64, tags: &[&str]| FeedSpec {
+            url: url.into(),
+            title: title.map(str::to_string),
+            interval: Duration::from_secs(secs),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            fixed_interval: false,
+        };
+        let rows = || -> Vec<(String, bool, Option<String>, i64, String)> {
+            lock(&store.reader)
+                .prepare(
+                    "SELECT url, active = 1, config_title, interval_secs,
+                        (SELECT IFNULL(GROUP_CONCAT(tag, ','), '') FROM
+                            (SELECT tag FROM feed_tags WHERE feed_id = feeds.id ORDER BY tag))
+                     FROM feeds ORDER BY url",
+                )
+                .unwrap()
+                .query_map([], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        let changes = || -> i64 {
+            store
+                .lock_writer()
+                .query_row("SELECT total_changes()", [], |r| r.get(0))
+                .unwrap()
+        };
+        let row = |url: &str, active, title: Option<&str>, secs, tags: &str| {
+            (
+                url.to_string(),
+                active,
+                title.map(str::to_string),
+                secs,
+                tags.to_string(),
+            )
+        };
+
+        let first = [
+            feed("http://a.example/", None, 600, &["x", "y"]),
+            feed("http://b.example/", Some("B"), 600, &[]),
+        ];
+        store.sync_feeds(&first, now).unwrap();
+        assert_eq!(
+            rows(),
+            [
+                row("http://a.example/", true, None, 600, "x,y"),
+                row("http://b.example/", true, Some("B"), 600, ""),
+            ]
+        );
+        // The same list again (a restart) writes nothing.
+        let before = changes();
+        store.sync_feeds(&first, now).unwrap();
+        assert_eq!(changes(), before);
+
+        // Changed tags, title and interval; a new feed.
+        store
+            .sync_feeds(
+                &[
+                    feed("http://a.example/", None, 600, &["y", "z"]),
+                    feed("http://b.example/", Some("B2"), 300, &[]),
+                    feed("http://c.example/", None, 600, &["x"]),
+                ],
+                now,
+            )
+            .unwrap();
+        assert_eq!(
+            rows(),
+            [
+                row("http://a.example/", true, None, 600, "y,z"),
+                row("http://b.example/", true, Some("B2"), 300, ""),
+                row("http://c.example/", true, None, 600, "x"),
+            ]
+        );
+        // Feeds left out are deactivated; one listed again comes back.
+        store
+            .sync_feeds(&[feed("http://a.example/", None, 600, &["y", "z"])], now)
+            .unwrap();
+        assert_eq!(
+            rows(),
+            [
+                row("http://a.example/", true, None, 600, "y,z"),
+                row("http://b.example/", false, Some("B2"), 300, ""),
+                row("http://c.example/", false, None, 600, "x"),
+            ]
+        );
+        store
+            .sync_feeds(&[feed("http://c.example/", None, 600, &["x"])], now)
+            .unwrap();
+        assert_eq!(
+            rows(),
+            [
+                row("http://a.example/", false, None, 600, "y,z"),
+                row("http://b.example/", false, Some("B2"), 300, ""),
+                row("http://c.example/", true, None, 600, "x"),
+            ]
+        );
+    }
+
+    #[test]
     fn removed_feeds_are_deactivated_not_deleted() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("r.db")).unwrap();

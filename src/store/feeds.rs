@@ -1,6 +1,6 @@
 //! Feeds: the configured list, the schedule, and each feed's fetch state.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -9,6 +9,15 @@ use rusqlite::params;
 use super::{FeedSpec, Store, StoreError, from_ts, lock, ts};
 use crate::identity;
 use crate::model::{FeedId, FeedState, FeedStatus, FeedToPoll, MovedTo, Skip, Validators};
+
+/// A feed's row as `sync_feeds` compares it with the configuration.
+struct StoredFeed {
+    id: FeedId,
+    active: bool,
+    title: Option<String>,
+    interval: i64,
+    fixed_interval: bool,
+}
 
 impl Store {
     /// Makes the stored feed list match the configuration: new feeds are added
@@ -45,43 +54,88 @@ impl Store {
                 OR fixed_interval != excluded.fixed_interval",
         )?;
         let mut find = tx.prepare_cached("SELECT id FROM feeds WHERE url = ?1")?;
-        let mut tags_of = tx.prepare_cached("SELECT tag FROM feed_tags WHERE feed_id = ?1")?;
         let mut clear_tags = tx.prepare_cached("DELETE FROM feed_tags WHERE feed_id = ?1")?;
         let mut add_tag =
             tx.prepare_cached("INSERT OR IGNORE INTO feed_tags (feed_id, tag) VALUES (?1, ?2)")?;
+        // What is stored, read in two queries rather than two per feed.
+        let mut stored: HashMap<String, StoredFeed> = tx
+            .prepare_cached(
+                "SELECT url, id, active = 1, config_title, interval_secs, fixed_interval FROM feeds",
+            )?
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    StoredFeed {
+                        id: r.get(1)?,
+                        active: r.get(2)?,
+                        title: r.get(3)?,
+                        interval: r.get(4)?,
+                        fixed_interval: r.get(5)?,
+                    },
+                ))
+            })?
+            .collect::<Result<_, _>>()?;
+        let mut stored_tags: HashMap<FeedId, HashSet<String>> = HashMap::new();
+        for row in tx
+            .prepare_cached("SELECT feed_id, tag FROM feed_tags")?
+            .query_map([], |r| Ok((r.get::<_, FeedId>(0)?, r.get::<_, String>(1)?)))?
+        {
+            let (id, tag) = row?;
+            stored_tags.entry(id).or_default().insert(tag);
+        }
         let mut configured = HashSet::with_capacity(feeds.len());
         for feed in feeds {
             let interval = feed.interval.as_secs() as i64;
-            upsert.execute(params![
-                feed.url,
-                identity::feed_uid(&feed.url),
-                feed.title,
-                interval,
-                ts(now),
-                feed.fixed_interval
-            ])?;
-            let id: FeedId = find.query_row([&feed.url], |r| r.get(0))?;
+            let as_configured = stored.get(&feed.url).filter(|row| {
+                row.active
+                    && row.title == feed.title
+                    && row.interval == interval
+                    && row.fixed_interval == feed.fixed_interval
+            });
+            let id = match as_configured {
+                Some(row) => row.id,
+                None => {
+                    upsert.execute(params![
+                        feed.url,
+                        identity::feed_uid(&feed.url),
+                        feed.title,
+                        interval,
+                        ts(now),
+                        feed.fixed_interval
+                    ])?;
+                    let id: FeedId = find.query_row([&feed.url], |r| r.get(0))?;
+                    // A URL listed twice is compared with what was just written.
+                    stored.insert(
+                        feed.url.clone(),
+                        StoredFeed {
+                            id,
+                            active: true,
+                            title: feed.title.clone(),
+                            interval,
+                            fixed_interval: feed.fixed_interval,
+                        },
+                    );
+                    id
+                }
+            };
             configured.insert(id);
-            let stored: HashSet<String> = tags_of
-                .query_map([id], |r| r.get(0))?
-                .collect::<Result<_, _>>()?;
             let wanted: HashSet<&String> = feed.tags.iter().collect();
-            if stored.len() != wanted.len() || !wanted.iter().all(|t| stored.contains(*t)) {
+            let tags = stored_tags.entry(id).or_default();
+            if tags.len() != wanted.len() || !wanted.iter().all(|t| tags.contains(*t)) {
                 clear_tags.execute([id])?;
                 for tag in &feed.tags {
                     add_tag.execute(params![id, tag])?;
                 }
+                *tags = feed.tags.iter().cloned().collect();
             }
         }
-        let active: Vec<FeedId> = tx
-            .prepare_cached("SELECT id FROM feeds WHERE active = 1")?
-            .query_map([], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
         let mut deactivate = tx.prepare_cached("UPDATE feeds SET active = 0 WHERE id = ?1")?;
-        for id in active.into_iter().filter(|id| !configured.contains(id)) {
-            deactivate.execute([id])?;
+        for row in stored.values() {
+            if row.active && !configured.contains(&row.id) {
+                deactivate.execute([row.id])?;
+            }
         }
-        drop((upsert, find, tags_of, clear_tags, add_tag, deactivate));
+        drop((upsert, find, clear_tags, add_tag, deactivate));
         tx.commit()?;
         Ok(())
     }
