@@ -2,6 +2,8 @@
 //! permanent id, and how each story is published (its primary copy and the
 //! other outlets).
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -43,13 +45,18 @@ impl Store {
         let mut conn = self.lock_writer();
         let tx = conn.transaction()?;
         {
-            // Prepared once; rows whose rank is unchanged are not rewritten.
-            let mut update = tx.prepare(
-                "UPDATE feeds SET priority = ?2, original = ?3
-                 WHERE url = ?1 AND (priority != ?2 OR original != ?3)",
-            )?;
+            // Ranks as stored, read in one query: only those that differ are
+            // written (a restart usually writes none).
+            let stored: HashMap<String, (i64, bool)> = tx
+                .prepare("SELECT url, priority, original FROM feeds")?
+                .query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?
+                .collect::<Result<_, _>>()?;
+            let mut update =
+                tx.prepare("UPDATE feeds SET priority = ?2, original = ?3 WHERE url = ?1")?;
             for rank in ranks {
-                update.execute(params![rank.url, rank.priority, rank.original])?;
+                if stored.get(&rank.url) != Some(&(rank.priority, rank.original)) {
+                    update.execute(params![rank.url, rank.priority, rank.original])?;
+                }
             }
         }
         tx.commit()?;
