@@ -62,7 +62,7 @@ fn extras_of(config: &Config) -> HashMap<String, RequestExtras> {
 
 impl FetchFeed for LiveFetcher {
     async fn fetch(&self, url: &str, validators: &Validators) -> Result<Fetched, FetchError> {
-        self.fetch_feed(url, url, validators).await
+        self.fetch_feed(url, url, validators, None).await
     }
 
     /// Credentials are looked up by the configured URL, also when the feed is
@@ -72,6 +72,7 @@ impl FetchFeed for LiveFetcher {
         feed_url: &str,
         fetch_url: &str,
         validators: &Validators,
+        known_body: Option<&str>,
     ) -> Result<Fetched, FetchError> {
         let client = self
             .client
@@ -85,7 +86,12 @@ impl FetchFeed for LiveFetcher {
             .clone();
         let none = RequestExtras::default();
         client
-            .fetch_with(fetch_url, validators, extras.get(feed_url).unwrap_or(&none))
+            .fetch_with(
+                fetch_url,
+                validators,
+                extras.get(feed_url).unwrap_or(&none),
+                known_body,
+            )
             .await
     }
 }

@@ -12,7 +12,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::config::FetchConfig;
-use crate::fetch::{CacheHints, FetchError, FetchFeed, Fetched, Fetcher, Response};
+use crate::fetch::{CacheHints, FetchError, FetchFeed, Fetched, Fetcher, Response, body_hash};
 use crate::filter::Filters;
 use crate::identity;
 use crate::model::{FeedId, FeedState, FeedToPoll, Validators};
@@ -179,15 +179,6 @@ pub struct Poller<F = Fetcher> {
     pub filters: Arc<Filters>,
 }
 
-/// Tells an unchanged body from a changed one without parsing it: XXH3-128,
-/// which reads a body at memory speed (SHA-256 cost about 90 ms of CPU for a
-/// 180 MB farm). Nothing relies on it being hard to forge: a feed that forged
-/// a collision would only hide its own update. A hash stored by an older
-/// version (SHA-256, longer) never matches, so that feed is parsed once.
-fn body_hash(body: &[u8]) -> String {
-    format!("x3:{:032x}", xxhash_rust::xxh3::xxh3_128(body))
-}
-
 /// How a poll's record (outcome, validators, next poll) reaches the database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Recording {
@@ -233,7 +224,12 @@ impl<F: FetchFeed> Poller<F> {
         let started = Instant::now();
         let fetched = self
             .fetcher
-            .fetch_feed(&feed.url, &feed.fetch_url, &feed.validators)
+            .fetch_feed(
+                &feed.url,
+                &feed.fetch_url,
+                &feed.validators,
+                feed.body_hash.as_deref(),
+            )
             .await;
         let fetch_took = started.elapsed();
         let _storing = match gate {
@@ -294,8 +290,21 @@ impl<F: FetchFeed> Poller<F> {
                         None,
                         moved,
                     )),
-                    Fetched::Body(response) => {
-                        let hash = body_hash(&response.body);
+                    // The fetcher compared the body with the stored one's hash.
+                    Fetched::Unchanged(response) => Ok(unchanged(
+                        Outcome::Unchanged {
+                            status: response.status,
+                        },
+                        response.status,
+                        next_unchanged(&response.cache),
+                        Some(response.validators),
+                        moved,
+                    )),
+                    Fetched::Body(mut response) => {
+                        let hash = response
+                            .body_hash
+                            .take()
+                            .unwrap_or_else(|| body_hash(&response.body));
                         if feed.body_hash.as_deref() == Some(hash.as_str()) {
                             Ok(unchanged(
                                 Outcome::Unchanged {

@@ -457,3 +457,85 @@ async fn a_connect_that_never_completes_is_cut_off_by_the_connect_timeout() {
         "{ok:?}"
     );
 }
+
+#[tokio::test]
+async fn a_body_the_same_as_the_stored_one_is_answered_unchanged_and_not_kept() {
+    use newsriver::fetch::{Fetched, RequestExtras, body_hash};
+    use newsriver::model::Validators;
+    use std::io::Write;
+
+    // About 900 kB, so it arrives in many chunks; once with a length, once
+    // ending when the connection closes; and gzip-encoded.
+    let item =
+        "<item><title>Same again</title><description>words words words</description></item>\n";
+    let body = format!(
+        "<rss version=\"2.0\"><channel>{}</channel></rss>",
+        item.repeat(10_000)
+    );
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(body.as_bytes()).unwrap();
+    let server = FaultServer::start().await;
+    server.set("/length", Fault::body("application/rss+xml", body.clone()));
+    server.set(
+        "/close",
+        Fault::Answer {
+            status: 200,
+            headers: vec![("Content-Type".into(), "application/rss+xml".into())],
+            body: body.clone().into(),
+            length: false,
+        },
+    );
+    server.set(
+        "/gzip",
+        Fault::Answer {
+            status: 200,
+            headers: vec![
+                ("Content-Type".into(), "application/rss+xml".into()),
+                ("Content-Encoding".into(), "gzip".into()),
+            ],
+            body: gz.finish().unwrap().into(),
+            length: true,
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_for(dir.path(), &[], LIMITS);
+    let fetcher = Fetcher::new(&config.fetch).unwrap();
+    let none = RequestExtras::default();
+    let fetch = |path: &'static str, known: Option<String>| {
+        let (fetcher, url, none) = (&fetcher, server.url(path), &none);
+        async move {
+            fetcher
+                .fetch_with(&url, &Validators::default(), none, known.as_deref())
+                .await
+                .unwrap()
+        }
+    };
+    let expected = body_hash(body.as_bytes());
+    for path in ["/length", "/close", "/gzip"] {
+        // Nothing known: the whole body, and its hash as `body_hash` makes it.
+        let Fetched::Body(first) = fetch(path, None).await else {
+            panic!("{path}: not a body");
+        };
+        assert_eq!(first.body, body.as_bytes(), "{path}");
+        assert_eq!(
+            first.body_hash.as_deref(),
+            Some(expected.as_str()),
+            "{path}"
+        );
+        // The same hash known: unchanged, and the body is not kept.
+        match fetch(path, Some(expected.clone())).await {
+            Fetched::Unchanged(r) => {
+                assert!(r.body.is_empty(), "{path}");
+                assert_eq!(r.status, 200);
+                assert_eq!(r.body_hash.as_deref(), Some(expected.as_str()));
+            }
+            other => panic!("{path}: {other:?}"),
+        }
+        // Another hash known (an older body): the body again.
+        let older = body_hash(b"<rss version=\"2.0\"><channel></channel></rss>");
+        match fetch(path, Some(older)).await {
+            Fetched::Body(r) => assert_eq!(r.body, body.as_bytes(), "{path}"),
+            other => panic!("{path}: {other:?}"),
+        }
+    }
+}
