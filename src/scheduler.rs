@@ -271,6 +271,19 @@ impl<F: FetchFeed> Poller<F> {
             let wait = policy.success_delay(current, feed.interval, cache, now, &mut rand::rng());
             policy.next_time(now, wait, feed.skip)
         };
+        // A 200 with the body stored last time: only the schedule and the
+        // validators move.
+        let same_body = |response: Response, moved: Moved| {
+            unchanged(
+                Outcome::Unchanged {
+                    status: response.status,
+                },
+                response.status,
+                next_unchanged(&response.cache),
+                Some(response.validators),
+                moved,
+            )
+        };
 
         // Set once a stored document's entries and fetch state are saved
         // (together, in one savepoint).
@@ -291,30 +304,14 @@ impl<F: FetchFeed> Poller<F> {
                         moved,
                     )),
                     // The fetcher compared the body with the stored one's hash.
-                    Fetched::Unchanged(response) => Ok(unchanged(
-                        Outcome::Unchanged {
-                            status: response.status,
-                        },
-                        response.status,
-                        next_unchanged(&response.cache),
-                        Some(response.validators),
-                        moved,
-                    )),
+                    Fetched::Unchanged(response) => Ok(same_body(response, moved)),
                     Fetched::Body(mut response) => {
                         let hash = response
                             .body_hash
                             .take()
                             .unwrap_or_else(|| body_hash(&response.body));
                         if feed.body_hash.as_deref() == Some(hash.as_str()) {
-                            Ok(unchanged(
-                                Outcome::Unchanged {
-                                    status: response.status,
-                                },
-                                response.status,
-                                next_unchanged(&response.cache),
-                                Some(response.validators),
-                                moved,
-                            ))
+                            Ok(same_body(response, moved))
                         } else {
                             match self.store_document(&feed, response, hash, moved, now).await {
                                 Ok(Ok(done)) => {

@@ -890,48 +890,34 @@ mod tests {
         store.sync_feeds(&first, now).unwrap();
         assert_eq!(changes(), before);
 
-        // Changed tags, title and interval; a new feed.
-        store
-            .sync_feeds(
-                &[
-                    feed("http://a.example/", None, 600, &["y", "z"]),
+        let a = feed("http://a.example/", None, 600, &["y", "z"]);
+        let c = feed("http://c.example/", None, 600, &["x"]);
+        let steps = [
+            // Changed tags, title and interval; a new feed.
+            (
+                vec![
+                    a.clone(),
                     feed("http://b.example/", Some("B2"), 300, &[]),
-                    feed("http://c.example/", None, 600, &["x"]),
+                    c.clone(),
                 ],
-                now,
-            )
-            .unwrap();
-        assert_eq!(
-            rows(),
-            [
-                row("http://a.example/", true, None, 600, "y,z"),
-                row("http://b.example/", true, Some("B2"), 300, ""),
-                row("http://c.example/", true, None, 600, "x"),
-            ]
-        );
-        // Feeds left out are deactivated; one listed again comes back.
-        store
-            .sync_feeds(&[feed("http://a.example/", None, 600, &["y", "z"])], now)
-            .unwrap();
-        assert_eq!(
-            rows(),
-            [
-                row("http://a.example/", true, None, 600, "y,z"),
-                row("http://b.example/", false, Some("B2"), 300, ""),
-                row("http://c.example/", false, None, 600, "x"),
-            ]
-        );
-        store
-            .sync_feeds(&[feed("http://c.example/", None, 600, &["x"])], now)
-            .unwrap();
-        assert_eq!(
-            rows(),
-            [
-                row("http://a.example/", false, None, 600, "y,z"),
-                row("http://b.example/", false, Some("B2"), 300, ""),
-                row("http://c.example/", true, None, 600, "x"),
-            ]
-        );
+                [true, true, true],
+            ),
+            // Feeds left out are deactivated ...
+            (vec![a.clone()], [true, false, false]),
+            // ... and one listed again comes back, as it was.
+            (vec![c.clone()], [false, false, true]),
+        ];
+        for (list, active) in steps {
+            store.sync_feeds(&list, now).unwrap();
+            assert_eq!(
+                rows(),
+                [
+                    row("http://a.example/", active[0], None, 600, "y,z"),
+                    row("http://b.example/", active[1], Some("B2"), 300, ""),
+                    row("http://c.example/", active[2], None, 600, "x"),
+                ]
+            );
+        }
     }
 
     #[test]
