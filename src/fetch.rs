@@ -451,7 +451,7 @@ impl Fetcher {
             // are: a body the same as last time (the common answer to a
             // re-poll) is never copied into one piece.
             let mut hasher = xxhash_rust::xxh3::Xxh3Default::new();
-            let mut chunks = Vec::new();
+            let mut pieces = Pieces::default();
             let mut size = 0u64;
             let mut stream = response.bytes_stream();
             while let Some(chunk) = stream.next().await {
@@ -464,14 +464,14 @@ impl Fetcher {
                     });
                 }
                 hasher.update(&chunk);
-                chunks.push(chunk);
+                pieces.push(chunk);
             }
             let hash = body_hash_text(hasher.digest128());
             if known_body == Some(hash.as_str()) {
                 meta.body_hash = Some(hash);
                 return Ok(Fetched::Unchanged(meta));
             }
-            meta.body = join(chunks, size);
+            meta.body = pieces.join(size);
             meta.body_hash = Some(hash);
             return Ok(Fetched::Body(meta));
         }
@@ -553,17 +553,49 @@ impl Fetcher {
     }
 }
 
-/// The chunks of a body as one piece: a body that came in one chunk is
-/// taken as it is; others are copied once, into a buffer of their total size.
-fn join(mut chunks: Vec<Bytes>, size: u64) -> Bytes {
-    if chunks.len() == 1 {
-        return chunks.pop().unwrap_or_default();
+/// Chunks of this size or more are kept as they came; smaller ones are
+/// copied together, so a server that sends a body a few bytes at a time
+/// costs about as much memory as the body, as a large one does (a kept
+/// chunk costs its own 32 bytes and holds on to the buffer it was read into).
+const KEPT_CHUNK: usize = 8 * 1024;
+
+/// A body as it arrives, in order: its large chunks as they are, runs of
+/// small ones copied into one piece.
+#[derive(Default)]
+struct Pieces {
+    done: Vec<Bytes>,
+    small: BytesMut,
+}
+
+impl Pieces {
+    fn push(&mut self, chunk: Bytes) {
+        if chunk.len() >= KEPT_CHUNK {
+            self.end_small();
+            self.done.push(chunk);
+        } else {
+            self.small.extend_from_slice(&chunk);
+        }
     }
-    let mut body = BytesMut::with_capacity(usize::try_from(size).unwrap_or(0));
-    for chunk in &chunks {
-        body.extend_from_slice(chunk);
+
+    fn end_small(&mut self) {
+        if !self.small.is_empty() {
+            self.done.push(self.small.split().freeze());
+        }
     }
-    body.freeze()
+
+    /// The whole body (`size` bytes): a body that is one piece is taken as it
+    /// is; others are copied once, into a buffer of their total size.
+    fn join(mut self, size: u64) -> Bytes {
+        self.end_small();
+        if self.done.len() == 1 {
+            return self.done.pop().unwrap_or_default();
+        }
+        let mut body = BytesMut::with_capacity(usize::try_from(size).unwrap_or(0));
+        for piece in &self.done {
+            body.extend_from_slice(piece);
+        }
+        body.freeze()
+    }
 }
 
 /// Room made for a body when it is full (and its first allocation when no
@@ -691,17 +723,34 @@ mod tests {
     }
 
     #[test]
-    fn a_body_in_chunks_is_joined_in_order_and_one_chunk_is_not_copied() {
-        let one = Bytes::from_static(b"only chunk");
-        let joined = join(vec![one.clone()], 10);
-        assert_eq!(joined.as_ptr(), one.as_ptr());
-        let parts = vec![
-            Bytes::from_static(b"ab"),
-            Bytes::from_static(b""),
-            Bytes::from_static(b"cde"),
-        ];
-        assert_eq!(join(parts, 5), Bytes::from_static(b"abcde"));
-        assert!(join(Vec::new(), 0).is_empty());
+    fn a_body_in_chunks_is_joined_in_order_and_one_large_chunk_is_not_copied() {
+        let large = Bytes::from(vec![b'x'; KEPT_CHUNK]);
+        let mut one = Pieces::default();
+        one.push(large.clone());
+        assert_eq!(one.join(large.len() as u64).as_ptr(), large.as_ptr());
+
+        let mut mixed = Pieces::default();
+        let mut expected = Vec::new();
+        for chunk in [&b"ab"[..], b"", b"cde", &large, b"f", &large, b"gh"] {
+            mixed.push(Bytes::copy_from_slice(chunk));
+            expected.extend_from_slice(chunk);
+        }
+        // Small runs between the large chunks are one piece each.
+        assert_eq!(mixed.done.len(), 4);
+        assert_eq!(mixed.join(expected.len() as u64), expected);
+        assert!(Pieces::default().join(0).is_empty());
+    }
+
+    #[test]
+    fn a_body_sent_a_byte_at_a_time_is_kept_in_one_piece() {
+        let mut pieces = Pieces::default();
+        for i in 0..100_000u32 {
+            pieces.push(Bytes::copy_from_slice(&[(i % 251) as u8]));
+        }
+        assert!(pieces.done.is_empty());
+        assert_eq!(pieces.small.len(), 100_000);
+        let body = pieces.join(100_000);
+        assert!(body.iter().enumerate().all(|(i, &b)| b == (i % 251) as u8));
     }
 
     #[test]

@@ -413,6 +413,9 @@ impl Store {
     /// queues a job, which takes the whole list when the writer runs it: a
     /// queued job wakes the writer thread, and at one job per write those
     /// wake-ups were a fifth of a 2,000-feed `poll --once` answered by 304s.
+    /// So a write that joins a list may be applied before a waited-for write
+    /// queued between the list's first write and it; and a list is one job,
+    /// however long (`MAX_BATCH` counts jobs).
     pub(crate) fn write_detached<F>(&self, what: String, f: F) -> Result<(), StoreError>
     where
         F: FnOnce(&Connection) -> Result<(), StoreError> + Send + 'static,

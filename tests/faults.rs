@@ -465,7 +465,8 @@ async fn a_body_the_same_as_the_stored_one_is_answered_unchanged_and_not_kept() 
     use std::io::Write;
 
     // About 900 kB, so it arrives in many chunks; once with a length, once
-    // ending when the connection closes; and gzip-encoded.
+    // ending when the connection closes, once in HTTP chunks of 100 bytes;
+    // and gzip-encoded.
     let item =
         "<item><title>Same again</title><description>words words words</description></item>\n";
     let body = format!(
@@ -476,6 +477,13 @@ async fn a_body_the_same_as_the_stored_one_is_answered_unchanged_and_not_kept() 
     gz.write_all(body.as_bytes()).unwrap();
     let server = FaultServer::start().await;
     server.set("/length", Fault::body("application/rss+xml", body.clone()));
+    server.set(
+        "/chunked",
+        Fault::Chunked {
+            body: body.clone().into(),
+            size: 100,
+        },
+    );
     server.set(
         "/close",
         Fault::Answer {
@@ -511,7 +519,7 @@ async fn a_body_the_same_as_the_stored_one_is_answered_unchanged_and_not_kept() 
         }
     };
     let expected = body_hash(body.as_bytes());
-    for path in ["/length", "/close", "/gzip"] {
+    for path in ["/length", "/close", "/chunked", "/gzip"] {
         // Nothing known: the whole body, and its hash as `body_hash` makes it.
         let Fetched::Body(first) = fetch(path, None).await else {
             panic!("{path}: not a body");
@@ -538,4 +546,22 @@ async fn a_body_the_same_as_the_stored_one_is_answered_unchanged_and_not_kept() 
             other => panic!("{path}: {other:?}"),
         }
     }
+    // A body sent a byte at a time: whole, and unchanged when its hash is known.
+    let small = body[..20_000].to_string();
+    server.set(
+        "/bytes",
+        Fault::Chunked {
+            body: small.clone().into(),
+            size: 1,
+        },
+    );
+    match fetch("/bytes", None).await {
+        Fetched::Body(r) => assert_eq!(r.body, small.as_bytes()),
+        other => panic!("{other:?}"),
+    }
+    let known = body_hash(small.as_bytes());
+    assert!(matches!(
+        fetch("/bytes", Some(known)).await,
+        Fetched::Unchanged(_)
+    ));
 }

@@ -64,11 +64,14 @@ impl Store {
         self.write(move |tx| apply_record(tx, id, now, &record))
     }
 
-    /// [`Store::record_poll`] without waiting for the commit: queued behind
-    /// every write before it; a failure is logged by the writer, with `url`.
-    /// Only for a caller that reads no feed's state back before it calls
-    /// [`Store::flush`]: `poll --once` (the daemon's scheduler reads feeds'
-    /// state to pick what is due, so it waits for each record).
+    /// [`Store::record_poll`] without waiting for the commit: applied no
+    /// later than a write queued after it (it may land before writes queued
+    /// earlier, with other queued records; see [`Store::write_detached`]); a
+    /// failure is logged by the writer, with `url`. Only for a caller that
+    /// reads no feed's state back before it calls [`Store::flush`], and that
+    /// writes nothing else about the same feed: `poll --once` (the daemon's
+    /// scheduler reads feeds' state to pick what is due, so it waits for
+    /// each record).
     pub(crate) fn queue_poll_record(
         &self,
         id: FeedId,

@@ -329,6 +329,51 @@ mod tests {
 
     const REPORT: &str = "<p>Dockworkers at the Port of Calder returned to work on Wednesday after union leaders and terminal operators agreed to a four-year contract, ending a nine-day strike that had stranded more than 40 container ships offshore.</p>";
 
+    #[test]
+    fn feed_ranks_are_recorded_and_unchanged_ones_not_rewritten() {
+        let (_dir, store, _, _) = two_feeds();
+        let rank = |url: &str, priority, original| FeedRank {
+            url: url.into(),
+            priority,
+            original,
+        };
+        let changes = || -> i64 {
+            store
+                .lock_writer()
+                .query_row("SELECT total_changes()", [], |r| r.get(0))
+                .unwrap()
+        };
+        let ranks = [
+            rank("http://a.example/f", 5, false),
+            rank("http://b.example/f", 0, true),
+        ];
+        store.set_feed_ranks(&ranks).unwrap();
+        assert_eq!(
+            store.feed_rank_of("http://a.example/f").unwrap(),
+            Some((5, false))
+        );
+        assert_eq!(
+            store.feed_rank_of("http://b.example/f").unwrap(),
+            Some((0, true))
+        );
+        // The same ranks again write nothing; a changed one is written.
+        let before = changes();
+        store.set_feed_ranks(&ranks).unwrap();
+        assert_eq!(changes(), before);
+        store
+            .set_feed_ranks(&[
+                rank("http://a.example/f", 5, false),
+                rank("http://b.example/f", 2, false),
+            ])
+            .unwrap();
+        assert_eq!(changes(), before + 1);
+        assert_eq!(
+            store.feed_rank_of("http://b.example/f").unwrap(),
+            Some((2, false))
+        );
+        assert_eq!(store.feed_rank_of("http://nowhere.example/").unwrap(), None);
+    }
+
     fn two_feeds() -> (tempfile::TempDir, Store, i64, i64) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("r.db")).unwrap();

@@ -26,6 +26,9 @@ pub enum Fault {
     Hang,
     /// Headers, then one byte of body every `every`, forever.
     Drip { every: Duration },
+    /// A 200 whose body is sent with `Transfer-Encoding: chunked` in HTTP
+    /// chunks of `size` bytes.
+    Chunked { body: bytes::Bytes, size: usize },
 }
 
 impl Fault {
@@ -197,6 +200,17 @@ async fn serve(mut socket: TcpStream, inner: Arc<Mutex<Inner>>) {
                     return;
                 }
             }
+        }
+        Fault::Chunked { body, size } => {
+            let mut out = b"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_vec();
+            for chunk in body.chunks(size.max(1)) {
+                out.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+                out.extend_from_slice(chunk);
+                out.extend_from_slice(b"\r\n");
+            }
+            out.extend_from_slice(b"0\r\n\r\n");
+            let _ = socket.write_all(&out).await;
+            let _ = socket.shutdown().await;
         }
         Fault::Answer {
             status,
