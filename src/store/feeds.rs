@@ -169,12 +169,14 @@ impl Store {
     /// Every active feed, for a one-off poll of everything.
     pub fn active_feeds(&self) -> Result<Vec<FeedToPoll>, StoreError> {
         let conn = lock(&self.reader);
+        // `+active`: the table is read in id order, not through the
+        // `feeds_due` index and then sorted (nearly every feed is active).
         let mut stmt = conn.prepare_cached(
             "SELECT id, url, etag, last_modified, interval_secs, failures, fetch_url, body_hash,
                     poll_interval_secs, moved_to, moved_seen, moved_since, skip_hours, skip_days,
                     fixed_interval
              FROM feeds
-             WHERE active = 1 AND state != 'gone' ORDER BY id",
+             WHERE +active = 1 AND state != 'gone' ORDER BY id",
         )?;
         let rows = stmt.query_map([], feed_to_poll)?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -281,7 +283,10 @@ fn feed_to_poll(r: &rusqlite::Row<'_>) -> rusqlite::Result<FeedToPoll> {
         },
         interval: Duration::from_secs(r.get::<_, i64>(4)?.max(1) as u64),
         failures: r.get(5)?,
-        fetch_url: r.get::<_, Option<String>>(6)?.unwrap_or(r.get(1)?),
+        fetch_url: match r.get::<_, Option<String>>(6)? {
+            Some(moved) => moved,
+            None => r.get(1)?,
+        },
         body_hash: r.get(7)?,
         current_interval: r
             .get::<_, Option<i64>>(8)?
