@@ -179,11 +179,7 @@ impl Fetched {
 /// own update. A hash stored by an older version (SHA-256, longer) never
 /// matches, so that feed is parsed once.
 pub fn body_hash(body: &[u8]) -> String {
-    body_hash_text(xxhash_rust::xxh3::xxh3_128(body))
-}
-
-fn body_hash_text(digest: u128) -> String {
-    format!("x3:{digest:032x}")
+    crate::identity::x3_text(xxhash_rust::xxh3::xxh3_128(body))
 }
 
 #[derive(Debug, Default)]
@@ -415,7 +411,7 @@ impl Fetcher {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
         };
-        let mut meta = Response {
+        let meta = Response {
             status: status.as_u16(),
             body: Bytes::new(),
             content_type: text_header(header::CONTENT_TYPE),
@@ -447,9 +443,9 @@ impl Fetcher {
         // decompression bomb, is cut off at its limit instead of filling memory.
         let wire_limit = self.max_body_bytes;
         if matches!(encoding.as_str(), "" | "identity") {
-            // Hashed chunk by chunk as it arrives, and the chunks kept as they
-            // are: a body the same as last time (the common answer to a
-            // re-poll) is never copied into one piece.
+            // Hashed chunk by chunk as it arrives, and kept in pieces (see
+            // `Pieces`): a body the same as last time (the common answer to
+            // a re-poll) is never copied into one piece.
             let mut hasher = xxhash_rust::xxh3::Xxh3Default::new();
             let mut pieces = Pieces::default();
             let mut size = 0u64;
@@ -466,14 +462,8 @@ impl Fetcher {
                 hasher.update(&chunk);
                 pieces.push(chunk);
             }
-            let hash = body_hash_text(hasher.digest128());
-            if known_body == Some(hash.as_str()) {
-                meta.body_hash = Some(hash);
-                return Ok(Fetched::Unchanged(meta));
-            }
-            meta.body = pieces.join(size);
-            meta.body_hash = Some(hash);
-            return Ok(Fetched::Body(meta));
+            let hash = crate::identity::x3_text(hasher.digest128());
+            return Ok(answer(meta, hash, known_body, || pieces.join(size)));
         }
         let mut on_wire = 0u64;
         let stream = response.bytes_stream().map(move |chunk| {
@@ -504,10 +494,9 @@ impl Fetcher {
                     )));
                 }
             };
-        // Read straight into the body, sized by Content-Length when there is
-        // one (already checked against the limit; one byte more, to see the
-        // end without growing): one copy of each byte, no scratch buffer, no
-        // regrowth for a plain body.
+        // Decoded straight into the body (no scratch buffer), which starts at
+        // the size on the wire when Content-Length gives it (already checked
+        // against the limit) and grows a READ_CHUNK at a time.
         let mut body = BytesMut::with_capacity(
             announced
                 .and_then(|len| usize::try_from(len).ok())
@@ -544,13 +533,25 @@ impl Fetcher {
             }
         }
         let hash = body_hash(&body);
-        meta.body_hash = Some(hash);
-        if known_body == meta.body_hash.as_deref() {
-            return Ok(Fetched::Unchanged(meta));
-        }
-        meta.body = body.freeze();
-        Ok(Fetched::Body(meta))
+        Ok(answer(meta, hash, known_body, || body.freeze()))
     }
+}
+
+/// A 2xx whose whole body is in and hashed (`hash`): unchanged, and the body
+/// dropped, when that is the hash the caller knows; else the body.
+fn answer(
+    mut meta: Response,
+    hash: String,
+    known_body: Option<&str>,
+    body: impl FnOnce() -> Bytes,
+) -> Fetched {
+    let unchanged = known_body == Some(hash.as_str());
+    meta.body_hash = Some(hash);
+    if unchanged {
+        return Fetched::Unchanged(meta);
+    }
+    meta.body = body();
+    Fetched::Body(meta)
 }
 
 /// Chunks of this size or more are kept as they came; smaller ones are
@@ -686,6 +687,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn body_hashes_tell_bodies_apart_and_never_match_an_older_sha256() {
+        let a = body_hash(b"<rss><channel><item>one</item></channel></rss>");
+        assert_eq!(
+            a,
+            body_hash(b"<rss><channel><item>one</item></channel></rss>")
+        );
+        assert_ne!(
+            a,
+            body_hash(b"<rss><channel><item>two</item></channel></rss>")
+        );
+        assert!(a.starts_with("x3:") && a.len() == 35, "{a}");
+        // What an older version stored: 64 hex digits, so never equal.
+        let sha256 = "3b5d7e2b3a0f6c1d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d";
+        assert_ne!(a, sha256);
+    }
+
+    #[test]
     fn a_body_hashed_chunk_by_chunk_hashes_as_it_does_whole() {
         // Lengths around XXH3's internal block and buffer sizes, cut into
         // chunks of several sizes.
@@ -714,7 +732,7 @@ mod tests {
                     hasher.update(piece);
                 }
                 assert_eq!(
-                    body_hash_text(hasher.digest128()),
+                    crate::identity::x3_text(hasher.digest128()),
                     whole,
                     "{len} bytes in chunks of {chunk}"
                 );

@@ -504,10 +504,12 @@ pub fn is_current_hash(stored: &str) -> bool {
     stored.starts_with(CHANGE_HASH_PREFIX)
 }
 
-fn change_hash_text(hasher: &xxhash_rust::xxh3::Xxh3) -> String {
+/// An XXH3-128 digest as stored: `x3:` and 32 hex digits. Change and churn
+/// hashes, and feeds' body hashes (`fetch::body_hash`), are written this way.
+pub(crate) fn x3_text(digest: u128) -> String {
     let mut out = String::with_capacity(CHANGE_HASH_PREFIX.len() + 32);
     out.push_str(CHANGE_HASH_PREFIX);
-    out.push_str(&hex(&hasher.digest128().to_be_bytes()));
+    out.push_str(&hex(&digest.to_be_bytes()));
     out
 }
 
@@ -518,7 +520,7 @@ fn hex_digest(parts: &[&str]) -> String {
         hasher.update(&(part.len() as u64).to_le_bytes());
         hasher.update(part.as_bytes());
     }
-    change_hash_text(&hasher)
+    x3_text(hasher.digest128())
 }
 
 /// Lower-case hexadecimal of some bytes (digests, ids).
@@ -567,7 +569,7 @@ fn hex_digest_masked<const N: usize>(parts: &[&str; N], masked: [bool; N]) -> St
         }
         hasher.update(&bytes[start..]);
     }
-    change_hash_text(&hasher)
+    x3_text(hasher.digest128())
 }
 
 #[cfg(test)]
