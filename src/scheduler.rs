@@ -371,29 +371,26 @@ impl<F: FetchFeed> Poller<F> {
             Ok(done) => done,
             Err(e) => failed(None, format!("storing failed: {e}")),
         };
-        let id = feed.id;
+        let (id, next_poll) = (feed.id, record.next_poll);
         let stored = match recording {
             _ if recorded => Ok(()),
-            Recording::Queued => self
-                .store
-                .queue_poll_record(id, &feed.url, now, record.clone()),
+            Recording::Queued => self.store.queue_poll_record(id, &feed.url, now, record),
             Recording::Committed => {
-                let copy = record.clone();
                 self.store
-                    .call(move |s| s.record_poll(id, now, &copy))
+                    .call(move |s| s.record_poll(id, now, &record))
                     .await
             }
         };
         if let Err(e) = stored {
             tracing::error!(feed = %feed.url, error = %e, "cannot record a poll's outcome");
         }
-        log_poll(&feed.url, &outcome, started.elapsed(), record.next_poll);
+        log_poll(&feed.url, &outcome, started.elapsed(), next_poll);
         crate::telemetry::record_poll(&outcome, fetch_took);
         PollReport {
-            feed_id: feed.id,
+            feed_id: id,
             url: feed.url,
             outcome,
-            next_poll: record.next_poll,
+            next_poll,
         }
     }
 
@@ -607,7 +604,7 @@ pub async fn run_with<F: FetchFeed>(
                             // Waiting for the host is abandoned on shutdown;
                             // a fetch that has started runs to the end.
                             let pass = tokio::select! {
-                                pass = gate.enter(&feed.fetch_url, &slots) => pass,
+                                pass = gate.enter(host_of(&feed.fetch_url), &slots) => pass,
                                 _ = stop.wait_for(|s| *s) => None,
                             };
                             let Some(pass) = pass else { return id };
@@ -677,23 +674,28 @@ fn one_off_window(concurrency: usize) -> usize {
     concurrency.max(1) * 4
 }
 
-/// The feeds in turns: the first feed of every host, then every host's
-/// second, and so on, each host's in their original order. With a bounded
-/// window of polls in flight, a host with many feeds (waiting out its own
-/// per-host limit and gap) then cannot fill the window and hold up the rest.
-fn by_host_in_turn(feeds: Vec<FeedToPoll>) -> Vec<FeedToPoll> {
+/// The feeds in turns, each with its host: the first feed of every host, then
+/// every host's second, and so on, each host's in their original order. With
+/// a bounded window of polls in flight, a host with many feeds (waiting out
+/// its own per-host limit and gap) then cannot fill the window and hold up
+/// the rest.
+fn by_host_in_turn(feeds: Vec<FeedToPoll>) -> Vec<(String, FeedToPoll)> {
     let mut hosts: HashMap<String, usize> = HashMap::new();
-    let mut turns: Vec<(usize, usize, FeedToPoll)> = feeds
+    let mut turns: Vec<(usize, usize, String, FeedToPoll)> = feeds
         .into_iter()
         .enumerate()
         .map(|(position, feed)| {
-            let seen = hosts.entry(host_of(&feed.fetch_url)).or_default();
+            let host = host_of(&feed.fetch_url);
+            let seen = hosts.entry(host.clone()).or_default();
             *seen += 1;
-            (*seen, position, feed)
+            (*seen, position, host, feed)
         })
         .collect();
-    turns.sort_unstable_by_key(|&(turn, position, _)| (turn, position));
-    turns.into_iter().map(|(_, _, feed)| feed).collect()
+    turns.sort_unstable_by_key(|&(turn, position, _, _)| (turn, position));
+    turns
+        .into_iter()
+        .map(|(_, _, host, feed)| (host, feed))
+        .collect()
 }
 
 /// Polls every active feed once, `concurrency` at a time, polite to each host.
@@ -735,7 +737,7 @@ pub async fn poll_all_with<F: FetchFeed>(
     ));
     let reports = stream::iter(feeds)
         .take_until(stopped(stop.clone()))
-        .map(|feed| {
+        .map(|(host, feed)| {
             let (p, gate, slots) = (poller.clone(), gate.clone(), slots.clone());
             let stage = stage.clone();
             let (feed_id, url) = (feed.id, feed.url.clone());
@@ -745,7 +747,7 @@ pub async fn poll_all_with<F: FetchFeed>(
             // thread rather than all inside this one future.
             let task = tokio::spawn(async move {
                 let pass = tokio::select! {
-                    pass = gate.enter(&feed.fetch_url, &slots) => pass,
+                    pass = gate.enter(host, &slots) => pass,
                     () = stopped(stop) => return None,
                 };
                 Some(match pass {
@@ -844,8 +846,23 @@ mod tests {
             feed(6, "http://other.example/x"),
             feed(7, "http://small.example/b"),
         ];
-        let order: Vec<i64> = by_host_in_turn(feeds).iter().map(|f| f.id).collect();
-        assert_eq!(order, vec![1, 4, 6, 2, 7, 3, 5]);
+        let order: Vec<(String, i64)> = by_host_in_turn(feeds)
+            .into_iter()
+            .map(|(host, f)| (host, f.id))
+            .collect();
+        let turn = |host: &str, id| (host.to_string(), id);
+        assert_eq!(
+            order,
+            vec![
+                turn("big.example", 1),
+                turn("small.example", 4),
+                turn("other.example", 6),
+                turn("big.example", 2),
+                turn("small.example", 7),
+                turn("big.example", 3),
+                turn("big.example", 5),
+            ]
+        );
     }
 
     #[test]

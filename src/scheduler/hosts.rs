@@ -43,11 +43,10 @@ impl HostGate {
         self.hosts.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Waits until a request to `url`'s host may start, then also takes one of
-    /// the `global` permits. No global permit is held while waiting for the
-    /// host, so a crowded host never holds up the others.
-    pub async fn enter(&self, url: &str, global: &Arc<Semaphore>) -> Option<Pass> {
-        let host = host_of(url);
+    /// Waits until a request to `host` (as [`host_of`] gives it) may start,
+    /// then also takes one of the `global` permits. No global permit is held
+    /// while waiting for the host, so a crowded host never holds up the others.
+    pub async fn enter(&self, host: String, global: &Arc<Semaphore>) -> Option<Pass> {
         let permits = {
             let mut hosts = self.lock();
             let slot = hosts.entry(host.clone()).or_insert_with(|| HostSlot {
@@ -105,13 +104,17 @@ mod tests {
         let gate = HostGate::new(2, Duration::ZERO);
         let global = Arc::new(Semaphore::new(2));
         // Due at once: the pass is ready on the first poll.
-        let first = gate.enter("http://host.example/a", &global).now_or_never();
+        let first = gate
+            .enter(host_of("http://host.example/a"), &global)
+            .now_or_never();
         assert!(matches!(first, Some(Some(_))));
-        let second = gate.enter("http://host.example/b", &global).now_or_never();
+        let second = gate
+            .enter(host_of("http://host.example/b"), &global)
+            .now_or_never();
         assert!(matches!(second, Some(Some(_))));
         // Both host permits are held: a third request waits.
         assert!(
-            gate.enter("http://host.example/c", &global)
+            gate.enter(host_of("http://host.example/c"), &global)
                 .now_or_never()
                 .is_none()
         );
@@ -131,7 +134,7 @@ mod tests {
                 "http://quiet.example/".to_string()
             };
             tasks.spawn(async move {
-                let _pass = gate.enter(&url, &global).await;
+                let _pass = gate.enter(host_of(&url), &global).await;
                 let began = Instant::now() - start;
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 (url, began)
