@@ -26,9 +26,9 @@ impl Store {
     pub fn sync_feeds(&self, feeds: &[FeedSpec], now: DateTime<Utc>) -> Result<(), StoreError> {
         let mut conn = self.lock_writer();
         let tx = conn.transaction()?;
-        // Statements are prepared once for the whole list, and rows that are
-        // already as configured are not rewritten: a restart with 10,000
-        // unchanged feeds writes nothing.
+        // Statements are prepared once for the whole list. The upsert runs
+        // only for a feed that is new or not as configured (`as_configured`
+        // below): a restart with 10,000 unchanged feeds writes nothing.
         let mut upsert = tx.prepare_cached(
             "INSERT INTO feeds (url, uid, config_title, interval_secs, next_poll_at, created_at,
                 fixed_interval)
@@ -47,11 +47,7 @@ impl Store {
                 -- otherwise the schedule (a Retry-After, a backoff) stands
                 next_poll_at = CASE WHEN excluded.interval_secs < interval_secs
                     THEN MIN(next_poll_at, ?5 + excluded.interval_secs)
-                    ELSE next_poll_at END
-             WHERE active = 0
-                OR config_title IS NOT excluded.config_title
-                OR interval_secs != excluded.interval_secs
-                OR fixed_interval != excluded.fixed_interval",
+                    ELSE next_poll_at END",
         )?;
         let mut find = tx.prepare_cached("SELECT id FROM feeds WHERE url = ?1")?;
         let mut clear_tags = tx.prepare_cached("DELETE FROM feed_tags WHERE feed_id = ?1")?;
