@@ -142,14 +142,16 @@ fn init_logging(format: LogFormat, default_level: &str) {
 }
 
 /// Draws a bar on a terminal; elsewhere the per-feed log lines say the same.
-struct Progress;
-
-/// How many feeds the running `poll --once` set out to poll.
-static POLL_TOTAL: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+#[derive(Default)]
+struct Progress {
+    /// How many feeds the pass set out to poll.
+    total: std::sync::atomic::AtomicUsize,
+}
 
 impl newsriver::daemon::PollProgress for Progress {
     fn start(&self, feeds: usize) {
-        POLL_TOTAL.store(feeds, std::sync::atomic::Ordering::Relaxed);
+        self.total
+            .store(feeds, std::sync::atomic::Ordering::Relaxed);
         if !stderr_is_terminal() {
             return;
         }
@@ -273,7 +275,8 @@ async fn main() -> ExitCode {
                 std::process::exit(130);
             });
             let stopped = stopping.clone();
-            let polled = newsriver::daemon::poll_once_with(&config, &Progress, stopping).await;
+            let progress = Progress::default();
+            let polled = newsriver::daemon::poll_once_with(&config, &progress, stopping).await;
             match polled {
                 Ok(reports) => {
                     if let Some(bar) = PROGRESS_BAR.get() {
@@ -291,7 +294,7 @@ async fn main() -> ExitCode {
                         s.updated
                     );
                     if *stopped.borrow() {
-                        let total = POLL_TOTAL.load(std::sync::atomic::Ordering::Relaxed);
+                        let total = progress.total.load(std::sync::atomic::Ordering::Relaxed);
                         println!(
                             "stopped by a signal: {} feeds not polled",
                             total.saturating_sub(reports.len())
