@@ -370,6 +370,16 @@ impl Store {
         }
     }
 
+    /// Rows the writer connection has inserted, updated or deleted since it
+    /// opened (SQLite's `total_changes()`), for tests that check nothing is
+    /// rewritten.
+    #[cfg(test)]
+    pub(crate) fn rows_changed(&self) -> i64 {
+        self.lock_writer()
+            .query_row("SELECT total_changes()", [], |r| r.get(0))
+            .expect("total_changes()")
+    }
+
     /// How many writes this process has committed so far. Unchanged means
     /// nothing here wrote since; other processes' writes (a cron `poll
     /// --once` on the same file) show only in `data_version`.
@@ -591,6 +601,27 @@ mod tests {
         assert_eq!(value("q2"), "late");
     }
 
+    /// Queues a write nobody waits for that stores `key` in `meta`.
+    fn queue_key(store: &Store, key: String) {
+        store
+            .write_detached("a test value".into(), move |tx| {
+                tx.execute("INSERT INTO meta (key, value) VALUES (?1, 'x')", [key])?;
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    /// How many keys in `meta` start with `prefix`.
+    fn keys_stored(store: &Store, prefix: &str) -> i64 {
+        lock(&store.reader)
+            .query_row(
+                "SELECT COUNT(*) FROM meta WHERE key LIKE ?1 || '%'",
+                [prefix],
+                |r| r.get(0),
+            )
+            .unwrap()
+    }
+
     #[tokio::test]
     async fn writes_nobody_waits_for_share_transactions() {
         let dir = tempfile::tempdir().unwrap();
@@ -599,27 +630,14 @@ mod tests {
         // Trickling in, as a pass's records do: each would find the writer idle.
         for i in 0..40 {
             std::thread::sleep(Duration::from_micros(500));
-            store
-                .write_detached("a test value".into(), move |tx| {
-                    tx.execute(
-                        "INSERT INTO meta (key, value) VALUES (?1, 'x')",
-                        [format!("k{i}")],
-                    )?;
-                    Ok(())
-                })
-                .unwrap();
+            queue_key(&store, format!("k{i}"));
         }
         store.flush().await.unwrap();
         let commits = store.local_writes() - before;
         // One transaction per write would be 40 (and 40 copies of the same
         // pages in the WAL); gathered, a handful.
         assert!(commits <= 10, "{commits} commits for 40 queued writes");
-        let stored: i64 = lock(&store.reader)
-            .query_row("SELECT COUNT(*) FROM meta WHERE key LIKE 'k%'", [], |r| {
-                r.get(0)
-            })
-            .unwrap();
-        assert_eq!(stored, 40);
+        assert_eq!(keys_stored(&store, "k"), 40);
     }
 
     #[tokio::test]
@@ -632,15 +650,7 @@ mod tests {
         let busy = store.lock_writer();
         let before = store.local_writes();
         for i in 0..3 * MAX_BATCH {
-            store
-                .write_detached("a test value".into(), move |tx| {
-                    tx.execute(
-                        "INSERT INTO meta (key, value) VALUES (?1, 'x')",
-                        [format!("b{i}")],
-                    )?;
-                    Ok(())
-                })
-                .unwrap();
+            queue_key(&store, format!("b{i}"));
         }
         drop(busy);
         store.flush().await.unwrap();
@@ -651,12 +661,7 @@ mod tests {
             commits <= 2,
             "{commits} transactions for one list of writes"
         );
-        let stored: i64 = lock(&store.reader)
-            .query_row("SELECT COUNT(*) FROM meta WHERE key LIKE 'b%'", [], |r| {
-                r.get(0)
-            })
-            .unwrap();
-        assert_eq!(stored, 3 * MAX_BATCH as i64);
+        assert_eq!(keys_stored(&store, "b"), 3 * MAX_BATCH as i64);
     }
 
     #[test]
@@ -860,12 +865,6 @@ mod tests {
                 .collect::<Result<_, _>>()
                 .unwrap()
         };
-        let changes = || -> i64 {
-            store
-                .lock_writer()
-                .query_row("SELECT total_changes()", [], |r| r.get(0))
-                .unwrap()
-        };
         let row = |url: &str, active, title: Option<&str>, secs, tags: &str| {
             (
                 url.to_string(),
@@ -889,9 +888,9 @@ mod tests {
             ]
         );
         // The same list again (a restart) writes nothing.
-        let before = changes();
+        let before = store.rows_changed();
         store.sync_feeds(&first, now).unwrap();
-        assert_eq!(changes(), before);
+        assert_eq!(store.rows_changed(), before);
 
         let a = feed("http://a.example/", None, 600, &["y", "z"]);
         let c = feed("http://c.example/", None, 600, &["x"]);

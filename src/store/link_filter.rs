@@ -121,8 +121,8 @@ mod tests {
     use super::*;
     use crate::store::MIGRATIONS;
 
-    fn database() -> Connection {
-        let mut conn = Connection::open_in_memory().unwrap();
+    /// `conn` with the schema and one feed (id 1) to store entries of.
+    fn with_a_feed(mut conn: Connection) -> Connection {
         MIGRATIONS.as_ref().unwrap().to_latest(&mut conn).unwrap();
         conn.execute(
             "INSERT INTO feeds (id, url, uid, interval_secs, next_poll_at, created_at)
@@ -131,6 +131,10 @@ mod tests {
         )
         .unwrap();
         conn
+    }
+
+    fn database() -> Connection {
+        with_a_feed(Connection::open_in_memory().unwrap())
     }
 
     fn store_link(conn: &Connection, n: usize, link: &str) {
@@ -218,14 +222,7 @@ mod tests {
     fn links_another_connection_stored_are_seen() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f.db");
-        let mut conn = Connection::open(&path).unwrap();
-        MIGRATIONS.as_ref().unwrap().to_latest(&mut conn).unwrap();
-        conn.execute(
-            "INSERT INTO feeds (id, url, uid, interval_secs, next_poll_at, created_at)
-             VALUES (1, 'http://a.example/feed', 'urn:feed:a', 600, 0, 0)",
-            [],
-        )
-        .unwrap();
+        let conn = with_a_feed(Connection::open(&path).unwrap());
         let mut filter = LinkFilter::default();
         let link = "https://a.example/from-cron";
         filter.refresh(&conn).unwrap();

@@ -337,12 +337,6 @@ mod tests {
             priority,
             original,
         };
-        let changes = || -> i64 {
-            store
-                .lock_writer()
-                .query_row("SELECT total_changes()", [], |r| r.get(0))
-                .unwrap()
-        };
         let ranks = [
             rank("http://a.example/f", 5, false),
             rank("http://b.example/f", 0, true),
@@ -357,16 +351,16 @@ mod tests {
             Some((0, true))
         );
         // The same ranks again write nothing; a changed one is written.
-        let before = changes();
+        let before = store.rows_changed();
         store.set_feed_ranks(&ranks).unwrap();
-        assert_eq!(changes(), before);
+        assert_eq!(store.rows_changed(), before);
         store
             .set_feed_ranks(&[
                 rank("http://a.example/f", 5, false),
                 rank("http://b.example/f", 2, false),
             ])
             .unwrap();
-        assert_eq!(changes(), before + 1);
+        assert_eq!(store.rows_changed(), before + 1);
         assert_eq!(
             store.feed_rank_of("http://b.example/f").unwrap(),
             Some((2, false))
