@@ -291,9 +291,7 @@ async fn poll_once_stops_on_sigterm_and_stores_what_it_polled() {
         "[storage]\npath = {:?}\n[fetch]\nconcurrency = 4\nhost_concurrency = 1\nhost_gap = \"1ms\"\ntransfer_deadline = \"3s\"\n",
         db.display().to_string()
     );
-    for url in &urls {
-        toml.push_str(&format!("[[feed]]\nurl = \"{url}\"\n"));
-    }
+    toml.push_str(&common::feed_tables(&urls));
     let config = dir.path().join("river.toml");
     std::fs::write(&config, toml).unwrap();
 

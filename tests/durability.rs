@@ -64,9 +64,7 @@ async fn sigkill_mid_ingest_loses_nothing_committed_and_restarts_without_duplica
         "[server]\nlisten = \"127.0.0.1:0\"\n[storage]\npath = {:?}\n[fetch]\nconcurrency = 3\nhost_gap = \"1ms\"\nhost_concurrency = 3\n",
         db.display().to_string()
     );
-    for url in &urls {
-        toml.push_str(&format!("[[feed]]\nurl = \"{url}\"\n"));
-    }
+    toml.push_str(&common::feed_tables(&urls));
     std::fs::write(&config, toml).unwrap();
     let total = (FEEDS * ITEMS) as u64;
 

@@ -197,10 +197,15 @@ pub fn config_for(dir: &Path, feeds: &[String], extra: &str) -> Config {
         "[storage]\npath = {:?}\n[fetch]\ntimeout = \"5s\"\nconnect_timeout = \"2s\"\nhost_gap = \"5ms\"\n{extra}\n",
         dir.join("river.db").display().to_string()
     );
-    for url in feeds {
-        toml.push_str(&format!("[[feed]]\nurl = \"{url}\"\n"));
-    }
+    toml.push_str(&feed_tables(feeds));
     Config::parse(&toml, Path::new("test.toml")).unwrap()
+}
+
+/// A `[[feed]]` table for each URL, to end a config file with.
+pub fn feed_tables(urls: &[String]) -> String {
+    urls.iter()
+        .map(|url| format!("[[feed]]\nurl = \"{url}\"\n"))
+        .collect()
 }
 
 /// A loopback address on which nothing listens.
