@@ -156,10 +156,11 @@ struct Job {
 }
 
 /// How long the writer waits, before it begins a transaction of writes
-/// nobody waits for (`Store::write_detached`), for more of them to join:
-/// `poll --once` queues a record per feed, and committing each handful on
-/// its own rewrote the same pages of `feeds` into the WAL again and again
-/// (7–21 MB of WAL for 2,000 304s). A write someone waits for ends the wait.
+/// nobody waits for (`Store::write_detached`), for more of them to join
+/// (to the queue, or to the list a queued job takes when it runs): `poll
+/// --once` queues a record per feed, and committing each handful on its own
+/// rewrote the same pages of `feeds` into the WAL again and again (7–21 MB
+/// of WAL for 2,000 304s). A write someone waits for ends the wait.
 const GATHER: Duration = Duration::from_millis(20);
 
 /// Most writes committed in one transaction.
