@@ -99,6 +99,7 @@ pub async fn poll_once_with(
         clock,
         policy: Policy::from(&config.fetch),
         filters: Arc::new(crate::filter::Filters::from_config(config)),
+        parsing: Default::default(),
     });
     // The same path as the daemon's: global and per-host limits apply.
     let reports = scheduler::poll_all_with(
@@ -182,6 +183,7 @@ pub async fn run_with(
         clock,
         policy: Policy::from(&config.fetch),
         filters: live.filters.clone(),
+        parsing: Default::default(),
     });
     let hooks = scheduler::Hooks {
         wake: live.wake.clone(),

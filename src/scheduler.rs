@@ -21,8 +21,10 @@ use crate::store::{Failures, Moved, PollRecord, PolledDocument, Store, StoreErro
 
 mod hosts;
 mod pacing;
+mod parsing;
 
 pub use hosts::{HostGate, Pass, host_of};
+pub use parsing::{ParseSlot, ParseSlots};
 
 /// Wall-clock time derived from tokio's clock, so that tests running on a
 /// paused clock move the schedule forward too.
@@ -177,6 +179,8 @@ pub struct Poller<F = Fetcher> {
     pub policy: Policy,
     /// Include/exclude rules applied between parse and store.
     pub filters: Arc<Filters>,
+    /// How many fetched documents are parsed at once (one per core).
+    pub parsing: ParseSlots,
 }
 
 /// How a poll's record (outcome, validators, next poll) reaches the database.
@@ -416,8 +420,11 @@ impl<F: FetchFeed> Poller<F> {
         let filters = self.filters.clone();
         // Parse, learn the publishing rate from the whole document, filter,
         // then key, hash and fingerprint each entry: all CPU work, on one
-        // blocking thread, so the writer only writes.
+        // blocking thread, so the writer only writes; in one of the
+        // `parsing` slots, so parsers do not crowd the writer off the cores.
+        let slot = self.parsing.enter().await;
         let prepared = tokio::task::spawn_blocking(move || {
+            let _slot = slot;
             let doc = parse::parse(&response.body, response.content_type.as_deref(), &url)?;
             let interval =
                 policy.adaptive_interval(configured, previous, &doc.entries, &doc.hints, now);

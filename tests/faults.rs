@@ -345,6 +345,7 @@ async fn a_permanent_redirect_is_adopted_after_three_polls_over_a_day_and_a_temp
             clock: Clock::starting_at(t0 + chrono::Duration::hours(hours)),
             policy: Policy::from(&config.fetch),
             filters: Default::default(),
+            parsing: Default::default(),
         };
         for feed in store.active_feeds().unwrap() {
             poller.poll(feed).await;
@@ -369,6 +370,7 @@ async fn a_permanent_redirect_is_adopted_after_three_polls_over_a_day_and_a_temp
         clock: Clock::new(),
         policy: Policy::from(&config.fetch),
         filters: Default::default(),
+        parsing: Default::default(),
     };
     poller.poll(old.clone()).await;
     assert_eq!(

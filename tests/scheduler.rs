@@ -219,6 +219,7 @@ async fn harness_with<S: AsRef<str>>(feeds: &[(S, u64, Answer)], policy: Policy)
         clock,
         policy,
         filters: Default::default(),
+        parsing: Default::default(),
     });
     Harness {
         web,

@@ -1,5 +1,6 @@
 //! The scheduler's hooks on tokio's paused clock: a wake-up after a reload
-//! changed the feed list, and the heartbeat /healthz reads.
+//! changed the feed list, and the heartbeat /healthz reads; and its limit on
+//! documents parsed at once.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -67,6 +68,7 @@ async fn a_wake_up_makes_a_newly_added_feed_poll_at_once() {
             ..Policy::default()
         },
         filters: Default::default(),
+        parsing: Default::default(),
     });
     let hooks = Hooks::default();
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -101,4 +103,64 @@ async fn a_wake_up_makes_a_newly_added_feed_poll_at_once() {
     assert!(hooks.heartbeat.load(Ordering::Relaxed) >= beat + 600);
     stop.send(true).unwrap();
     task.await.unwrap();
+}
+
+/// Answers every URL with a feed of 100 items, each URL its own guids.
+#[derive(Debug, Clone)]
+struct Big;
+
+impl FetchFeed for Big {
+    async fn fetch(&self, url: &str, _: &Validators) -> Result<Fetched, FetchError> {
+        let items: String = (0..100)
+            .map(|i| {
+                format!(
+                    "<item><title>Item {i} of {url}</title><guid>{url}#{i}</guid>\
+                     <description>&lt;p&gt;Words {i} about the harbour, the council and the river.&lt;/p&gt;</description></item>"
+                )
+            })
+            .collect();
+        Ok(Fetched::Body(Response {
+            status: 200,
+            body: Bytes::from(format!(
+                "<rss version=\"2.0\"><channel><title>T</title><link>http://f.example/</link>{items}</channel></rss>"
+            )),
+            content_type: None,
+            validators: Validators::default(),
+            final_url: url.to_string(),
+            ..Default::default()
+        }))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_more_documents_parse_at_once_than_there_are_parse_slots() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("s.db")).unwrap();
+    let clock = Clock::new();
+    let specs: Vec<FeedSpec> = (0..16)
+        .map(|i| spec(&format!("http://host{i}.example/feed")))
+        .collect();
+    store.sync_feeds(&specs, clock.now()).unwrap();
+    let parsing = scheduler::ParseSlots::new(2);
+    let poller = Arc::new(Poller {
+        store: store.clone(),
+        fetcher: Big,
+        clock,
+        policy: Policy::default(),
+        filters: Default::default(),
+        parsing: parsing.clone(),
+    });
+    // All 16 fetched at once: without the slots, each would parse at once.
+    let (_stop, stopped) = tokio::sync::watch::channel(false);
+    let reports = scheduler::poll_all_with(poller, 16, stopped, |_| {}, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(reports.len(), 16);
+    assert_eq!(parsing.entered(), 16, "every document took a slot");
+    assert!(
+        (1..=2).contains(&parsing.most_at_once()),
+        "{} documents parsed at once",
+        parsing.most_at_once()
+    );
+    assert_eq!(store.entry_count().unwrap(), 16 * 100, "every entry stored");
 }
