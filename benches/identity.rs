@@ -106,6 +106,12 @@ fn main() {
     };
     row("baseline: XXH3 of title and text", baseline);
     row("normalised text of title and text", normalise);
-    row("fingerprint of title and text (normalising included)", fingerprint);
-    row("whole identity stage (IdentifiedEntry::new)", whole.saturating_sub(clone));
+    row(
+        "fingerprint of title and text (normalising included)",
+        fingerprint,
+    );
+    row(
+        "whole identity stage (IdentifiedEntry::new)",
+        whole.saturating_sub(clone),
+    );
 }

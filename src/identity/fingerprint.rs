@@ -598,7 +598,16 @@ mod tests {
         // Few distinct words, so that texts repeat shingles, and a few
         // pieces that are not words at all.
         const WORDS: &[&str] = &[
-            "port", "strike", "ends", "Port", "café", "İstanbul", "42", "<b>", "—", "&amp;",
+            "port",
+            "strike",
+            "ends",
+            "Port",
+            "café",
+            "İstanbul",
+            "42",
+            "<b>",
+            "—",
+            "&amp;",
         ];
         let mut state: u64 = 0x2545_f491_4f6c_dd1d;
         let mut next = || {
