@@ -24,7 +24,7 @@ mod pacing;
 mod parsing;
 
 pub use hosts::{HostGate, Pass, host_of};
-pub use parsing::{ParseSlot, ParseSlots};
+pub use parsing::{Crashed, ParseSlots};
 
 /// Wall-clock time derived from tokio's clock, so that tests running on a
 /// paused clock move the schedule forward too.
@@ -179,7 +179,8 @@ pub struct Poller<F = Fetcher> {
     pub policy: Policy,
     /// Include/exclude rules applied between parse and store.
     pub filters: Arc<Filters>,
-    /// How many fetched documents are parsed at once (one per core).
+    /// The threads that parse fetched documents (one per core, at a lower
+    /// priority than the writer).
     pub parsing: ParseSlots,
 }
 
@@ -420,27 +421,26 @@ impl<F: FetchFeed> Poller<F> {
         let filters = self.filters.clone();
         // Parse, learn the publishing rate from the whole document, filter,
         // then key, hash and fingerprint each entry: all CPU work, on one
-        // blocking thread, so the writer only writes; in one of the
-        // `parsing` slots, so parsers do not crowd the writer off the cores.
-        let slot = self.parsing.enter().await;
-        let prepared = tokio::task::spawn_blocking(move || {
-            let _slot = slot;
-            let doc = parse::parse(&response.body, response.content_type.as_deref(), &url)?;
-            let interval =
-                policy.adaptive_interval(configured, previous, &doc.entries, &doc.hints, now);
-            let skip = doc.hints.skip;
-            // Filters drop entries before they are stored (the interval above
-            // read the whole document's publishing rate).
-            let doc = filters.apply(&url, doc, now);
-            let polled = PolledDocument {
-                status,
-                meta: doc.meta,
-                validators: response.validators,
-                entries: identity::identify(doc.entries),
-            };
-            Ok::<_, parse::ParseError>((polled, interval, skip))
-        })
-        .await;
+        // parse thread (see `parsing`), so the writer only writes.
+        let prepared = self
+            .parsing
+            .run(move || {
+                let doc = parse::parse(&response.body, response.content_type.as_deref(), &url)?;
+                let interval =
+                    policy.adaptive_interval(configured, previous, &doc.entries, &doc.hints, now);
+                let skip = doc.hints.skip;
+                // Filters drop entries before they are stored (the interval above
+                // read the whole document's publishing rate).
+                let doc = filters.apply(&url, doc, now);
+                let polled = PolledDocument {
+                    status,
+                    meta: doc.meta,
+                    validators: response.validators,
+                    entries: identity::identify(doc.entries),
+                };
+                Ok::<_, parse::ParseError>((polled, interval, skip))
+            })
+            .await;
         let (polled, interval, skip) = match prepared {
             Ok(Ok(done)) => done,
             Ok(Err(e)) => return Ok(Err((Some(status), e.to_string()))),

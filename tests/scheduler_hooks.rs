@@ -68,7 +68,7 @@ async fn a_wake_up_makes_a_newly_added_feed_poll_at_once() {
             ..Policy::default()
         },
         filters: Default::default(),
-        parsing: Default::default(),
+        parsing: scheduler::ParseSlots::per_core().unwrap(),
     });
     let hooks = Hooks::default();
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -141,7 +141,7 @@ async fn no_more_documents_parse_at_once_than_there_are_parse_slots() {
         .map(|i| spec(&format!("http://host{i}.example/feed")))
         .collect();
     store.sync_feeds(&specs, clock.now()).unwrap();
-    let parsing = scheduler::ParseSlots::new(2);
+    let parsing = scheduler::ParseSlots::new(2).unwrap();
     let poller = Arc::new(Poller {
         store: store.clone(),
         fetcher: Big,

@@ -1,61 +1,108 @@
-//! How many fetched documents are parsed and identified at once.
+//! Where fetched documents are parsed and identified: threads of their own,
+//! one per core, at a lower priority than the rest of the process (nice +11
+//! on Linux).
 //!
-//! Parsing, keying, hashing and fingerprinting are CPU work on blocking
-//! threads, while the store's writer thread, the one serial stage of ingest,
-//! saves what they produce. With every fetched document parsing at once (up
-//! to `2 × concurrency` of them), the writer was one runnable thread among
-//! dozens and got a share of a core to match; the parsers then filled the
-//! queue in front of it and sat waiting, so on two cores about a fifth of a
-//! cold ingest's CPU time went idle. One document per core keeps the cores
-//! busy without crowding the writer out (2,000 × 50 cold ingest: 8–12 %
-//! faster; see `bench/notes.md`).
+//! Parsing, keying, hashing and fingerprinting are CPU work, while the
+//! store's writer thread, the one serial stage of ingest, saves what they
+//! produce. When they ran on tokio's blocking threads, every fetched document
+//! was parsed at once (up to `2 × concurrency` of them): the writer was one
+//! runnable thread among dozens and got a share of a core to match, and the
+//! parsers then filled the queue in front of it and sat waiting, so on two
+//! cores about a fifth of a cold ingest's CPU time went idle. One parser per
+//! core keeps the cores busy, and their lower priority lets the writer (and
+//! the threads that answer HTTP requests) run first whenever they are ready.
+//! `bench/notes.md` (fifth round) has the figures.
 
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use std::panic::AssertUnwindSafe;
 
-/// Slots for parsing documents, shared by every poll of a [`super::Poller`].
+use tokio::runtime::Runtime;
+
+/// The parse threads, shared by every poll of a [`super::Poller`].
 #[derive(Debug, Clone)]
 pub struct ParseSlots {
-    slots: Arc<Semaphore>,
+    pool: Arc<Pool>,
     counts: Arc<Counts>,
+}
+
+/// A runtime whose worker threads only ever run parse jobs, each to its end:
+/// at most one job per thread at a time.
+#[derive(Debug)]
+struct Pool(Option<Runtime>);
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        // Dropping a runtime waits for its threads, which is not allowed on
+        // an async thread (where the last poller is often dropped).
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 #[derive(Debug, Default)]
 struct Counts {
     busy: AtomicUsize,
     most: AtomicUsize,
-    parsed: AtomicU64,
+    entered: AtomicU64,
 }
 
+/// Priority of the parse threads on the crate's 0–99 scale, where the
+/// process's own (nice 0) is about 50; on Linux, 20 is nice +11. Lowering a
+/// thread's priority needs no privilege.
+const PARSE_PRIORITY: u8 = 20;
+
 impl ParseSlots {
-    /// At most `slots` documents at once (at least one).
-    pub fn new(slots: usize) -> Self {
-        Self {
-            slots: Arc::new(Semaphore::new(slots.max(1))),
+    /// `threads` parse threads (at least one).
+    pub fn new(threads: usize) -> std::io::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads.max(1))
+            .thread_name("newsriver-parse")
+            .on_thread_start(lower_priority)
+            .build()?;
+        Ok(Self {
+            pool: Arc::new(Pool(Some(runtime))),
             counts: Arc::default(),
-        }
+        })
     }
 
-    /// One slot per core this process may use.
-    pub fn per_core() -> Self {
+    /// One parse thread per core this process may use.
+    pub fn per_core() -> std::io::Result<Self> {
         Self::new(std::thread::available_parallelism().map_or(2, NonZeroUsize::get))
     }
 
-    /// Waits for a free slot; the slot is free again when the returned
-    /// guard is dropped (on the blocking thread, once parsing is done).
-    pub async fn enter(&self) -> ParseSlot {
-        // The semaphore is never closed; were it, parsing would go unlimited
-        // rather than stop.
-        let permit = self.slots.clone().acquire_owned().await.ok();
-        let busy = self.counts.busy.fetch_add(1, Ordering::AcqRel) + 1;
-        self.counts.most.fetch_max(busy, Ordering::AcqRel);
-        self.counts.parsed.fetch_add(1, Ordering::Relaxed);
-        ParseSlot {
-            _permit: permit,
-            counts: self.counts.clone(),
+    /// Runs `work` on a parse thread once one is free; a panic in `work`
+    /// comes back as the error. The caller's runtime counts the wait as a
+    /// blocking task of its own (a thread of its blocking pool sleeps on the
+    /// result), so a paused test clock does not move on while a document is
+    /// parsed, as with `tokio::task::spawn_blocking`.
+    pub async fn run<R: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> R + Send + 'static,
+    ) -> Result<R, Crashed> {
+        let counts = self.counts.clone();
+        let (done, outcome) = std::sync::mpsc::sync_channel(1);
+        let job = async move {
+            let busy = counts.busy.fetch_add(1, Ordering::AcqRel) + 1;
+            counts.most.fetch_max(busy, Ordering::AcqRel);
+            counts.entered.fetch_add(1, Ordering::Relaxed);
+            let _finished = Finished(&counts.busy);
+            let _ = done.send(std::panic::catch_unwind(AssertUnwindSafe(work)));
+        };
+        match &self.pool.0 {
+            Some(runtime) => drop(runtime.spawn(job)),
+            // The runtime is taken only when the pool is dropped, which
+            // needs the last handle to it: never while `self` exists.
+            None => drop(tokio::spawn(job)),
+        }
+        match tokio::task::spawn_blocking(move || outcome.recv()).await {
+            Ok(Ok(Ok(value))) => Ok(value),
+            Ok(Ok(Err(panic))) => Err(Crashed(panic_message(panic.as_ref()))),
+            Ok(Err(_)) => Err(Crashed("the parse threads have stopped".into())),
+            Err(e) => Err(Crashed(e.to_string())),
         }
     }
 
@@ -64,27 +111,91 @@ impl ParseSlots {
         self.counts.most.load(Ordering::Acquire)
     }
 
-    /// Documents that have entered a slot.
+    /// Parse jobs started.
     pub fn entered(&self) -> u64 {
-        self.counts.parsed.load(Ordering::Relaxed)
+        self.counts.entered.load(Ordering::Relaxed)
     }
 }
 
-impl Default for ParseSlots {
-    fn default() -> Self {
-        Self::per_core()
+/// A parse job that panicked (or could not run), with the panic's message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Crashed(pub String);
+
+impl std::fmt::Display for Crashed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
 }
 
-/// A document's turn to be parsed; see [`ParseSlots::enter`].
-#[derive(Debug)]
-pub struct ParseSlot {
-    _permit: Option<OwnedSemaphorePermit>,
-    counts: Arc<Counts>,
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
 }
 
-impl Drop for ParseSlot {
+/// Counts a job as finished, also when it panics.
+struct Finished<'a>(&'a AtomicUsize);
+
+impl Drop for Finished<'_> {
     fn drop(&mut self) {
-        self.counts.busy.fetch_sub(1, Ordering::AcqRel);
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+fn lower_priority() {
+    use thread_priority::{ThreadPriority, ThreadPriorityValue};
+    let lowered = ThreadPriorityValue::try_from(PARSE_PRIORITY)
+        .map_err(|e| e.to_string())
+        .and_then(|value| {
+            thread_priority::set_current_thread_priority(ThreadPriority::Crossplatform(value))
+                .map_err(|e| format!("{e:?}"))
+        });
+    if let Err(error) = lowered {
+        tracing::debug!(%error, "parse thread keeps the process's priority");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The calling thread's nice value, from /proc (Linux).
+    fn nice() -> Option<i32> {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+        let fields = stat.get(stat.rfind(')')? + 2..)?;
+        fields.split(' ').nth(16)?.parse().ok()
+    }
+
+    #[tokio::test]
+    async fn documents_are_parsed_on_threads_of_lower_priority() {
+        let slots = ParseSlots::new(1).unwrap();
+        let caller = nice();
+        let parser = slots.run(nice).await.unwrap();
+        if cfg!(target_os = "linux") {
+            let (caller, parser) = (caller.unwrap(), parser.unwrap());
+            assert!(
+                parser > caller || caller == 19,
+                "parse thread at nice {parser}, caller at {caller}"
+            );
+        }
+        let name = slots
+            .run(|| std::thread::current().name().map(str::to_string))
+            .await
+            .unwrap();
+        assert_eq!(name.as_deref(), Some("newsriver-parse"));
+    }
+
+    #[tokio::test]
+    async fn a_panicking_parse_is_an_error_and_the_threads_go_on() {
+        let slots = ParseSlots::new(1).unwrap();
+        let crashed = slots
+            .run(|| -> u32 { panic!("malformed beyond belief") })
+            .await;
+        assert_eq!(crashed, Err(Crashed("malformed beyond belief".into())));
+        assert_eq!(slots.run(|| 7).await, Ok(7));
+        assert_eq!(slots.entered(), 2);
+        assert_eq!(slots.most_at_once(), 1);
     }
 }
