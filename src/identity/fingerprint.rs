@@ -234,6 +234,11 @@ impl Fingerprint {
         let mut all = Vec::new();
         word_hashes(title, &mut all);
         word_hashes(body, &mut all);
+        Self::of_words(&all)
+    }
+
+    /// The fingerprint of a text given as its words' hashes, in order.
+    fn of_words(all: &[u64]) -> Option<Self> {
         if all.is_empty() {
             return None;
         }
@@ -472,6 +477,16 @@ mod tests {
         out
     }
 
+    /// A fixed xorshift sequence: the same random inputs on every run.
+    fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+        move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        }
+    }
+
     #[test]
     fn the_fast_normalisation_matches_the_plain_definition() {
         const PIECES: &[&str] = &[
@@ -504,14 +519,7 @@ mod tests {
             "x1y2",
             "..",
         ];
-        // A fixed xorshift sequence: the same inputs on every run.
-        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
         for _ in 0..20_000 {
             let len = next() % 24;
             let text: String = (0..len)
@@ -523,32 +531,6 @@ mod tests {
                 "{text:?}"
             );
         }
-    }
-
-    /// Format 3 from its definition: the words of each text as format 2 found
-    /// them, shingled, deduplicated, each shingle put in its bin.
-    fn fingerprint_by_definition(title: &str, body: &str) -> Option<Fingerprint> {
-        let mut all = format_2_word_hashes(title);
-        all.extend(format_2_word_hashes(body));
-        if all.is_empty() {
-            return None;
-        }
-        let mut shingles: Vec<u64> = all
-            .windows(SHINGLE_WORDS.min(all.len()))
-            .map(|w| w.iter().fold(FNV_OFFSET, |acc, &x| mix(acc ^ x)))
-            .collect();
-        shingles.sort_unstable();
-        shingles.dedup();
-        let mut bins = [EMPTY; SIGNATURE_LEN];
-        for &s in &shingles {
-            let h = mix(s ^ OPH_SEED);
-            let bin = (h >> (64 - BIN_BITS)) as usize;
-            bins[bin] = bins[bin].min((h as u16).min(EMPTY - 1));
-        }
-        Some(Fingerprint {
-            shingles: shingles.len() as u32,
-            signature: densified(&bins),
-        })
     }
 
     #[test]
@@ -567,13 +549,7 @@ mod tests {
             "—",
             "&amp;",
         ];
-        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = xorshift(0x2545_f491_4f6c_dd1d);
         for _ in 0..3_000 {
             let mut text = |most: u64| -> String {
                 let len = next() % most;
@@ -583,9 +559,12 @@ mod tests {
                     .join(" ")
             };
             let (title, body) = (text(6), text(400));
+            // The words as format 2 defined them, shingled the same way.
+            let mut words = format_2_word_hashes(&title);
+            words.extend(format_2_word_hashes(&body));
             assert_eq!(
                 Fingerprint::of(&title, &body),
-                fingerprint_by_definition(&title, &body),
+                Fingerprint::of_words(&words),
                 "{title:?} / {body:?}"
             );
         }
