@@ -14,10 +14,9 @@
 //! `bench/notes.md` (fifth round) has the figures.
 
 use std::num::NonZeroUsize;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-
-use std::panic::AssertUnwindSafe;
 
 use tokio::runtime::Runtime;
 
