@@ -99,7 +99,7 @@ pub async fn poll_once_with(
         clock,
         policy: Policy::from(&config.fetch),
         filters: Arc::new(crate::filter::Filters::from_config(config)),
-        parsing: scheduler::ParseSlots::per_core().context("cannot start the parse threads")?,
+        parsing: scheduler::ParseThreads::per_core().context("cannot start the parse threads")?,
     });
     // The same path as the daemon's: global and per-host limits apply.
     let reports = scheduler::poll_all_with(
@@ -183,7 +183,7 @@ pub async fn run_with(
         clock,
         policy: Policy::from(&config.fetch),
         filters: live.filters.clone(),
-        parsing: scheduler::ParseSlots::per_core().context("cannot start the parse threads")?,
+        parsing: scheduler::ParseThreads::per_core().context("cannot start the parse threads")?,
     });
     let hooks = scheduler::Hooks {
         wake: live.wake.clone(),

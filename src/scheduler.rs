@@ -24,7 +24,7 @@ mod pacing;
 mod parsing;
 
 pub use hosts::{HostGate, Pass, host_of};
-pub use parsing::{Crashed, ParseSlots};
+pub use parsing::{Crashed, ParseThreads};
 
 /// Wall-clock time derived from tokio's clock, so that tests running on a
 /// paused clock move the schedule forward too.
@@ -181,7 +181,7 @@ pub struct Poller<F = Fetcher> {
     pub filters: Arc<Filters>,
     /// The threads that parse fetched documents (one per core, at a lower
     /// priority than the writer).
-    pub parsing: ParseSlots,
+    pub parsing: ParseThreads,
 }
 
 /// How a poll's record (outcome, validators, next poll) reaches the database.

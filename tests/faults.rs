@@ -12,7 +12,7 @@ use common::config_for;
 use common::faults::{BILLION_LAUGHS, Fault, FaultServer};
 use newsriver::fetch::Fetcher;
 use newsriver::model::{FeedState, FeedStatus};
-use newsriver::scheduler::{Clock, Outcome, ParseSlots, Policy, Poller};
+use newsriver::scheduler::{Clock, Outcome, ParseThreads, Policy, Poller};
 use newsriver::store::FeedSpec;
 
 const RSS: &str = r#"<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel><title>Healthy</title><link>http://h.example/</link>
@@ -345,7 +345,7 @@ async fn a_permanent_redirect_is_adopted_after_three_polls_over_a_day_and_a_temp
             clock: Clock::starting_at(t0 + chrono::Duration::hours(hours)),
             policy: Policy::from(&config.fetch),
             filters: Default::default(),
-            parsing: ParseSlots::per_core().unwrap(),
+            parsing: ParseThreads::per_core().unwrap(),
         };
         for feed in store.active_feeds().unwrap() {
             poller.poll(feed).await;
@@ -370,7 +370,7 @@ async fn a_permanent_redirect_is_adopted_after_three_polls_over_a_day_and_a_temp
         clock: Clock::new(),
         policy: Policy::from(&config.fetch),
         filters: Default::default(),
-        parsing: ParseSlots::per_core().unwrap(),
+        parsing: ParseThreads::per_core().unwrap(),
     };
     poller.poll(old.clone()).await;
     assert_eq!(

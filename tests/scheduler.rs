@@ -219,7 +219,7 @@ async fn harness_with<S: AsRef<str>>(feeds: &[(S, u64, Answer)], policy: Policy)
         clock,
         policy,
         filters: Default::default(),
-        parsing: scheduler::ParseSlots::per_core().unwrap(),
+        parsing: scheduler::ParseThreads::per_core().unwrap(),
     });
     Harness {
         web,

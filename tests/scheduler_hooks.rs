@@ -68,7 +68,7 @@ async fn a_wake_up_makes_a_newly_added_feed_poll_at_once() {
             ..Policy::default()
         },
         filters: Default::default(),
-        parsing: scheduler::ParseSlots::per_core().unwrap(),
+        parsing: scheduler::ParseThreads::per_core().unwrap(),
     });
     let hooks = Hooks::default();
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -133,7 +133,7 @@ impl FetchFeed for Big {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn no_more_documents_parse_at_once_than_there_are_parse_slots() {
+async fn no_more_documents_parse_at_once_than_there_are_parse_threads() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("s.db")).unwrap();
     let clock = Clock::new();
@@ -141,7 +141,7 @@ async fn no_more_documents_parse_at_once_than_there_are_parse_slots() {
         .map(|i| spec(&format!("http://host{i}.example/feed")))
         .collect();
     store.sync_feeds(&specs, clock.now()).unwrap();
-    let parsing = scheduler::ParseSlots::new(2).unwrap();
+    let parsing = scheduler::ParseThreads::new(2).unwrap();
     let poller = Arc::new(Poller {
         store: store.clone(),
         fetcher: Big,
@@ -150,13 +150,17 @@ async fn no_more_documents_parse_at_once_than_there_are_parse_slots() {
         filters: Default::default(),
         parsing: parsing.clone(),
     });
-    // All 16 fetched at once: without the slots, each would parse at once.
+    // All 16 fetched at once: on threads of their own, each would parse at once.
     let (_stop, stopped) = tokio::sync::watch::channel(false);
     let reports = scheduler::poll_all_with(poller, 16, stopped, |_| {}, |_| {})
         .await
         .unwrap();
     assert_eq!(reports.len(), 16);
-    assert_eq!(parsing.entered(), 16, "every document took a slot");
+    assert_eq!(
+        parsing.entered(),
+        16,
+        "every document went to a parse thread"
+    );
     assert!(
         (1..=2).contains(&parsing.most_at_once()),
         "{} documents parsed at once",

@@ -18,17 +18,19 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use tokio::runtime::Runtime;
+use tokio::runtime::{Handle, Runtime};
 
-/// The parse threads, shared by every poll of a [`super::Poller`].
+/// The parse threads, shared by every poll of a [`super::Poller`]: a
+/// runtime whose worker threads only ever run parse jobs, each to its end, so
+/// at most one job per thread at a time.
 #[derive(Debug, Clone)]
-pub struct ParseSlots {
-    pool: Arc<Pool>,
+pub struct ParseThreads {
+    jobs: Handle,
+    _pool: Arc<Pool>,
     counts: Arc<Counts>,
 }
 
-/// A runtime whose worker threads only ever run parse jobs, each to its end:
-/// at most one job per thread at a time.
+/// Owns the runtime, and shuts it down when the last handle is dropped.
 #[derive(Debug)]
 struct Pool(Option<Runtime>);
 
@@ -54,7 +56,7 @@ struct Counts {
 /// needs no privilege.
 const PARSE_NICE_STEP: i32 = 11;
 
-impl ParseSlots {
+impl ParseThreads {
     /// `threads` parse threads (at least one).
     pub fn new(threads: usize) -> std::io::Result<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -63,7 +65,8 @@ impl ParseSlots {
             .on_thread_start(lower_priority)
             .build()?;
         Ok(Self {
-            pool: Arc::new(Pool(Some(runtime))),
+            jobs: runtime.handle().clone(),
+            _pool: Arc::new(Pool(Some(runtime))),
             counts: Arc::default(),
         })
     }
@@ -91,12 +94,7 @@ impl ParseSlots {
             let _finished = Finished(&counts.busy);
             let _ = done.send(std::panic::catch_unwind(AssertUnwindSafe(work)));
         };
-        match &self.pool.0 {
-            Some(runtime) => drop(runtime.spawn(job)),
-            // The runtime is taken only when the pool is dropped, which
-            // needs the last handle to it: never while `self` exists.
-            None => return Err(Crashed("the parse threads have stopped".into())),
-        }
+        drop(self.jobs.spawn(job));
         match tokio::task::spawn_blocking(move || outcome.recv()).await {
             Ok(Ok(Ok(value))) => Ok(value),
             Ok(Ok(Err(panic))) => Err(Crashed(panic_message(panic.as_ref()))),
@@ -167,16 +165,16 @@ mod tests {
 
     #[tokio::test]
     async fn documents_are_parsed_on_threads_of_lower_priority() {
-        let slots = ParseSlots::new(1).unwrap();
+        let threads = ParseThreads::new(1).unwrap();
         let caller = nice();
-        let parser = slots.run(nice).await.unwrap();
+        let parser = threads.run(nice).await.unwrap();
         if cfg!(target_os = "linux") {
             let (caller, parser) = (caller.unwrap(), parser.unwrap());
             assert_eq!(parser, (caller + PARSE_NICE_STEP).min(19));
             // Only the parse thread was lowered.
             assert_eq!(nice(), Some(caller));
         }
-        let name = slots
+        let name = threads
             .run(|| std::thread::current().name().map(str::to_string))
             .await
             .unwrap();
@@ -184,8 +182,8 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn two_slots_parse_two_documents_at_once_and_no_more() {
-        let slots = ParseSlots::new(2).unwrap();
+    async fn two_threads_parse_two_documents_at_once_and_no_more() {
+        let threads = ParseThreads::new(2).unwrap();
         let started = Arc::new(AtomicUsize::new(0));
         // Each job waits (up to 5 s) until a second one has started: with
         // one thread the first would give up; all three at once would make
@@ -201,23 +199,23 @@ mod tests {
             }
         };
         let (a, b, c) = tokio::join!(
-            slots.run(job(started.clone())),
-            slots.run(job(started.clone())),
-            slots.run(job(started.clone())),
+            threads.run(job(started.clone())),
+            threads.run(job(started.clone())),
+            threads.run(job(started.clone())),
         );
         assert_eq!((a, b, c), (Ok(true), Ok(true), Ok(true)));
-        assert_eq!(slots.most_at_once(), 2);
-        assert_eq!(slots.entered(), 3);
+        assert_eq!(threads.most_at_once(), 2);
+        assert_eq!(threads.entered(), 3);
     }
 
     #[tokio::test]
     async fn a_panicking_parse_is_an_error_and_the_threads_go_on() {
-        let slots = ParseSlots::new(1).unwrap();
-        let crashed = slots
+        let threads = ParseThreads::new(1).unwrap();
+        let crashed = threads
             .run(|| -> u32 { panic!("malformed beyond belief") })
             .await;
         assert_eq!(crashed, Err(Crashed("malformed beyond belief".into())));
-        assert_eq!(slots.run(|| 7).await, Ok(7));
-        assert_eq!(slots.entered(), 2);
+        assert_eq!(threads.run(|| 7).await, Ok(7));
+        assert_eq!(threads.entered(), 2);
     }
 }
