@@ -395,9 +395,7 @@ pub async fn store_floor(
     stage: FloorStage,
     db: &Path,
 ) -> anyhow::Result<Floor> {
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
-    }
+    remove_database(db);
     let conn = rusqlite::Connection::open(db)?;
     conn.execute_batch(
         "PRAGMA page_size = 8192; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
@@ -487,6 +485,16 @@ pub async fn store_floor(
         writer_cpu,
         parse_cpu,
     })
+}
+
+/// Removes an SQLite database and its WAL and shared-memory files, where
+/// they exist.
+fn remove_database(db: &Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = db.as_os_str().to_owned();
+        file.push(suffix);
+        let _ = std::fs::remove_file(file);
+    }
 }
 
 /// CPU time of the calling thread so far.
@@ -888,16 +896,12 @@ pub async fn run_all(p: &Params, log: impl Fn(&str)) -> anyhow::Result<Results> 
         |f: &Floor| f.wall,
     )
     .await?;
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", floor_db.display()));
-    }
+    remove_database(&floor_db);
     // Each run is a cold ingest into a new database; P2 re-polls the last.
     let cold = fastest(
         p.repeat,
         || async {
-            for file in ["river.db", "river.db-wal", "river.db-shm"] {
-                let _ = std::fs::remove_file(folder.join(file));
-            }
+            remove_database(&folder.join("river.db"));
             poll_once(&p.newsriver, &config).await
         },
         wall_of,
