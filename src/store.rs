@@ -24,11 +24,12 @@ mod link_filter;
 mod ops;
 mod publishing;
 mod retention;
+mod search;
 mod stories;
 mod story_index;
 
 pub use ops::{OpsSnapshot, Subscription};
-pub use publishing::{Cursor, FeedView, PageStart, StoryFilter, StoryPage};
+pub use publishing::{Cursor, FeedView, PageStart, SearchView, StoryFilter, StoryPage};
 pub use retention::{PruneCounts, RetentionPolicy};
 pub use stories::FeedRank;
 
@@ -331,6 +332,7 @@ impl Store {
                 "worked out stored entries' fingerprints in the new format"
             );
         }
+        search::build_pending(&mut writer)?;
         let reader = Connection::open(path)?;
         configure(&reader)?;
         let checkpointer = Connection::open(path)?;

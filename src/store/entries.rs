@@ -94,6 +94,18 @@ fn update_source(
     next_poll: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     let (meta, validators) = (&doc.meta, &doc.validators);
+    // The outlet's name is indexed with each of its entries: a source that
+    // renames itself has them indexed again (rare; never on a first poll,
+    // which has no entries yet).
+    let renamed: bool = tx
+        .prepare_cached(
+            "SELECT config_title IS NULL AND title IS NOT ?2
+                AND EXISTS (SELECT 1 FROM entries WHERE feed_id = ?1)
+             FROM feeds WHERE id = ?1",
+        )?
+        .query_row(params![id, meta.title], |r| r.get(0))
+        .optional()?
+        .unwrap_or(false);
     tx.prepare_cached(
         "UPDATE feeds SET source_id = ?2, title = ?3, site_url = ?4, rights = ?5, author = ?6,
             source_updated = ?7, etag = ?8, last_modified = ?9, state = 'ok', last_status = ?10,
@@ -115,12 +127,16 @@ fn update_source(
         ts(now),
         ts(next_poll)
     ])?;
+    if renamed {
+        super::search::reindex_feed(tx, id)?;
+    }
     Ok(())
 }
 
 /// A stored entry that a document's item was matched to.
 struct Existing {
     id: i64,
+    feed_id: FeedId,
     hash: String,
     churn_hash: Option<String>,
     canonical_link: Option<String>,
@@ -138,10 +154,12 @@ fn existing(r: &rusqlite::Row<'_>) -> rusqlite::Result<Existing> {
         title: r.get(4)?,
         updated: r.get(5)?,
         changed_at: r.get(6)?,
+        feed_id: r.get(7)?,
     })
 }
 
-const EXISTING_COLUMNS: &str = "id, hash, churn_hash, canonical_link, title, updated, changed_at";
+const EXISTING_COLUMNS: &str =
+    "id, hash, churn_hash, canonical_link, title, updated, changed_at, feed_id";
 
 fn save_entries(
     tx: &Connection,
@@ -370,6 +388,15 @@ fn insert_entry(
         story,
     ])?;
     let id = tx.last_insert_rowid();
+    super::search::index_entry(
+        tx,
+        id,
+        feed_id,
+        &e.title,
+        e.author.as_deref(),
+        e.summary.as_deref(),
+        e.content.as_deref(),
+    )?;
     Ok(id)
 }
 
@@ -445,6 +472,15 @@ fn update_entry(
         churn,
         now_ts,
     ])?;
+    super::search::reindex_entry(
+        tx,
+        old.id,
+        old.feed_id,
+        &e.title,
+        e.author.as_deref(),
+        e.summary.as_deref(),
+        e.content.as_deref(),
+    )?;
     Ok(counts)
 }
 
