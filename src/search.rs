@@ -85,3 +85,21 @@ impl Searches {
         self.all().iter().find(|s| s.name == name).cloned()
     }
 }
+
+/// Matching stories as `newsriver search` prints them: one line each with
+/// date, source, title and link, tab-separated.
+pub fn lines(stories: &[crate::model::Story]) -> String {
+    stories
+        .iter()
+        .map(|s| {
+            let when = s.published.unwrap_or(s.updated);
+            format!(
+                "{}\t{}\t{}\t{}\n",
+                when.format("%Y-%m-%d %H:%M"),
+                s.source.title,
+                s.title,
+                s.link.as_deref().unwrap_or("-")
+            )
+        })
+        .collect()
+}

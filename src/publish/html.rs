@@ -86,7 +86,7 @@ fn form_value(query: &str) -> String {
     esc(&url::form_urlencoded::byte_serialize(query.as_bytes()).collect::<String>())
 }
 
-/// The named searches, each with its feeds.
+/// The named searches, each with its feeds (on `/` and `/status`).
 pub fn searches_list(river: &River, searches: &[SearchLink]) -> String {
     if searches.is_empty() {
         return String::new();

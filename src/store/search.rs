@@ -16,13 +16,37 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::StoreError;
+use super::{PageStart, SearchView, Store, StoreError, StoryFilter};
 use crate::identity::fingerprint::visible_text;
+use crate::model::Story;
 use crate::search::{Field, Query, Term};
 
 /// Entries indexed per transaction while building the index of an existing
 /// database.
 const BUILD_BATCH: i64 = 20_000;
+
+impl Store {
+    /// The newest `limit` stories matching `query` (one of their copies
+    /// matches it), newest first: the first page of the search's view.
+    pub fn search(&self, query: &Query, limit: usize) -> Result<Vec<Story>, StoreError> {
+        let filter = StoryFilter::Search(SearchView {
+            query: query.clone(),
+            tags: Vec::new(),
+        });
+        Ok(self.story_page(&filter, PageStart::Newest, limit)?.stories)
+    }
+
+    /// Entries in the search index (for tests and `/status`-like checks).
+    pub fn indexed_entries(&self) -> Result<u64, StoreError> {
+        // A contentless table counts its rows through its docsize shadow table.
+        let n: i64 = super::lock(&self.reader).query_row(
+            "SELECT COUNT(*) FROM search_index_docsize",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(n.max(0) as u64)
+    }
+}
 
 /// The FTS5 column filter of a field. Words without a field look in the
 /// title, text and author; the outlet's name only through `source:`.
