@@ -183,21 +183,16 @@ fn bad_query(e: &crate::search::QueryError) -> Response {
         .into_response()
 }
 
-/// The parsed `?q=` of a search feed, or the 400 to answer.
-fn parse_q(q: Option<&str>) -> Result<crate::search::Query, Response> {
-    let Some(q) = q else {
-        return Err((StatusCode::BAD_REQUEST, "a search needs ?q=QUERY\n").into_response());
-    };
-    crate::search::Query::parse(q).map_err(|e| bad_query(&e))
-}
-
 async fn search_feed(
     state: State<Arc<AppState>>,
     headers: HeaderMap,
     Query(query): Query<SearchQuery>,
     format: Format,
 ) -> Response {
-    match parse_q(query.q.as_deref()) {
+    let Some(q) = query.q.as_deref() else {
+        return (StatusCode::BAD_REQUEST, "a search needs ?q=QUERY\n").into_response();
+    };
+    match crate::search::Query::parse(q) {
         Ok(parsed) => {
             feed(
                 state,
@@ -208,7 +203,7 @@ async fn search_feed(
             )
             .await
         }
-        Err(response) => response,
+        Err(e) => bad_query(&e),
     }
 }
 
