@@ -203,6 +203,11 @@ fn writer_thread(
         // If BEGIN fails, each savepoint below is a transaction of its own.
         let began = conn.execute_batch("BEGIN IMMEDIATE").is_ok();
         let finishes: Vec<Finish> = batch.into_iter().map(|job| job(&mut conn)).collect();
+        // The entries these writes stored or changed enter the search index
+        // together, outside the writes' savepoints (see `search`).
+        if let Err(e) = search::flush_pending(&mut conn) {
+            tracing::error!(error = %e, "cannot update the search index; it is tried again with the next write");
+        }
         let committed = if began {
             conn.execute_batch("COMMIT").map_err(|e| e.to_string())
         } else {
@@ -333,6 +338,8 @@ impl Store {
             );
         }
         search::build_pending(&mut writer)?;
+        // Marks left by a transaction whose index update failed.
+        search::flush_pending(&mut writer)?;
         let reader = Connection::open(path)?;
         configure(&reader)?;
         let checkpointer = Connection::open(path)?;

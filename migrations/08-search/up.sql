@@ -15,3 +15,21 @@ CREATE VIRTUAL TABLE search_index USING fts5(
 -- the id of the last entry indexed so far.
 INSERT INTO meta (key, value) VALUES ('search_index_built_to', '0')
     ON CONFLICT (key) DO UPDATE SET value = '0';
+
+-- Cheaper writes on the serial writer: leaf pages as large as the
+-- database's 8 KiB pages, and segments merged eight at a time rather than
+-- four (fewer merge passes over the same words; a query reads a few more
+-- segments).
+INSERT INTO search_index (search_index, rank) VALUES ('pgsz', 8000);
+INSERT INTO search_index (search_index, rank) VALUES ('automerge', 8);
+
+-- Entries to (re)index when the writer's transaction ends: FTS5 writes its
+-- pending words to disk at every savepoint, and each poll is a savepoint of
+-- the group commit, so indexing in the poll's savepoint made one tiny
+-- segment per poll (and merged them again and again). A row here is written
+-- in the poll's savepoint (undone with it); the writer indexes every row
+-- once per transaction, just before COMMIT. fresh = 1: not in the index yet.
+CREATE TABLE search_pending (
+    id    INTEGER PRIMARY KEY,   -- entries.id
+    fresh INTEGER NOT NULL
+) STRICT;

@@ -136,7 +136,6 @@ fn update_source(
 /// A stored entry that a document's item was matched to.
 struct Existing {
     id: i64,
-    feed_id: FeedId,
     hash: String,
     churn_hash: Option<String>,
     canonical_link: Option<String>,
@@ -154,12 +153,10 @@ fn existing(r: &rusqlite::Row<'_>) -> rusqlite::Result<Existing> {
         title: r.get(4)?,
         updated: r.get(5)?,
         changed_at: r.get(6)?,
-        feed_id: r.get(7)?,
     })
 }
 
-const EXISTING_COLUMNS: &str =
-    "id, hash, churn_hash, canonical_link, title, updated, changed_at, feed_id";
+const EXISTING_COLUMNS: &str = "id, hash, churn_hash, canonical_link, title, updated, changed_at";
 
 fn save_entries(
     tx: &Connection,
@@ -388,15 +385,7 @@ fn insert_entry(
         story,
     ])?;
     let id = tx.last_insert_rowid();
-    super::search::index_entry(
-        tx,
-        id,
-        feed_id,
-        &e.title,
-        e.author.as_deref(),
-        e.summary.as_deref(),
-        e.content.as_deref(),
-    )?;
+    super::search::index_later(tx, id)?;
     Ok(id)
 }
 
@@ -472,15 +461,7 @@ fn update_entry(
         churn,
         now_ts,
     ])?;
-    super::search::reindex_entry(
-        tx,
-        old.id,
-        old.feed_id,
-        &e.title,
-        e.author.as_deref(),
-        e.summary.as_deref(),
-        e.content.as_deref(),
-    )?;
+    super::search::reindex_later(tx, old.id)?;
     Ok(counts)
 }
 
