@@ -58,6 +58,22 @@ pub struct Config {
     pub access: AccessConfig,
     #[serde(default)]
     pub retention: RetentionConfig,
+    /// Named searches, each served as a feed (`/searches/{name}/feed.atom`).
+    #[serde(default, rename = "search")]
+    pub searches: Vec<SearchConfig>,
+}
+
+/// One `[[search]]`: a query served as a feed of its own.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchConfig {
+    /// `[a-z0-9-]+`, unique.
+    pub name: Spanned<String>,
+    /// In the query language of `search::query`, checked when loaded.
+    pub query: Spanned<String>,
+    /// Only stories carried by feeds with one of these tags.
+    #[serde(default)]
+    pub tags: Vec<String>,
 }
 
 /// `[access]`: who may read the outputs and use the admin routes.
@@ -694,6 +710,9 @@ impl Config {
         if let Some((span, message)) = crate::filter::first_error(&config) {
             return Err(invalid(Some(span), message));
         }
+        if let Some((offset, message)) = search_error(&config, text) {
+            return Err(invalid(Some(offset..offset), message));
+        }
         Ok(config)
     }
 
@@ -719,6 +738,62 @@ impl Config {
             self.server.listen
         )
     }
+}
+
+/// The first invalid `[[search]]`: the byte offset to report and what is
+/// wrong. A query's error points at its column inside the TOML string when
+/// the string is written without escapes (as most are).
+fn search_error(config: &Config, text: &str) -> Option<(usize, String)> {
+    let mut names = std::collections::HashMap::new();
+    for search in &config.searches {
+        let name = search.name.get_ref();
+        let name_at = search.name.span().start;
+        if !crate::search::valid_name(name) {
+            return Some((
+                name_at,
+                format!("the search name {name:?} is not allowed: use a-z, 0-9 and '-'"),
+            ));
+        }
+        if let Some(first) = names.insert(name.as_str(), name_at) {
+            let (line, _) = line_col(text, first);
+            return Some((
+                name_at,
+                format!("the search {name:?} is defined twice (first at line {line})"),
+            ));
+        }
+        for tag in &search.tags {
+            if tag.trim().is_empty() || tag.contains('/') {
+                return Some((
+                    name_at,
+                    format!(
+                        "the tag {tag:?} is not allowed: tags must be non-empty and contain no '/'"
+                    ),
+                ));
+            }
+        }
+        if let Err(e) = crate::search::Query::parse(search.query.get_ref()) {
+            let span = search.query.span();
+            let raw = text.get(span.clone()).unwrap_or_default();
+            let query = search.query.get_ref();
+            // 'literal' or "basic" without escapes: the text is the query.
+            let inner = if raw == query {
+                Some(span.start)
+            } else if raw.len() == query.len() + 2 && raw.get(1..raw.len() - 1) == Some(query) {
+                Some(span.start + 1)
+            } else {
+                None
+            };
+            let offset = inner.map_or(span.start, |start| {
+                start
+                    + query
+                        .char_indices()
+                        .nth(e.column.saturating_sub(1))
+                        .map_or(query.len(), |(i, _)| i)
+            });
+            return Some((offset, format!("search {name:?}: {}", e.message)));
+        }
+    }
+    None
 }
 
 /// 1-based line and column of a byte offset.
@@ -857,6 +932,38 @@ mod tests {
     fn syntax_errors_carry_a_position() {
         let err = error_of("[server]\nlisten = \n");
         assert!(err.starts_with("test.toml:2:"), "{err}");
+    }
+
+    #[test]
+    fn named_searches_are_checked_with_line_and_column() {
+        let ok = parse(
+            "[[search]]\nname = \"karabakh\"\nquery = 'karabakh OR \"nagorno karabakh\" -sport'\ntags = [\"world\"]\n",
+        )
+        .unwrap();
+        assert_eq!(ok.searches.len(), 1);
+        assert_eq!(ok.searches[0].tags, ["world"]);
+        // The query's own error, at its column inside the TOML string.
+        let e = error_of("[[search]]\nname = \"a\"\nquery = 'ok \"unclosed'\n");
+        assert!(e.contains("test.toml:3:13:"), "{e}");
+        assert!(e.contains("never closed"), "{e}");
+        let e = error_of("[[search]]\nname = \"Bad Name\"\nquery = \"x\"\n");
+        assert!(
+            e.contains("test.toml:2:8:") && e.contains("a-z, 0-9"),
+            "{e}"
+        );
+        let e = error_of(
+            "[[search]]\nname = \"a\"\nquery = \"x\"\n[[search]]\nname = \"a\"\nquery = \"y\"\n",
+        );
+        assert!(
+            e.contains("test.toml:5:8:") && e.contains("first at line 2"),
+            "{e}"
+        );
+        let e = error_of("[[search]]\nname = \"a\"\nquery = \"-x\"\n");
+        assert!(e.contains("only excludes"), "{e}");
+        let e = error_of("[[search]]\nname = \"a\"\n");
+        assert!(e.contains("query"), "{e}");
+        let e = error_of("[[search]]\nname = \"a\"\nquery = \"x\"\ntags = [\"a/b\"]\n");
+        assert!(e.contains("not allowed"), "{e}");
     }
 
     #[test]

@@ -260,6 +260,7 @@ pub async fn run_with(
         entries: config.output.entries.get(),
         attribution: config.output.attribution.as_ref().map(|t| t.0.clone()),
         cache: Default::default(),
+        searches: live.searches.clone(),
     };
     let mut server_stop = stop_rx;
     // Tell systemd (Type=notify) we are up; a no-op elsewhere.

@@ -23,6 +23,7 @@ pub mod publish;
 pub mod reload;
 pub mod sanitize;
 pub mod scheduler;
+pub mod search;
 pub mod server;
 pub mod store;
 pub mod telemetry;

@@ -61,6 +61,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print the stored stories matching a query (newest first): date, source, title, link.
+    Search {
+        /// The TOML configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Most stories to print.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// The query: words, "phrases", OR, -excluded, title:, author:, source:.
+        query: String,
+    },
     /// Import or export subscriptions as OPML.
     Opml {
         #[command(subcommand)]
@@ -313,6 +324,17 @@ async fn main() -> ExitCode {
             };
             return feeds(&config, json).await;
         }
+        Command::Search {
+            config,
+            limit,
+            query,
+        } => {
+            let config = match load(&config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            return search(&config, &query, limit).await;
+        }
         Command::Opml {
             command: OpmlCommand::Import { file, config },
         } => opml_import(&file, &config),
@@ -344,6 +366,45 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn search(config: &Config, text: &str, limit: usize) -> ExitCode {
+    let query = match newsriver::search::Query::parse(text) {
+        Ok(q) => q,
+        Err(e) => {
+            eprintln!("error: bad query: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let path = config.storage.path.clone();
+    if !path.exists() {
+        eprintln!(
+            "error: no database yet at {} (start `newsriver run` or `newsriver poll --once` first)",
+            path.display()
+        );
+        return ExitCode::FAILURE;
+    }
+    let found = tokio::task::spawn_blocking(move || {
+        newsriver::Store::open(&path).and_then(|s| s.search(&query, limit))
+    })
+    .await;
+    match found {
+        Ok(Ok(stories)) => {
+            if stories.is_empty() {
+                eprintln!("no stories match");
+            }
+            print!("{}", newsriver::search::lines(&stories));
+            ExitCode::SUCCESS
+        }
+        Ok(Err(e)) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
             ExitCode::FAILURE
         }
     }

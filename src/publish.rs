@@ -12,7 +12,9 @@ pub mod json;
 pub mod rss;
 
 pub use atom::{atom, atom_page};
-pub use html::{home_html, home_page, status_html};
+pub use html::{
+    SearchLink, home_html, home_page, home_page_with_searches, search_page, status_html,
+};
 pub use json::json_feed;
 pub use rss::rss;
 

@@ -5,8 +5,8 @@
 //! What a reload applies: the feed list (added feeds are polled at once,
 //! removed ones stop; their entries stay), per-feed titles, intervals, tags,
 //! credentials and headers, each feed's `priority` and `original`, the
-//! `[fetch]` client settings, `[access]` tokens, `[retention]`, `[filters]` and
-//! `[dedup]`. What needs a restart (logged when it changed):
+//! `[fetch]` client settings, `[access]` tokens, `[retention]`, `[filters]`,
+//! `[dedup]` and the named searches (`[[search]]`). What needs a restart (logged when it changed):
 //! `[server].listen`, `[storage].path`, `[output]`, and `[fetch]` concurrency,
 //! jitter and max_backoff.
 
@@ -145,6 +145,7 @@ pub struct Reloader {
     retention: Arc<RwLock<RetentionConfig>>,
     filters: Arc<Filters>,
     wake: Arc<Notify>,
+    searches: Arc<crate::search::Searches>,
     /// The configuration in force, and a hash of the text it came from; the
     /// lock also keeps two reloads from interleaving.
     current: Mutex<(Config, Option<[u8; 32]>)>,
@@ -160,6 +161,8 @@ pub struct Live {
     pub filters: Arc<Filters>,
     /// Wakes the scheduler so it re-reads what is due.
     pub wake: Arc<Notify>,
+    /// Named searches (`[[search]]`), served as feeds.
+    pub searches: Arc<crate::search::Searches>,
 }
 
 impl Live {
@@ -170,6 +173,7 @@ impl Live {
             retention: Arc::new(RwLock::new(config.retention.clone())),
             filters: Arc::new(Filters::from_config(config)),
             wake: Arc::new(Notify::new()),
+            searches: crate::search::Searches::new(config),
         })
     }
 }
@@ -197,6 +201,7 @@ impl Reloader {
             retention: live.retention.clone(),
             filters: live.filters.clone(),
             wake: live.wake.clone(),
+            searches: live.searches.clone(),
             current: Mutex::new((config, hash)),
         }
     }
@@ -266,6 +271,7 @@ impl Reloader {
         self.access.set(tokens_of(&new));
         *self.retention.write().unwrap_or_else(|p| p.into_inner()) = new.retention.clone();
         self.filters.set(&new);
+        self.searches.set(&new);
         // Unchanged bodies are skipped by hash; new filters may want them.
         self.store.call(|s| s.forget_body_hashes()).await?;
         self.wake.notify_one();

@@ -32,6 +32,8 @@ pub struct AppState {
     pub attribution: Option<String>,
     /// Rendered documents, re-rendered only when the stored data changed.
     pub cache: Arc<RenderCache>,
+    /// Named searches (`[[search]]`), swapped on reload.
+    pub searches: Arc<crate::search::Searches>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -43,6 +45,11 @@ pub fn router(state: AppState) -> Router {
         .route("/feed.json", get(documents::river_json))
         .route("/tags/{tag}/{file}", get(documents::tag_feed))
         .route("/feeds/{id}/{file}", get(documents::source_feed))
+        .route("/search", get(documents::search_html))
+        .route("/search.atom", get(documents::search_atom))
+        .route("/search.rss", get(documents::search_rss))
+        .route("/search.json", get(documents::search_json))
+        .route("/searches/{name}/{file}", get(documents::named_search_feed))
         // Brotli's default (quality 11) costs tens of milliseconds per feed;
         // 5 compresses nearly as well for a fraction of the time.
         .layer(CompressionLayer::new().quality(CompressionLevel::Precise(5)))

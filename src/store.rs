@@ -24,11 +24,12 @@ mod link_filter;
 mod ops;
 mod publishing;
 mod retention;
+mod search;
 mod stories;
 mod story_index;
 
 pub use ops::{OpsSnapshot, Subscription};
-pub use publishing::{Cursor, FeedView, PageStart, StoryFilter, StoryPage};
+pub use publishing::{Cursor, FeedView, PageStart, SearchView, StoryFilter, StoryPage};
 pub use retention::{PruneCounts, RetentionPolicy};
 pub use stories::FeedRank;
 
@@ -202,6 +203,11 @@ fn writer_thread(
         // If BEGIN fails, each savepoint below is a transaction of its own.
         let began = conn.execute_batch("BEGIN IMMEDIATE").is_ok();
         let finishes: Vec<Finish> = batch.into_iter().map(|job| job(&mut conn)).collect();
+        // The entries these writes stored or changed enter the search index
+        // together, outside the writes' savepoints (see `search`).
+        if let Err(e) = search::flush_pending(&mut conn) {
+            tracing::error!(error = %e, "cannot update the search index; it is tried again with the next write");
+        }
         let committed = if began {
             conn.execute_batch("COMMIT").map_err(|e| e.to_string())
         } else {
@@ -331,6 +337,9 @@ impl Store {
                 "worked out stored entries' fingerprints in the new format"
             );
         }
+        search::build_pending(&mut writer)?;
+        // Marks left by a transaction whose index update failed.
+        search::flush_pending(&mut writer)?;
         let reader = Connection::open(path)?;
         configure(&reader)?;
         let checkpointer = Connection::open(path)?;

@@ -356,3 +356,67 @@ async fn poll_once_stops_on_sigterm_and_stores_what_it_polled() {
         "{stdout}"
     );
 }
+
+#[tokio::test]
+async fn search_prints_matching_stories_and_refuses_bad_queries() {
+    let server = common::FixtureServer::start().await;
+    server.set("/rss2.xml", common::Route::fixture("rss2.xml"));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        format!("[[feed]]\nurl = \"{}\"\n", server.url("/rss2.xml")),
+    )
+    .unwrap();
+    let search = |query: &str| {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_newsriver"));
+        command.args(["search", "--config"]).arg(&config).arg(query);
+        command.output()
+    };
+    // Before any poll: no database, said so.
+    let out = search("x").await.unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no database yet"));
+    let polled = tokio::process::Command::new(env!("CARGO_BIN_EXE_newsriver"))
+        .args(["poll", "--once", "--config"])
+        .arg(&config)
+        .output()
+        .await
+        .unwrap();
+    assert!(polled.status.success());
+    let store = newsriver::Store::open(&dir.path().join("newsriver.db")).unwrap();
+    let stories = store.stories(10).unwrap();
+    drop(store);
+    let wanted = &stories[0];
+    // The first word of the newest story's title finds it: date, source,
+    // title and link on one line.
+    let word = wanted
+        .title
+        .split(|c: char| !c.is_alphanumeric())
+        .find(|w| w.len() > 3)
+        .unwrap()
+        .to_string();
+    let out = search(&format!("title:{word}")).await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = stdout
+        .lines()
+        .find(|l| l.contains(&wanted.title))
+        .unwrap_or_else(|| panic!("{word}: {stdout}"));
+    assert!(line.contains(&wanted.source.title), "{line}");
+    assert!(
+        line.contains(wanted.link.as_deref().unwrap_or("-")),
+        "{line}"
+    );
+    let out = search("\"unclosed").await.unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("bad query: column 1") && stderr.contains("never closed"),
+        "{stderr}"
+    );
+}

@@ -96,7 +96,7 @@ pub fn words(text: &str) -> Vec<String> {
 
 /// The text of a text or HTML fragment: tags dropped, entities decoded.
 /// Borrowed when there is neither markup nor an entity to take out.
-fn visible_text(text: &str) -> Cow<'_, str> {
+pub(crate) fn visible_text(text: &str) -> Cow<'_, str> {
     let stripped = if text.contains('<') {
         // Each tag becomes one space; the text between tags is copied a run
         // at a time ('<' and '>' are ASCII, so every cut is on a character

@@ -19,6 +19,113 @@ pub fn home_html(river: &River, stories: &[Story]) -> String {
 
 /// The front page, or one of its older pages; `older_url` links the next one.
 pub fn home_page(river: &River, stories: &[Story], older_url: Option<&str>) -> String {
+    river_page(river, stories, older_url, &Extras::default())
+}
+
+/// A named search as the front page lists it: name, query and feed address.
+#[derive(Debug, Clone)]
+pub struct SearchLink {
+    pub name: String,
+    pub query: String,
+}
+
+/// The front page with its list of named searches (`[[search]]`).
+pub fn home_page_with_searches(
+    river: &River,
+    stories: &[Story],
+    older_url: Option<&str>,
+    searches: &[SearchLink],
+) -> String {
+    let extras = Extras {
+        after_header: searches_list(river, searches),
+        ..Extras::default()
+    };
+    river_page(river, stories, older_url, &extras)
+}
+
+/// `/search?q=`: the stories matching a query, or why the query was refused
+/// (`error`), with the search box filled in.
+pub fn search_page(
+    river: &River,
+    query: &str,
+    stories: &[Story],
+    older_url: Option<&str>,
+    error: Option<&str>,
+) -> String {
+    let base = esc(&river.base_url);
+    let q = form_value(query);
+    let heading = if query.trim().is_empty() {
+        "<h2 class=\"view\">Search</h2>\n<p>Words must all match; \"quoted phrases\", OR, -excluded, title:, author: and source: work too.</p>\n".to_string()
+    } else if let Some(message) = error {
+        format!(
+            "<h2 class=\"view\">Search: {}</h2>\n<p class=\"error\">This query cannot be read: {}</p>\n",
+            esc(query),
+            esc(message)
+        )
+    } else {
+        format!(
+            "<h2 class=\"view\">Search: {}</h2>\n<p>Subscribe to this search: <a href=\"{base}search.atom?q={q}\">Atom</a>, <a href=\"{base}search.rss?q={q}\">RSS</a>, <a href=\"{base}search.json?q={q}\">JSON Feed</a>.</p>\n",
+            esc(query)
+        )
+    };
+    let extras = Extras {
+        query: Some(query.to_string()),
+        after_header: heading,
+        empty: if query.trim().is_empty() || error.is_some() {
+            String::new()
+        } else {
+            "<li>No stories match this query.</li>\n".to_string()
+        },
+        title_suffix: (!query.trim().is_empty()).then(|| format!("search: {query}")),
+    };
+    river_page(river, stories, older_url, &extras)
+}
+
+/// A query as the value of `?q=`, percent-encoded and then escaped for HTML.
+fn form_value(query: &str) -> String {
+    esc(&url::form_urlencoded::byte_serialize(query.as_bytes()).collect::<String>())
+}
+
+/// The named searches, each with its feeds (on `/` and `/status`).
+pub fn searches_list(river: &River, searches: &[SearchLink]) -> String {
+    if searches.is_empty() {
+        return String::new();
+    }
+    let base = esc(&river.base_url);
+    let items: String = searches
+        .iter()
+        .map(|s| {
+            let name = esc(&s.name);
+            format!(
+                "<li><a href=\"{base}searches/{name}/feed.atom\">{name}</a> <code>{}</code> (<a href=\"{base}searches/{name}/feed.rss\">RSS</a>, <a href=\"{base}searches/{name}/feed.json\">JSON</a>)</li>\n",
+                esc(&s.query)
+            )
+        })
+        .collect();
+    format!(
+        "<section class=\"searches\">\n<h2>Saved searches</h2>\n<ul>\n{items}</ul>\n</section>\n"
+    )
+}
+
+/// What a page of stories shows besides the river itself.
+#[derive(Debug, Default)]
+struct Extras {
+    /// The search box's value.
+    query: Option<String>,
+    /// Shown between the header and the stories.
+    after_header: String,
+    /// Shown instead of the stories when there are none (else the default).
+    empty: String,
+    /// Appended to the page title.
+    title_suffix: Option<String>,
+}
+
+fn river_page(
+    river: &River,
+    stories: &[Story],
+    older_url: Option<&str>,
+    extras: &Extras,
+) -> String {
     let mut items = String::new();
     for story in stories {
         let title = match &story.link {
@@ -60,12 +167,25 @@ pub fn home_page(river: &River, stories: &[Story], older_url: Option<&str>) -> S
             when.format("%Y-%m-%d %H:%M UTC")
         ));
     }
-    if items.is_empty() {
+    if items.is_empty() && !extras.empty.is_empty() {
+        items.push_str(&extras.empty);
+    } else if items.is_empty() && extras.query.is_none() {
         items.push_str(
             "<li>No entries yet: the feeds have not been polled, or they are empty.</li>\n",
         );
     }
     let title = esc(&river.title);
+    let page_title = match &extras.title_suffix {
+        Some(suffix) => format!("{title} — {}", esc(suffix)),
+        None => title.clone(),
+    };
+    let search_box = format!(
+        "<form role=\"search\" method=\"get\" action=\"{}search\"><input type=\"search\" name=\"q\" value=\"{}\" maxlength=\"{}\" aria-label=\"Search the river\" placeholder=\"karabakh OR &quot;nagorno karabakh&quot; -sport\"> <button type=\"submit\">Search</button></form>\n",
+        esc(&river.base_url),
+        esc(extras.query.as_deref().unwrap_or_default()),
+        crate::search::MAX_QUERY_CHARS
+    );
+    let after_header = &extras.after_header;
     let atom = esc(&river.atom_url());
     let discovery = discovery_links(river);
     let base = esc(&river.base_url);
@@ -81,7 +201,7 @@ pub fn home_page(river: &River, stories: &[Story], older_url: Option<&str>) -> S
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title}</title>
+<title>{page_title}</title>
 {discovery}<style>
 body {{ font-family: system-ui, sans-serif; max-width: 46rem; margin: 0 auto; padding: 1rem; line-height: 1.45; color: #222; }}
 ol {{ list-style: none; padding: 0; }}
@@ -98,9 +218,9 @@ a {{ color: #0645ad; }}
 <p>A merged feed of many sources, republished by newsriver. Every entry names the outlet that first published it.
 Subscribe: <a href="{atom}">{atom}</a> (Atom), or the same as <a href="{base}feed.rss">RSS</a> or <a href="{base}feed.json">JSON Feed</a>.
 Feed health: <a href="{base}status">status</a>.</p>
-</header>
+{search_box}</header>
 <main>
-<ol>
+{after_header}<ol>
 {items}</ol>
 {older}
 </main>

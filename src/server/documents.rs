@@ -144,12 +144,169 @@ impl PageQuery {
     }
 }
 
+/// `?q=` with `?before=` / `?after=` of a search.
+#[derive(Debug, Default, Deserialize)]
+pub struct SearchQuery {
+    q: Option<String>,
+    before: Option<String>,
+    after: Option<String>,
+}
+
+impl SearchQuery {
+    fn page(&self) -> PageQuery {
+        PageQuery {
+            before: self.before.clone(),
+            after: self.after.clone(),
+        }
+    }
+}
+
 /// Which stories a feed document shows, as named in its URL.
 #[derive(Debug, Clone)]
 enum ViewSpec {
     All,
     Tag(String),
     Feed(FeedId),
+    /// `?q=`, parsed.
+    Search(crate::search::Query),
+    /// A `[[search]]` by name.
+    Named(String),
+}
+
+/// 400 with what is wrong with a query (never a backend's own error).
+fn bad_query(e: &crate::search::QueryError) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!("bad query: {e}\n"),
+    )
+        .into_response()
+}
+
+async fn search_feed(
+    state: State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(query): Query<SearchQuery>,
+    format: Format,
+) -> Response {
+    let Some(q) = query.q.as_deref() else {
+        return (StatusCode::BAD_REQUEST, "a search needs ?q=QUERY\n").into_response();
+    };
+    match crate::search::Query::parse(q) {
+        Ok(parsed) => {
+            feed(
+                state,
+                headers,
+                Query(query.page()),
+                ViewSpec::Search(parsed),
+                format,
+            )
+            .await
+        }
+        Err(e) => bad_query(&e),
+    }
+}
+
+pub async fn search_atom(
+    state: State<Arc<AppState>>,
+    headers: HeaderMap,
+    query: Query<SearchQuery>,
+) -> Response {
+    search_feed(state, headers, query, Format::Atom).await
+}
+
+pub async fn search_rss(
+    state: State<Arc<AppState>>,
+    headers: HeaderMap,
+    query: Query<SearchQuery>,
+) -> Response {
+    search_feed(state, headers, query, Format::Rss).await
+}
+
+pub async fn search_json(
+    state: State<Arc<AppState>>,
+    headers: HeaderMap,
+    query: Query<SearchQuery>,
+) -> Response {
+    search_feed(state, headers, query, Format::Json).await
+}
+
+pub async fn named_search_feed(
+    state: State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path((name, file)): Path<(String, String)>,
+    query: Query<PageQuery>,
+) -> Response {
+    match Format::from_file_name(&file) {
+        Some(format) => feed(state, headers, query, ViewSpec::Named(name), format).await,
+        None => not_found(),
+    }
+}
+
+/// `/search?q=`: the HTML river of a query, newest first, with the search
+/// box; no query shows the box alone, a bad one is a 400 that says why.
+pub async fn search_html(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(query): Query<SearchQuery>,
+) -> Response {
+    let river = state.river(&headers);
+    let text = query.q.clone().unwrap_or_default();
+    if text.trim().is_empty() {
+        let html = publish::search_page(&river, "", &[], None, None);
+        return ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response();
+    }
+    let parsed = match crate::search::Query::parse(&text) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            let html = publish::search_page(&river, &text, &[], None, Some(&e.to_string()));
+            return (
+                StatusCode::BAD_REQUEST,
+                [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                html,
+            )
+                .into_response();
+        }
+    };
+    let start = match query.page().start() {
+        Ok(start @ (PageStart::Newest | PageStart::Before(_))) => start,
+        Ok(PageStart::After(_)) => PageStart::Newest,
+        Err(message) => return (StatusCode::BAD_REQUEST, message).into_response(),
+    };
+    let q = url::form_urlencoded::byte_serialize(parsed.to_string().as_bytes()).collect::<String>();
+    let first = format!("{}search?q={q}", river.base_url);
+    let key = match start {
+        PageStart::Before(c) => format!("{first}&before={}", c.encode()),
+        _ => first.clone(),
+    };
+    let limit = state.entries.min(50);
+    let filter = StoryFilter::Search(crate::store::SearchView {
+        query: parsed,
+        tags: Vec::new(),
+    });
+    let response = cached(&state, key, move |s| {
+        let page = s.story_page(&filter, start, limit)?;
+        let older = page.older.map(|c| format!("{first}&before={}", c.encode()));
+        Ok(Ok((
+            "text/html; charset=utf-8",
+            publish::search_page(&river, &text, &page.stories, older.as_deref(), None),
+        )))
+    })
+    .await;
+    respond(&headers, response, OUTPUT_CACHE_CONTROL)
+}
+
+/// The named searches as the pages list them.
+fn search_links(state: &AppState) -> Vec<publish::SearchLink> {
+    state
+        .searches
+        .all()
+        .iter()
+        .map(|s| publish::SearchLink {
+            name: s.name.clone(),
+            query: s.text.clone(),
+        })
+        .collect()
 }
 
 pub async fn home(
@@ -168,6 +325,9 @@ pub async fn home(
         _ => format!("{}|home", river.base_url),
     };
     let limit = state.entries.min(50);
+    let searches = search_links(&state);
+    // A reload that changes the named searches changes the page.
+    let key = format!("{key}|{}", searches_key(&searches));
     let response = cached(&state, key, move |s| {
         let page = s.story_page(&StoryFilter::All, start, limit)?;
         let older = page
@@ -175,7 +335,7 @@ pub async fn home(
             .map(|c| format!("{}?before={}", river.base_url, c.encode()));
         Ok(Ok((
             "text/html; charset=utf-8",
-            publish::home_page(&river, &page.stories, older.as_deref()),
+            publish::home_page_with_searches(&river, &page.stories, older.as_deref(), &searches),
         )))
     })
     .await;
@@ -184,14 +344,21 @@ pub async fn home(
 
 pub async fn status(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     let river = state.river(&headers);
-    let key = format!("{}|status", river.base_url);
+    let searches = search_links(&state);
+    let key = format!("{}|status|{}", river.base_url, searches_key(&searches));
     let response = cached(&state, key, move |s| {
         let feeds = s.feed_statuses()?;
         let tags = s.tags()?;
-        Ok(Ok((
-            "text/html; charset=utf-8",
-            publish::status_html(&river, &feeds, &tags),
-        )))
+        let html = publish::status_html(&river, &feeds, &tags);
+        // The named searches, as a section of their own before the end.
+        let section = publish::html::searches_list(&river, &searches);
+        let html = match html.rfind("</main>") {
+            Some(at) if !section.is_empty() => {
+                format!("{}{section}{}", &html[..at], &html[at..])
+            }
+            _ => html,
+        };
+        Ok(Ok(("text/html; charset=utf-8", html)))
     })
     .await;
     // Feed states change with every poll: always revalidate.
@@ -258,21 +425,59 @@ async fn feed(
         Err(message) => return (StatusCode::BAD_REQUEST, message).into_response(),
     };
     let river = state.river(&headers);
-    let prefix = match &view {
-        ViewSpec::All => String::new(),
-        ViewSpec::Tag(tag) => format!("tags/{}/", publish::html::path_segment(tag)),
-        ViewSpec::Feed(id) => format!("feeds/{id}/"),
+    let named = match &view {
+        ViewSpec::Named(name) => match state.searches.get(name) {
+            Some(search) => Some(search),
+            None => return not_found(),
+        },
+        _ => None,
     };
-    let first_url = format!("{}{prefix}{}", river.base_url, format.file_name());
+    let first_url = match &view {
+        ViewSpec::All => format!("{}{}", river.base_url, format.file_name()),
+        ViewSpec::Tag(tag) => format!(
+            "{}tags/{}/{}",
+            river.base_url,
+            publish::html::path_segment(tag),
+            format.file_name()
+        ),
+        ViewSpec::Feed(id) => format!("{}feeds/{id}/{}", river.base_url, format.file_name()),
+        // The query in its normal form: equivalent queries share one document.
+        ViewSpec::Search(query) => format!(
+            "{}search.{}?q={}",
+            river.base_url,
+            format.file_name().rsplit('.').next().unwrap_or("atom"),
+            url::form_urlencoded::byte_serialize(query.to_string().as_bytes()).collect::<String>()
+        ),
+        ViewSpec::Named(name) => format!(
+            "{}searches/{}/{}",
+            river.base_url,
+            publish::html::path_segment(name),
+            format.file_name()
+        ),
+    };
+    let sep = if first_url.contains('?') { '&' } else { '?' };
     let self_url = match start {
         PageStart::Newest => first_url.clone(),
-        PageStart::Before(c) => format!("{first_url}?before={}", c.encode()),
-        PageStart::After(c) => format!("{first_url}?after={}", c.encode()),
+        PageStart::Before(c) => format!("{first_url}{sep}before={}", c.encode()),
+        PageStart::After(c) => format!("{first_url}{sep}after={}", c.encode()),
     };
-    let key = self_url.clone();
+    // A named search's key holds its query and tags: a reload that changes
+    // them renders it again.
+    let key = match &named {
+        Some(search) => format!("{self_url}|{}|{}", search.query, search.tags.join(",")),
+        None => self_url.clone(),
+    };
     let limit = state.entries;
     let response = cached(&state, key, move |s| {
-        let Some((filter, id, title)) = resolve(s, &river, &view)? else {
+        let resolved = match named {
+            Some(search) => Some((
+                search.filter(),
+                identity::entry_uid(&river.id, &format!("view:searches:{}", search.name)),
+                format!("{} — {}", river.title, search.name),
+            )),
+            None => resolve(s, &river, &view)?,
+        };
+        let Some((filter, id, title)) = resolved else {
             return Ok(Err(Outcome::NotFound));
         };
         let page = s.story_page(&filter, start, limit)?;
@@ -283,10 +488,10 @@ async fn feed(
             self_url,
             next_url: page
                 .older
-                .map(|c| format!("{first_url}?before={}", c.encode())),
+                .map(|c| format!("{first_url}{sep}before={}", c.encode())),
             previous_url: page
                 .newer
-                .map(|c| format!("{first_url}?after={}", c.encode())),
+                .map(|c| format!("{first_url}{sep}after={}", c.encode())),
             first_url,
             html_url: river.base_url.clone(),
             attribution: river.attribution.clone(),
@@ -317,6 +522,16 @@ fn resolve(
                 format!("{} — {tag}", river.title),
             )
         }),
+        ViewSpec::Search(query) => Some((
+            StoryFilter::Search(crate::store::SearchView {
+                query: query.clone(),
+                tags: Vec::new(),
+            }),
+            identity::entry_uid(&river.id, &format!("view:search:{query}")),
+            format!("{} — search: {query}", river.title),
+        )),
+        // Resolved by the caller, from the searches in force.
+        ViewSpec::Named(_) => None,
         ViewSpec::Feed(id) => store.feed_view(*id)?.map(|feed| {
             (
                 StoryFilter::Feed(feed.id),
@@ -325,6 +540,15 @@ fn resolve(
             )
         }),
     })
+}
+
+/// The named searches in a cache key.
+fn searches_key(searches: &[publish::SearchLink]) -> String {
+    searches
+        .iter()
+        .map(|s| format!("{}={}", s.name, s.query))
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 type RenderResult = Result<(&'static str, String), Outcome>;

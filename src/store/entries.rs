@@ -94,6 +94,18 @@ fn update_source(
     next_poll: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     let (meta, validators) = (&doc.meta, &doc.validators);
+    // The outlet's name is indexed with each of its entries: a source that
+    // renames itself has them indexed again (rare; never on a first poll,
+    // which has no entries yet).
+    let renamed: bool = tx
+        .prepare_cached(
+            "SELECT config_title IS NULL AND title IS NOT ?2
+                AND EXISTS (SELECT 1 FROM entries WHERE feed_id = ?1)
+             FROM feeds WHERE id = ?1",
+        )?
+        .query_row(params![id, meta.title], |r| r.get(0))
+        .optional()?
+        .unwrap_or(false);
     tx.prepare_cached(
         "UPDATE feeds SET source_id = ?2, title = ?3, site_url = ?4, rights = ?5, author = ?6,
             source_updated = ?7, etag = ?8, last_modified = ?9, state = 'ok', last_status = ?10,
@@ -115,6 +127,9 @@ fn update_source(
         ts(now),
         ts(next_poll)
     ])?;
+    if renamed {
+        super::search::reindex_feed(tx, id)?;
+    }
     Ok(())
 }
 
@@ -370,6 +385,7 @@ fn insert_entry(
         story,
     ])?;
     let id = tx.last_insert_rowid();
+    super::search::index_later(tx, id)?;
     Ok(id)
 }
 
@@ -445,6 +461,7 @@ fn update_entry(
         churn,
         now_ts,
     ])?;
+    super::search::reindex_later(tx, old.id)?;
     Ok(counts)
 }
 

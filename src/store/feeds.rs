@@ -91,6 +91,10 @@ impl Store {
             let id = match as_configured {
                 Some(row) => row.id,
                 None => {
+                    // The outlet's name is indexed with each of its entries.
+                    let renamed = stored
+                        .get(&feed.url)
+                        .is_some_and(|row| row.title != feed.title);
                     upsert.execute(params![
                         feed.url,
                         identity::feed_uid(&feed.url),
@@ -100,6 +104,9 @@ impl Store {
                         feed.fixed_interval
                     ])?;
                     let id: FeedId = find.query_row([&feed.url], |r| r.get(0))?;
+                    if renamed {
+                        super::search::reindex_feed(&tx, id)?;
+                    }
                     // A URL listed twice is compared with what was just written.
                     stored.insert(
                         feed.url.clone(),

@@ -1,10 +1,12 @@
 //! Publishing queries: stories of one view (everything, a tag, a source), a page
 //! at a time, and the data version that tells the render cache what is stale.
 
-use rusqlite::{OptionalExtension, params};
+use rusqlite::OptionalExtension;
+use rusqlite::types::ToSql;
 
 use super::{Store, StoreError, lock};
 use crate::model::{FeedId, Story};
+use crate::search::Query;
 
 /// Which stories a published document shows.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -12,6 +14,16 @@ pub enum StoryFilter {
     All,
     Tag(String),
     Feed(FeedId),
+    /// The stories matching a query (one of their copies matches it).
+    Search(SearchView),
+}
+
+/// A search as a view: a query, and optionally only the copies carried by
+/// feeds with one of `tags`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SearchView {
+    pub query: Query,
+    pub tags: Vec<String>,
 }
 
 /// A position in the river: stories are ordered by (sort time, row id), newest first.
@@ -77,8 +89,18 @@ const VIEW_WHERE: &str = "f.active = 1
 /// Whether story `s` is in the view: one of its copies is. The river walks
 /// stories newest first and checks each (cheap, and the page ends early); a
 /// tag or source view starts from that view's entries instead.
+///
+/// A search (?6 the FTS5 expression, ?7 a JSON array of tags or NULL) starts
+/// from the matching entries of active feeds. Stories are still read newest
+/// first, so a result set pages like any other view.
 fn story_in_view(filter: &StoryFilter) -> String {
     match filter {
+        StoryFilter::Search(_) => "s.id IN (SELECT e.story_id FROM entries e JOIN feeds f ON f.id = e.feed_id
+                      WHERE f.active = 1
+                        AND (?7 IS NULL OR e.feed_id IN (SELECT feed_id FROM feed_tags
+                                                         WHERE tag IN (SELECT value FROM json_each(?7))))
+                        AND e.id IN (SELECT rowid FROM search_index WHERE search_index MATCH ?6))"
+            .to_string(),
         StoryFilter::All => format!(
             "EXISTS (SELECT 1 FROM entries e JOIN feeds f ON f.id = e.feed_id
                      WHERE e.story_id = s.id AND {VIEW_WHERE})"
@@ -114,6 +136,17 @@ impl Store {
             StoryFilter::All => (None, None),
             StoryFilter::Tag(tag) => (None, Some(tag.as_str())),
             StoryFilter::Feed(id) => (Some(*id), None),
+            // The primary copy is then one of the first tag's feeds, if any.
+            StoryFilter::Search(search) => (None, search.tags.first().map(String::as_str)),
+        };
+        // A search binds ?6 and ?7 besides the view's ?1 to ?5.
+        let search = match filter {
+            StoryFilter::Search(search) => Some((
+                super::search::fts_match(&search.query),
+                (!search.tags.is_empty())
+                    .then(|| serde_json::to_string(&search.tags).unwrap_or_default()),
+            )),
+            _ => None,
         };
         let limit = limit.max(1);
         let conn = lock(&self.reader);
@@ -137,25 +170,25 @@ impl Store {
             )
         };
         let mut stmt = conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map(
-            params![
-                feed,
-                tag,
-                cursor.map(|c| c.sort_time),
-                cursor.map(|c| c.row),
-                (limit + 1) as i64
-            ],
-            |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    Cursor {
-                        sort_time: r.get(2)?,
-                        row: r.get(0)?,
-                    },
-                ))
-            },
-        )?;
+        let (time, row, fetch) = (
+            cursor.map(|c| c.sort_time),
+            cursor.map(|c| c.row),
+            (limit + 1) as i64,
+        );
+        let mut args: Vec<&dyn ToSql> = vec![&feed, &tag, &time, &row, &fetch];
+        if let Some((expression, tags)) = &search {
+            args.extend([expression as &dyn ToSql, tags as &dyn ToSql]);
+        }
+        let rows = stmt.query_map(&args[..], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                Cursor {
+                    sort_time: r.get(2)?,
+                    row: r.get(0)?,
+                },
+            ))
+        })?;
         let mut rows: Vec<(i64, String, Cursor)> = rows.collect::<Result<_, _>>()?;
         let more = rows.len() > limit;
         rows.truncate(limit);
@@ -177,9 +210,13 @@ impl Store {
                 "SELECT EXISTS (SELECT 1 FROM stories s
                  WHERE {in_view} AND (s.sort_time, s.id) {op} (?3, ?4))"
             );
+            let mut args: Vec<&dyn ToSql> = vec![&feed, &tag, &c.sort_time, &c.row];
+            if let Some((expression, tags)) = &search {
+                args.extend([&fetch as &dyn ToSql, expression, tags]);
+            }
             Ok(conn
                 .prepare_cached(&sql)?
-                .query_row(params![feed, tag, c.sort_time, c.row], |r| r.get(0))?)
+                .query_row(&args[..], |r| r.get(0))?)
         };
         let (older, newer) = if older_side {
             (more, exists(">", first)?)

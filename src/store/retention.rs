@@ -110,6 +110,8 @@ impl Store {
                 canonical_link = excluded.canonical_link, uid = excluded.uid",
             [ts(now)],
         )?;
+        // Pruned entries leave the search index with them.
+        super::search::unindex_doomed(&tx)?;
         let entries = tx.execute(
             "DELETE FROM entries WHERE id IN (SELECT id FROM doomed)",
             [],
