@@ -1,3 +1,0 @@
--- Placeholder for the lead's migration 07 (not on this branch yet):
--- rusqlite_migration needs consecutive numbers. Replace this folder with
--- the real 07 when merging; it changes nothing.
