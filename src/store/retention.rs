@@ -104,7 +104,7 @@ impl Store {
         )?;
         tx.execute(
             "INSERT INTO entry_tombstones (feed_id, key, pruned_at, last_seen, canonical_link, uid)
-             SELECT feed_id, key, ?1, ?1, canonical_link, uid FROM entries
+             SELECT feed_id, key, ?1, COALESCE(last_seen, ?1), canonical_link, uid FROM entries
              WHERE id IN (SELECT id FROM doomed)
              ON CONFLICT (feed_id, key) DO UPDATE SET pruned_at = excluded.pruned_at,
                 canonical_link = excluded.canonical_link, uid = excluded.uid",
