@@ -25,6 +25,7 @@ pub mod sanitize;
 pub mod scheduler;
 pub mod search;
 pub mod server;
+pub mod status;
 pub mod store;
 pub mod telemetry;
 

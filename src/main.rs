@@ -60,6 +60,18 @@ enum Command {
         /// Print JSON (an array of objects) for scripts.
         #[arg(long)]
         json: bool,
+        /// Only feeds in this state: failing, ok, new, throttled or retired.
+        #[arg(long)]
+        state: Option<String>,
+        /// Only feeds with this tag.
+        #[arg(long)]
+        tag: Option<String>,
+        /// Only feeds whose URL is on this host.
+        #[arg(long)]
+        host: Option<String>,
+        /// Only feeds whose title or URL contains this (`?q=` of /status).
+        #[arg(long = "contains")]
+        q: Option<String>,
     },
     /// Print the stored stories matching a query (newest first): date, source, title, link.
     Search {
@@ -317,12 +329,32 @@ async fn main() -> ExitCode {
                 Err(e) => Err(e),
             }
         }
-        Command::Feeds { config, json } => {
+        Command::Feeds {
+            config,
+            json,
+            state,
+            tag,
+            host,
+            q,
+        } => {
+            let filter = match newsriver::status::FeedFilter::new(
+                state.as_deref(),
+                tag.as_deref(),
+                host.as_deref(),
+                q.as_deref(),
+                None,
+            ) {
+                Ok(f) => f,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
             let config = match load(&config) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            return feeds(&config, json).await;
+            return feeds(&config, &filter, json).await;
         }
         Command::Search {
             config,
@@ -410,7 +442,7 @@ async fn search(config: &Config, text: &str, limit: usize) -> ExitCode {
     }
 }
 
-async fn feeds(config: &Config, json: bool) -> ExitCode {
+async fn feeds(config: &Config, filter: &newsriver::status::FeedFilter, json: bool) -> ExitCode {
     let path = config.storage.path.clone();
     if !path.exists() {
         eprintln!(
@@ -419,8 +451,9 @@ async fn feeds(config: &Config, json: bool) -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
+    let filter = filter.clone();
     let statuses = tokio::task::spawn_blocking(move || {
-        newsriver::Store::open(&path).and_then(|s| s.feed_statuses())
+        newsriver::Store::open(&path).and_then(|s| s.feeds_filtered(&filter))
     })
     .await;
     match statuses {

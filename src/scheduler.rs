@@ -237,6 +237,7 @@ impl<F: FetchFeed> Poller<F> {
             )
             .await;
         let fetch_took = started.elapsed();
+        let took_ms = fetch_took.as_millis().min(u64::MAX as u128) as u64;
         let _storing = match gate {
             Some((pass, stage)) => {
                 let permit = stage.clone().acquire_owned().await.ok();
@@ -266,6 +267,7 @@ impl<F: FetchFeed> Poller<F> {
                     validators: None,
                     skip: None,
                     moved: Moved::Keep,
+                    took_ms,
                 },
             )
         };
@@ -287,6 +289,7 @@ impl<F: FetchFeed> Poller<F> {
                 next_unchanged(&response.cache),
                 Some(response.validators),
                 moved,
+                took_ms,
             )
         };
 
@@ -307,6 +310,7 @@ impl<F: FetchFeed> Poller<F> {
                         next_unchanged(&response.cache),
                         None,
                         moved,
+                        took_ms,
                     )),
                     // The fetcher compared the body with the stored one's hash.
                     Fetched::Unchanged(response) => Ok(same_body(response, moved)),
@@ -318,7 +322,10 @@ impl<F: FetchFeed> Poller<F> {
                         if feed.body_hash.as_deref() == Some(hash.as_str()) {
                             Ok(same_body(response, moved))
                         } else {
-                            match self.store_document(&feed, response, hash, moved, now).await {
+                            match self
+                                .store_document(&feed, response, hash, moved, now, took_ms)
+                                .await
+                            {
                                 Ok(Ok(done)) => {
                                     recorded = true;
                                     Ok(done)
@@ -343,6 +350,7 @@ impl<F: FetchFeed> Poller<F> {
                     validators: None,
                     skip: None,
                     moved: Moved::Keep,
+                    took_ms,
                 },
             )),
             Err(FetchError::Status {
@@ -366,6 +374,7 @@ impl<F: FetchFeed> Poller<F> {
                         validators: None,
                         skip: None,
                         moved: Moved::Keep,
+                        took_ms,
                     },
                 ))
             }
@@ -409,6 +418,7 @@ impl<F: FetchFeed> Poller<F> {
         hash: String,
         moved: Moved,
         now: DateTime<Utc>,
+        took_ms: u64,
     ) -> Result<Result<(Outcome, PollRecord), (Option<u16>, String)>, StoreError> {
         let url = feed.url.clone();
         let status = response.status;
@@ -459,6 +469,7 @@ impl<F: FetchFeed> Poller<F> {
             validators: None,
             skip: Some(skip),
             moved,
+            took_ms,
         };
         let (id, saved) = (feed.id, record.clone());
         let counts = self
@@ -483,6 +494,7 @@ fn unchanged(
     next_poll: DateTime<Utc>,
     validators: Option<Validators>,
     moved: Moved,
+    took_ms: u64,
 ) -> (Outcome, PollRecord) {
     (
         outcome,
@@ -497,6 +509,7 @@ fn unchanged(
             validators,
             skip: None,
             moved,
+            took_ms,
         },
     )
 }
