@@ -12,6 +12,7 @@ pub mod admin;
 pub mod config;
 pub mod daemon;
 pub mod demo;
+pub mod discover;
 pub mod feed_list;
 pub mod fetch;
 pub mod filter;

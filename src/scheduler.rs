@@ -435,7 +435,27 @@ impl<F: FetchFeed> Poller<F> {
         let prepared = self
             .parsing
             .run(move || {
-                let doc = parse::parse(&response.body, response.content_type.as_deref(), &url)?;
+                let content_type = response.content_type.as_deref();
+                let doc = match parse::parse(&response.body, content_type, &url) {
+                    Ok(doc) => doc,
+                    // A web page: name the feeds it offers (the configured
+                    // URL is never rewritten for the user).
+                    Err(e)
+                        if matches!(e, parse::ParseError::HtmlPage)
+                            || crate::discover::is_web_page(&response.body, content_type) =>
+                    {
+                        let page = match response.final_url.as_str() {
+                            "" => url.as_str(),
+                            final_url => final_url,
+                        };
+                        return Err(crate::discover::web_page_error(
+                            &response.body,
+                            content_type,
+                            page,
+                        ));
+                    }
+                    Err(e) => return Err(e.to_string()),
+                };
                 let interval =
                     policy.adaptive_interval(configured, previous, &doc.entries, &doc.hints, now);
                 let skip = doc.hints.skip;
@@ -448,12 +468,12 @@ impl<F: FetchFeed> Poller<F> {
                     validators: response.validators,
                     entries: identity::identify(doc.entries),
                 };
-                Ok::<_, parse::ParseError>((polled, interval, skip))
+                Ok::<_, String>((polled, interval, skip))
             })
             .await;
         let (polled, interval, skip) = match prepared {
             Ok(Ok(done)) => done,
-            Ok(Err(e)) => return Ok(Err((Some(status), e.to_string()))),
+            Ok(Err(e)) => return Ok(Err((Some(status), e))),
             Err(panic) => return Ok(Err((Some(status), format!("parser crashed: {panic}")))),
         };
         let wait = policy.success_delay(interval, feed.interval, &cache, now, &mut rand::rng());
