@@ -248,7 +248,11 @@ pub fn is_web_page(body: &[u8], content_type: Option<&str>) -> bool {
         t.starts_with("text/html") || t.starts_with("application/xhtml")
     });
     let head = String::from_utf8_lossy(&body[..body.len().min(1024)]).to_ascii_lowercase();
-    html_type || head.contains("<!doctype html") || head.contains("<html")
+    // A broken feed served as text/html is still a broken feed.
+    let feed_root = ["<rss", "<feed", "<rdf:rdf"]
+        .iter()
+        .any(|r| head.contains(r));
+    head.contains("<!doctype html") || head.contains("<html") || (html_type && !feed_root)
 }
 
 /// The error a poll records for a `[[feed]] url` that answers with a web
@@ -300,7 +304,13 @@ async fn read_feed(
 
 /// The feeds `url` offers: itself if it is a feed; else those its page
 /// advertises that parse as feeds; else those of the usual paths that do.
-pub async fn discover(fetcher: &Fetcher, url: &str) -> Result<Discovery, DiscoverError> {
+/// `gap` is the pause between two requests (`[fetch] host_gap`): discovery
+/// asks one host for several addresses in a row.
+pub async fn discover(
+    fetcher: &Fetcher,
+    url: &str,
+    gap: std::time::Duration,
+) -> Result<Discovery, DiscoverError> {
     let page_url = Url::parse(url.trim())
         .ok()
         .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
@@ -345,6 +355,7 @@ pub async fn discover(fetcher: &Fetcher, url: &str) -> Result<Discovery, Discove
         offers.into_iter().map(|a| (a.url, a.title)).collect()
     };
     for (url, link_title) in candidates {
+        tokio::time::sleep(gap).await;
         match read_feed(fetcher, &url).await {
             Ok(Ok((format, title, entries))) => discovery.feeds.push(Found {
                 url,
@@ -502,6 +513,12 @@ mod tests {
         );
         let e = web_page_error(b"<html></html>", None, "https://news.example/");
         assert!(e.starts_with("this is a web page, not a feed, and it advertises no feed"));
+        assert!(is_web_page(b"<p>hi</p>", Some("text/html; charset=utf-8")));
+        assert!(!is_web_page(
+            b"<rss version=\"2.0\"><channel>",
+            Some("text/html")
+        ));
+        assert!(!is_web_page(b"not a feed", Some("application/xml")));
     }
 
     #[test]

@@ -501,7 +501,7 @@ async fn discover(url: &str, add: Option<&std::path::Path>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let found = match newsriver::discover::discover(&fetcher, url).await {
+    let found = match newsriver::discover::discover(&fetcher, url, fetch.host_gap.0).await {
         Ok(found) => found,
         Err(e) => {
             eprintln!("error: {e}");

@@ -9,6 +9,7 @@ mod common;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
@@ -77,7 +78,7 @@ async fn one_advertised_feed_is_found_with_its_title_and_format() {
         ("/feed.xml", feed("rss2.xml")),
     ])
     .await;
-    let found = discover(&fetcher(), &format!("http://{addr}/"))
+    let found = discover(&fetcher(), &format!("http://{addr}/"), Duration::ZERO)
         .await
         .unwrap();
     assert_eq!(found.feeds.len(), 1);
@@ -111,9 +112,13 @@ async fn several_and_relative_links_are_resolved_and_web_pages_are_not_feeds() {
         ("/never-fetched.xml", feed("rss2.xml")),
     ])
     .await;
-    let found = discover(&fetcher(), &format!("http://{addr}/news/index.html"))
-        .await
-        .unwrap();
+    let found = discover(
+        &fetcher(),
+        &format!("http://{addr}/news/index.html"),
+        Duration::ZERO,
+    )
+    .await
+    .unwrap();
     let urls: Vec<String> = found.feeds.iter().map(|f| f.url.clone()).collect();
     assert_eq!(
         urls,
@@ -146,9 +151,13 @@ async fn with_no_advertised_feed_the_usual_paths_are_tried() {
         ("/feed.json", feed("feed.json")),
     ])
     .await;
-    let found = discover(&fetcher(), &format!("http://{addr}/blog/post"))
-        .await
-        .unwrap();
+    let found = discover(
+        &fetcher(),
+        &format!("http://{addr}/blog/post"),
+        Duration::ZERO,
+    )
+    .await
+    .unwrap();
     assert!(found.probed);
     let urls: Vec<String> = found.feeds.iter().map(|f| f.url.clone()).collect();
     assert_eq!(
@@ -169,7 +178,7 @@ async fn with_no_advertised_feed_the_usual_paths_are_tried() {
 
     // Nothing at all: an empty list, which the CLI reports as an error.
     let empty = site(vec![("/", html(""))]).await;
-    let found = discover(&fetcher(), &format!("http://{empty}/"))
+    let found = discover(&fetcher(), &format!("http://{empty}/"), Duration::ZERO)
         .await
         .unwrap();
     assert!(found.feeds.is_empty() && found.probed);
@@ -178,7 +187,7 @@ async fn with_no_advertised_feed_the_usual_paths_are_tried() {
 #[tokio::test]
 async fn a_feed_address_is_its_own_discovery() {
     let addr = site(vec![("/rss", feed("rss2.xml"))]).await;
-    let found = discover(&fetcher(), &format!("http://{addr}/rss"))
+    let found = discover(&fetcher(), &format!("http://{addr}/rss"), Duration::ZERO)
         .await
         .unwrap();
     assert_eq!(found.feeds.len(), 1);
@@ -197,7 +206,7 @@ async fn too_many_links_redirect_loops_and_huge_pages_are_clear_errors() {
         ("/huge", html(&"<meta name=x>".repeat(2_000))),
     ])
     .await;
-    let e = discover(&fetcher(), &format!("http://{addr}/many"))
+    let e = discover(&fetcher(), &format!("http://{addr}/many"), Duration::ZERO)
         .await
         .unwrap_err();
     assert!(
@@ -206,7 +215,7 @@ async fn too_many_links_redirect_loops_and_huge_pages_are_clear_errors() {
     );
     assert!(e.to_string().contains("advertises 400 feeds"), "{e}");
 
-    let e = discover(&fetcher(), &format!("http://{addr}/loop"))
+    let e = discover(&fetcher(), &format!("http://{addr}/loop"), Duration::ZERO)
         .await
         .unwrap_err();
     assert!(e.to_string().contains("redirect loop"), "{e}");
@@ -216,12 +225,12 @@ async fn too_many_links_redirect_loops_and_huge_pages_are_clear_errors() {
         ..FetchConfig::default()
     })
     .unwrap();
-    let e = discover(&small, &format!("http://{addr}/huge"))
+    let e = discover(&small, &format!("http://{addr}/huge"), Duration::ZERO)
         .await
         .unwrap_err();
     assert!(e.to_string().contains("larger than 10000 bytes"), "{e}");
 
-    let e = discover(&fetcher(), "ftp://example.org/")
+    let e = discover(&fetcher(), "ftp://example.org/", Duration::ZERO)
         .await
         .unwrap_err();
     assert!(matches!(e, DiscoverError::BadUrl(_)));
