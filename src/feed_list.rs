@@ -22,6 +22,8 @@ pub struct FeedRow {
     /// None for removed feeds: they are not polled.
     pub next_poll_at: Option<DateTime<Utc>>,
     pub entries: u64,
+    /// What the last parse recovered from (feedparser's "bozo"); empty when clean.
+    pub parse_warnings: Vec<String>,
 }
 
 impl From<&FeedStatus> for FeedRow {
@@ -41,6 +43,7 @@ impl From<&FeedStatus> for FeedRow {
             last_success_at: f.last_success_at,
             next_poll_at: f.active.then_some(f.next_poll_at),
             entries: f.entries,
+            parse_warnings: f.parse_warnings.clone(),
         }
     }
 }
@@ -100,9 +103,11 @@ pub fn table(rows: &[FeedRow], now: DateTime<Utc>) -> String {
             clip(r.title.as_deref().unwrap_or(&r.url), 40),
             r.state.clone(),
             relative(r.last_success_at, now),
-            r.last_error
-                .as_deref()
-                .map_or("-".to_string(), |e| clip(e, 50)),
+            match (&r.last_error, r.parse_warnings.first()) {
+                (Some(e), _) => clip(e, 50),
+                (None, Some(w)) => clip(&format!("read after recovery: {w}"), 50),
+                (None, None) => "-".to_string(),
+            },
             r.entries.to_string(),
             match r.next_poll_at {
                 Some(at) if r.state != "removed" => relative(Some(at), now),

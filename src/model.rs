@@ -46,6 +46,9 @@ pub struct ParsedFeed {
     pub entries: Vec<ParsedEntry>,
     /// What the document says about how often to poll it.
     pub hints: FeedHints,
+    /// What was wrong with a document that was read only after recovery
+    /// (feedparser's "bozo"): one short line each. Empty for a clean parse.
+    pub warnings: Vec<String>,
 }
 
 /// A feed document's own polling hints; they may only lengthen the interval.
@@ -179,6 +182,8 @@ pub struct FeedStatus {
     pub validators: Validators,
     /// The address adopted after a confirmed permanent redirect.
     pub fetch_url: Option<String>,
+    /// What the last parse recovered from (empty when it was clean).
+    pub parse_warnings: Vec<String>,
 }
 
 /// The source of a published entry, for `<source>`.

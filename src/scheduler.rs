@@ -432,11 +432,16 @@ impl<F: FetchFeed> Poller<F> {
                 // Filters drop entries before they are stored (the interval above
                 // read the whole document's publishing rate).
                 let doc = filters.apply(&url, doc, now);
+                if !doc.warnings.is_empty() {
+                    crate::telemetry::record_recovered_parse();
+                    tracing::warn!(feed = url, warnings = %doc.warnings.join("; "), "poll: read after recovery");
+                }
                 let polled = PolledDocument {
                     status,
                     meta: doc.meta,
                     validators: response.validators,
                     entries: identity::identify(doc.entries),
+                    parse_warnings: doc.warnings,
                 };
                 Ok::<_, parse::ParseError>((polled, interval, skip))
             })
@@ -444,7 +449,13 @@ impl<F: FetchFeed> Poller<F> {
         let (polled, interval, skip) = match prepared {
             Ok(Ok(done)) => done,
             Ok(Err(e)) => return Ok(Err((Some(status), e.to_string()))),
-            Err(panic) => return Ok(Err((Some(status), format!("parser crashed: {panic}")))),
+            Err(panic) => {
+                // One line, no backtrace (the parse threads' panics are not
+                // printed by the hook): a bug of ours, recorded on the feed.
+                crate::telemetry::record_parse_panic();
+                tracing::error!(feed = %feed.url, panic = %panic, "poll: the parser panicked");
+                return Ok(Err((Some(status), format!("parser crashed: {panic}"))));
+            }
         };
         let wait = policy.success_delay(interval, feed.interval, &cache, now, &mut rand::rng());
         let next_poll = policy.next_time(now, wait, skip);

@@ -18,6 +18,8 @@ const ENTRIES: &str = "newsriver_entries";
 const TOMBSTONES: &str = "newsriver_tombstones";
 const LAG: &str = "newsriver_scheduler_lag_seconds";
 const PRUNED: &str = "newsriver_entries_pruned_total";
+const PARSE_RECOVERED: &str = "newsriver_parse_recovered_total";
+const PARSE_PANICS: &str = "newsriver_parse_panics_total";
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -47,6 +49,14 @@ pub fn install() -> Option<PrometheusHandle> {
                 "Entries stored by polls (kind = new or updated)."
             );
             metrics::describe_counter!(PRUNED, "Entries removed by retention.");
+            metrics::describe_counter!(
+                PARSE_RECOVERED,
+                "Documents read only after recovering from what was wrong with them (see the feed's warnings)."
+            );
+            metrics::describe_counter!(
+                PARSE_PANICS,
+                "Parses that panicked (a bug; recorded as the feed's failure)."
+            );
             Some(handle)
         })
         .clone()
@@ -68,6 +78,16 @@ pub fn record_poll(outcome: &Outcome, fetch_took: Duration) {
         metrics::counter!(ENTRIES_STORED, "kind" => "new").increment(*new as u64);
         metrics::counter!(ENTRIES_STORED, "kind" => "updated").increment(*updated as u64);
     }
+}
+
+/// Counts a document read only after recovery.
+pub fn record_recovered_parse() {
+    metrics::counter!(PARSE_RECOVERED).increment(1);
+}
+
+/// Counts a parse that panicked.
+pub fn record_parse_panic() {
+    metrics::counter!(PARSE_PANICS).increment(1);
 }
 
 /// Counts entries removed by retention.

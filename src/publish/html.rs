@@ -292,6 +292,16 @@ pub fn status_html(river: &River, feeds: &[FeedStatus], tags: &[String]) -> Stri
             Some(e) => format!("<dd class=\"error\">{}</dd>", esc(e)),
             None => "<dd>none</dd>".to_string(),
         };
+        let warnings = if feed.parse_warnings.is_empty() {
+            String::new()
+        } else {
+            let items: String = feed
+                .parse_warnings
+                .iter()
+                .map(|w| format!("<li>{}</li>", esc(w)))
+                .collect();
+            format!("<dt>Read after recovery</dt><dd class=\"warning\"><ul>{items}</ul></dd>\n")
+        };
         let http = feed
             .last_status
             .map_or_else(|| "none".to_string(), |s| s.to_string());
@@ -301,7 +311,7 @@ pub fn status_html(river: &River, feeds: &[FeedStatus], tags: &[String]) -> Stri
              <p class=\"url\"><a href=\"{url}\">{url}</a></p>\n<dl>\n\
              <dt>State</dt><dd>{state}{failures}</dd>\n{moved}\
              <dt>Last success</dt><dd>{success}</dd>\n\
-             <dt>Last error</dt>{error}\n\
+             <dt>Last error</dt>{error}\n{warnings}\
              <dt>Last HTTP status</dt><dd>{http}</dd>\n\
              <dt>Entries</dt><dd>{entries}</dd>\n\
              <dt>Last poll</dt><dd>{polled}</dd>\n\
@@ -459,6 +469,7 @@ mod tests {
             entries: 12,
             validators: Validators::default(),
             fetch_url: None,
+            parse_warnings: vec!["Atom <title> of a MIME type read as <b>text</b>".into()],
         };
         let moved = FeedStatus {
             id: 8,
@@ -480,6 +491,12 @@ mod tests {
             "{html}"
         );
         assert!(html.contains("<dt>Entries</dt><dd>12</dd>"));
+        assert!(
+            html.contains(
+                "<li>Atom &lt;title&gt; of a MIME type read as &lt;b&gt;text&lt;/b&gt;</li>"
+            ),
+            "{html}"
+        );
         assert!(html.contains("(3 consecutive failures)"));
         assert!(html.contains(r#"href="http://127.0.0.1:1/feeds/7/feed.atom""#));
         assert!(html.contains(r#"href="http://127.0.0.1:1/tags/world%20news/feed.rss""#));

@@ -248,7 +248,7 @@ impl Store {
             "SELECT f.id, f.url, COALESCE(f.config_title, f.title), f.active, f.state, f.last_status,
                     f.last_error, f.failures, f.last_polled_at, f.last_success_at, f.next_poll_at,
                     (SELECT COUNT(*) FROM entries e WHERE e.feed_id = f.id), f.etag, f.last_modified,
-                    f.fetch_url
+                    f.fetch_url, f.parse_warnings
              FROM feeds f ORDER BY f.id",
         )?;
         let rows = stmt.query_map([], |r| {
@@ -270,6 +270,10 @@ impl Store {
                     last_modified: r.get(13)?,
                 },
                 fetch_url: r.get(14)?,
+                parse_warnings: r
+                    .get::<_, Option<String>>(15)?
+                    .map(|w| w.lines().map(str::to_string).collect())
+                    .unwrap_or_default(),
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
