@@ -3,6 +3,10 @@
 //! recovered, with their titles, links and text, and the warnings that say
 //! what was wrong.
 
+mod common;
+
+use common::{FixtureServer, Route, config_for};
+use newsriver::Store;
 use newsriver::model::{ParsedEntry, ParsedFeed};
 use newsriver::parse::parse;
 
@@ -332,4 +336,60 @@ fn a_clean_document_has_no_warnings() {
         assert!(feed.warnings.is_empty(), "{name}: {:?}", feed.warnings);
         assert!(!feed.entries.is_empty(), "{name}");
     }
+}
+
+#[tokio::test]
+async fn a_feed_read_after_recovery_is_ok_with_its_warnings_shown_and_cleared_when_clean() {
+    let server = FixtureServer::start().await;
+    server.set(
+        "/apple.xml",
+        Route::feed(fixture("one_bad_entry.xml"), "application/atom+xml"),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_for(dir.path(), &[server.url("/apple.xml")], "");
+    newsriver::poll_once(&config).await.unwrap();
+    let store = Store::open(&config.storage.path).unwrap();
+    let statuses = store.feed_statuses().unwrap();
+    let feed = &statuses[0];
+    assert_eq!(feed.state.as_str(), "ok");
+    assert_eq!(feed.last_error, None);
+    assert_eq!(feed.entries, 2, "the two readable entries are stored");
+    assert!(
+        feed.parse_warnings
+            .iter()
+            .any(|w| w.starts_with("entry 2 of 3 dropped")),
+        "{:?}",
+        feed.parse_warnings
+    );
+    // `newsriver feeds` (table and JSON) says so.
+    let rows = newsriver::feed_list::rows(&statuses);
+    let table = newsriver::feed_list::table(&rows, chrono::Utc::now());
+    assert!(table.contains("read after recovery"), "{table}");
+    let json: serde_json::Value = serde_json::from_str(&newsriver::feed_list::json(&rows)).unwrap();
+    let listed = json[0]["parse_warnings"].as_array().unwrap();
+    assert!(
+        listed[0]
+            .as_str()
+            .unwrap()
+            .starts_with("read entry by entry"),
+        "{listed:?}"
+    );
+    assert!(
+        listed
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("dropped")),
+        "{listed:?}"
+    );
+    // The outlet fixes its feed: the warnings go with the next parse.
+    server.set(
+        "/apple.xml",
+        Route::feed(fixture("xml_base.xml"), "application/atom+xml"),
+    );
+    newsriver::poll_once(&config).await.unwrap();
+    let statuses = store.feed_statuses().unwrap();
+    assert!(
+        statuses[0].parse_warnings.is_empty(),
+        "{:?}",
+        statuses[0].parse_warnings
+    );
 }
