@@ -54,7 +54,11 @@ def main():
     for line in out.stdout.splitlines():
         r = json.loads(line)
         results[r["path"]] = r
-    lost, fewer, panics, recovered, slow = [], [], [], 0, []
+    lost, fewer, panics, recovered, slow, retitled = [], [], [], 0, [], []
+    import html, re
+    # Titles compared as text: feedparser keeps a title's markup and
+    # entities, newsriver's titles are plain text.
+    norm = lambda t: " ".join(html.unescape(re.sub(r"<[^>]*>", "", t or "")).split())
     for f, d in readable.items():
         r = results.get(f, {"error": "no output"})
         if r.get("panic"):
@@ -66,18 +70,27 @@ def main():
                 fewer.append((f, len(d.entries), len(r["entries"])))
             if r.get("warnings"):
                 recovered += 1
+            # Same entries: the titles, in order, where both have one.
+            ours = [e.get("title") or "" for e in r["entries"]]
+            theirs = [norm(e.get("title")) for e in d.entries]
+            ours = [" ".join(t.split()) for t in ours]
+            if any(a and b and a != b for a, b in zip(ours, theirs)):
+                retitled.append((f, theirs[:2], ours[:2]))
         if r.get("micros", 0) > 1_000_000:
             slow.append(f)
     n = len(readable)
     print(f"corpus: {len(files)} documents, {n} read by feedparser without complaint")
     print(f"newsriver: {n - len(lost) - len(panics)} read ({recovered} after recovery), "
           f"{len(lost)} rejected ({100.0 * len(lost) / max(n, 1):.1f} %), {len(fewer)} with fewer entries, "
-          f"{len(panics)} panics, {len(slow)} over 1 s")
+          f"{len(panics)} panics, {len(slow)} over 1 s; "
+          f"{len(retitled)} with an entry title that differs from feedparser's")
     short = lambda f: f.split("/tests/")[-1]
     for f, e in lost[: args.show]:
         print(f"  rejected {short(f)}: {e[:160]}")
     for f, a, b in fewer[: args.show]:
         print(f"  fewer    {short(f)}: feedparser {a}, newsriver {b}")
+    for f, a, b in retitled[: args.show]:
+        print(f"  titles   {short(f)}: feedparser {a}, newsriver {b}")
     for f in panics:
         print(f"  PANIC    {short(f)}")
     sys.exit(1 if lost or panics or fewer else 0)
