@@ -134,6 +134,20 @@ async fn prune(store: &Store, clock: &Clock, retention: &RetentionConfig) {
     }
 }
 
+/// Merges the search index's segments (see `Store::compact_search_index`);
+/// failures are logged, never fatal.
+async fn compact_search_index(store: &Store) {
+    let started = std::time::Instant::now();
+    match store.call(|s| s.compact_search_index()).await {
+        Ok(true) => tracing::info!(
+            ms = started.elapsed().as_millis() as u64,
+            "search: index merged into one segment"
+        ),
+        Ok(false) => {}
+        Err(e) => tracing::error!(error = %e, "search: merging the index failed"),
+    }
+}
+
 /// Prunes every `[retention].prune_every` (as it is after any reload) until `stop`.
 async fn prune_in_background(
     store: Store,
@@ -144,6 +158,7 @@ async fn prune_in_background(
     loop {
         let current = retention.read().unwrap_or_else(|p| p.into_inner()).clone();
         prune(&store, &clock, &current).await;
+        compact_search_index(&store).await;
         tokio::select! {
             () = tokio::time::sleep(current.prune_every.0) => {}
             () = reload::stopped(&mut stop) => break,

@@ -494,6 +494,41 @@ on_every_backend! {
 }
 
 #[test]
+fn the_index_is_merged_once_writes_have_split_it_and_answers_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("merge.db")).unwrap();
+    let (wire, _) = outlets(&store);
+    // One transaction per poll: one index segment each.
+    for batch in 0..6u32 {
+        let items: Vec<IdentifiedEntry> = (0..5u32)
+            .map(|i| {
+                let n = batch * 5 + i;
+                item(
+                    &format!("s{n}"),
+                    n % 24,
+                    &format!("Strike {n}"),
+                    "strike talks",
+                    None,
+                )
+            })
+            .collect();
+        save(&store, wire, &items);
+    }
+    let before = found(&store, "strike");
+    assert_eq!(before.len(), 30);
+    assert!(
+        store.compact_search_index().unwrap(),
+        "six segments are merged"
+    );
+    assert!(
+        !store.compact_search_index().unwrap(),
+        "one segment is left alone"
+    );
+    assert_eq!(found(&store, "strike"), before);
+    assert_eq!(store.indexed_entries().unwrap(), 30);
+}
+
+#[test]
 fn an_existing_database_is_indexed_when_opened() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("old.db");

@@ -129,9 +129,10 @@ const SEARCH_PROBE: &str = "EXISTS (SELECT 1 FROM entries e JOIN feeds f ON f.id
 /// first and probing the index for each costs time in proportion to the
 /// stories walked: a page of a common word fills after a few more probes
 /// than stories on it, but a rare word would walk the whole river. So the
-/// walk comes first, over at most `PROBE_FACTOR × (limit + 1)` stories; if
-/// the page is not full by then the word is rare, and its match set is small
-/// enough to read whole.
+/// walk comes first: over `2 × (limit + 1)` stories, then, if what it found
+/// says a full page is within `PROBE_FACTOR × (limit + 1)` stories, that far;
+/// otherwise the words are rare, and their match set is small enough to read
+/// whole.
 const PROBE_FACTOR: i64 = 20;
 
 impl Store {
@@ -232,9 +233,25 @@ impl Store {
                      WHERE {SEARCH_PROBE}
                      ORDER BY s.sort_time {order}, s.id {order} LIMIT ?5"
                 );
-                let mut with_window = args.clone();
-                with_window.push(&window);
-                Some(read(&probe, &with_window)?).filter(|rows| rows.len() as i64 == fetch)
+                let walk = |stories: i64| {
+                    let mut with_window = args.clone();
+                    with_window.push(&stories);
+                    read(&probe, &with_window)
+                };
+                // A short walk first; if the page is not full, how many it
+                // found says how far a full page is: walk that far (half as
+                // far again) if it is within the window, else read the match set.
+                let first = fetch.saturating_mul(2);
+                let rows = walk(first)?;
+                let found = rows.len() as i64;
+                if found == fetch {
+                    Some(rows)
+                } else if found > 0 && fetch.saturating_mul(first) / found <= window {
+                    let far = (fetch.saturating_mul(first) / found * 3 / 2).min(window);
+                    Some(walk(far)?).filter(|rows| rows.len() as i64 == fetch)
+                } else {
+                    None
+                }
             }
             None => None,
         };
@@ -269,8 +286,9 @@ impl Store {
                         ORDER BY sort_time {order}, id {order} LIMIT ?8) s
                      WHERE {SEARCH_PROBE})"
                 );
+                let near = fetch.saturating_mul(2);
                 let mut with_window = args.clone();
-                with_window.push(&window);
+                with_window.push(&near);
                 let found: bool = conn
                     .prepare_cached(&probe)?
                     .query_row(&with_window[..], |r| r.get(0))?;
