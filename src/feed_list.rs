@@ -133,6 +133,43 @@ pub fn table(rows: &[FeedRow], now: DateTime<Utc>) -> String {
     out
 }
 
+/// The WebSub subscriptions, as a second table under `feeds` (empty when
+/// no feed advertises a hub).
+pub fn websub_table(subs: &[crate::store::WebSubStatus], now: DateTime<Utc>) -> String {
+    if subs.is_empty() {
+        return String::new();
+    }
+    let mut lines: Vec<[String; 6]> =
+        vec![["FEED", "PUSHED", "HUB", "STATE", "LEASE ENDS", "LAST PUSH"].map(str::to_string)];
+    for s in subs {
+        lines.push([
+            clip(&s.url, 40),
+            if s.pushed { "yes" } else { "no" }.to_string(),
+            clip(&s.hub, 40),
+            s.state.clone(),
+            relative(s.lease_end, now),
+            relative(s.last_push_at, now),
+        ]);
+    }
+    let mut widths = [0usize; 6];
+    for line in &lines {
+        for (w, cell) in widths.iter_mut().zip(line) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::from("\nWebSub\n");
+    for line in &lines {
+        let text: String = line
+            .iter()
+            .zip(widths)
+            .map(|(cell, w)| format!("{cell:<w$}  "))
+            .collect();
+        out.push_str(text.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,6 +18,8 @@ const ENTRIES: &str = "newsriver_entries";
 const TOMBSTONES: &str = "newsriver_tombstones";
 const LAG: &str = "newsriver_scheduler_lag_seconds";
 const PRUNED: &str = "newsriver_entries_pruned_total";
+const WEBSUB_PUSHES: &str = "newsriver_websub_pushes_total";
+const WEBSUB_PINGS: &str = "newsriver_websub_publish_pings_total";
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -47,6 +49,14 @@ pub fn install() -> Option<PrometheusHandle> {
                 "Entries stored by polls (kind = new or updated)."
             );
             metrics::describe_counter!(PRUNED, "Entries removed by retention.");
+            metrics::describe_counter!(
+                WEBSUB_PUSHES,
+                "WebSub pushes received (result = stored, unchanged, bad_signature, missing_signature, unreadable, too_large)."
+            );
+            metrics::describe_counter!(
+                WEBSUB_PINGS,
+                "Publish notifications sent to the configured hub (result = ok, failed)."
+            );
             Some(handle)
         })
         .clone()
@@ -68,6 +78,16 @@ pub fn record_poll(outcome: &Outcome, fetch_took: Duration) {
         metrics::counter!(ENTRIES_STORED, "kind" => "new").increment(*new as u64);
         metrics::counter!(ENTRIES_STORED, "kind" => "updated").increment(*updated as u64);
     }
+}
+
+/// Counts one WebSub push by what became of it.
+pub fn record_websub_push(result: &'static str) {
+    metrics::counter!(WEBSUB_PUSHES, "result" => result).increment(1);
+}
+
+/// Counts one publish notification to our hub.
+pub fn record_websub_ping(ok: bool) {
+    metrics::counter!(WEBSUB_PINGS, "result" => if ok { "ok" } else { "failed" }).increment(1);
 }
 
 /// Counts entries removed by retention.
