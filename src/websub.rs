@@ -277,9 +277,15 @@ impl SubscriberSettings {
     }
 }
 
-/// Looks over the subscriptions every `tick` until `stop`: subscribes to
-/// newly discovered hubs, renews leases before they end, unsubscribes from
-/// feeds no longer configured, gives up on requests never verified.
+/// How often the subscriber checks whether anything was written (a poll
+/// that found a hub, a reload that removed a feed): then it looks at once
+/// rather than at its next tick.
+const WRITES_CHECK: Duration = Duration::from_millis(250);
+
+/// Looks over the subscriptions every `tick`, and soon after anything is
+/// written, until `stop`: subscribes to newly discovered hubs, renews
+/// leases before they end, unsubscribes from feeds no longer configured,
+/// gives up on requests never verified.
 pub async fn run_subscriber<H: HubClient>(
     store: Store,
     clock: Clock,
@@ -289,9 +295,16 @@ pub async fn run_subscriber<H: HubClient>(
 ) {
     loop {
         subscriber_pass(&store, &clock, &hub, &settings).await;
-        tokio::select! {
-            () = tokio::time::sleep(settings.tick) => {}
-            () = crate::reload::stopped(&mut stop) => break,
+        let writes = store.local_writes();
+        let next_tick = tokio::time::Instant::now() + settings.tick;
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(WRITES_CHECK.min(settings.tick)) => {}
+                () = crate::reload::stopped(&mut stop) => return,
+            }
+            if store.local_writes() != writes || tokio::time::Instant::now() >= next_tick {
+                break;
+            }
         }
     }
 }
@@ -466,7 +479,8 @@ pub async fn run_publisher<H: HubClient>(
     settings: PublisherSettings,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut since = clock.now();
+    // A second back: a poll that stored just before this task started.
+    let mut since = clock.now() - chrono::Duration::seconds(1);
     let mut writes = store.local_writes();
     loop {
         tokio::select! {
