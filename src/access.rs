@@ -237,6 +237,8 @@ mod tests {
     #[test]
     fn paths_fall_under_the_right_guard() {
         assert_eq!(Guard::of("/healthz"), Guard::Open);
+        // Hubs carry no token of ours: the callback's own token is the check.
+        assert_eq!(Guard::of("/websub/0123abcd"), Guard::Open);
         assert_eq!(Guard::of("/metrics"), Guard::Admin);
         assert_eq!(Guard::of("/status"), Guard::Admin);
         assert_eq!(Guard::of("/status.json"), Guard::Admin);

@@ -188,4 +188,34 @@ mod tests {
         );
         assert_eq!(clip("abcdef", 4), "abc…");
     }
+
+    #[test]
+    fn the_websub_table_shows_pushed_hub_lease_and_last_push() {
+        let now = Utc::now();
+        assert_eq!(websub_table(&[], now), "");
+        let sub = crate::store::WebSubStatus {
+            feed_id: 1,
+            url: "https://a.example/feed".into(),
+            hub: "https://hub.example/".into(),
+            topic: "https://a.example/feed".into(),
+            state: "active".into(),
+            pushed: true,
+            lease_end: Some(now + chrono::Duration::hours(5)),
+            last_push_at: Some(now - chrono::Duration::seconds(90)),
+            pushes: 3,
+            last_error: None,
+        };
+        let table = websub_table(&[sub], now);
+        let row = table.lines().last().unwrap();
+        for cell in [
+            "https://a.example/feed",
+            "yes",
+            "https://hub.example/",
+            "active",
+            "in 5h",
+            "1m ago",
+        ] {
+            assert!(row.contains(cell), "{cell} missing: {table}");
+        }
+    }
 }

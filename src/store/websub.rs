@@ -172,7 +172,8 @@ impl Store {
 
     /// The hub refused a request, could not be reached, or never verified
     /// it: try again at `retry_at`. An active subscription stays active
-    /// (its lease still runs) unless `lapsed`.
+    /// while its lease runs; an unsubscription counts as done (the lease
+    /// will lapse anyway).
     pub fn websub_failed(
         &self,
         feed_id: FeedId,
