@@ -68,7 +68,7 @@ pub struct Config {
 
 /// `[websub]`: take pushes from feeds that advertise a hub, and announce
 /// the river's own feeds on a hub.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebSubConfig {
     /// Subscribe to the hubs feeds advertise. Default: on when
@@ -78,9 +78,34 @@ pub struct WebSubConfig {
     /// A hub to announce the river's own feeds on.
     #[serde(default)]
     pub hub: Option<HttpUrl>,
-    /// Be a hub for our own feeds (not available yet: refused when true).
+    /// Be a hub for our own feeds, at `{base_url}hub`.
     #[serde(default)]
     pub serve_hub: Option<Spanned<bool>>,
+    /// The built-in hub's limit on subscriptions (all topics together).
+    #[serde(default = "default_hub_max_subscribers")]
+    pub max_subscribers: PositiveU64,
+    /// The built-in hub's limit on one delivery (or verification) request.
+    #[serde(default = "default_hub_delivery_timeout")]
+    pub delivery_timeout: HumanDuration,
+}
+
+impl Default for WebSubConfig {
+    fn default() -> Self {
+        Self {
+            subscribe: None,
+            hub: None,
+            serve_hub: None,
+            max_subscribers: default_hub_max_subscribers(),
+            delivery_timeout: default_hub_delivery_timeout(),
+        }
+    }
+}
+
+fn default_hub_max_subscribers() -> PositiveU64 {
+    PositiveU64(1000)
+}
+fn default_hub_delivery_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(10))
 }
 
 /// One `[[search]]`: a query served as a feed of its own.
@@ -755,11 +780,16 @@ impl Config {
         if let Some(serve_hub) = &websub.serve_hub
             && *serve_hub.get_ref()
         {
-            return Err(invalid(
-                Some(serve_hub.span()),
-                "`serve_hub` is not available yet: use `hub = \"…\"` to announce on an external hub"
-                    .to_string(),
-            ));
+            let message = if config.output.base_url.is_none() {
+                Some("`serve_hub = true` needs `[output] base_url`: subscribers call the hub there")
+            } else if websub.hub.is_some() {
+                Some("`serve_hub = true` and `hub` both name the hub: keep one")
+            } else {
+                None
+            };
+            if let Some(message) = message {
+                return Err(invalid(Some(serve_hub.span()), message.to_string()));
+            }
         }
         Ok(config)
     }
@@ -773,8 +803,23 @@ impl Config {
         }
     }
 
-    /// The hub the river's own feeds are announced on.
+    /// Whether newsriver is its own hub (`[websub] serve_hub`).
+    pub fn websub_serve_hub(&self) -> bool {
+        self.websub.serve_hub.as_ref().is_some_and(|s| *s.get_ref())
+            && self.output.base_url.is_some()
+    }
+
+    /// The hub the river's own feeds are announced on: `[websub] hub`, or
+    /// the built-in one at `{base_url}hub`.
     pub fn websub_hub(&self) -> Option<String> {
+        if self.websub_serve_hub() {
+            return self
+                .output
+                .base_url
+                .as_ref()
+                .and_then(|u| u.0.join("hub").ok())
+                .map(|u| u.to_string());
+        }
         self.websub.hub.as_ref().map(|u| u.0.to_string())
     }
 
@@ -1058,12 +1103,31 @@ mod tests {
             e.starts_with("test.toml:2:7:") && e.contains("http or https"),
             "{e}"
         );
-        let e =
-            error_of("[output]\nbase_url = \"https://r.example/\"\n[websub]\nserve_hub = true\n");
+        let hub =
+            parse("[output]\nbase_url = \"https://r.example/news/\"\n[websub]\nserve_hub = true\n")
+                .unwrap();
+        assert!(hub.websub_serve_hub());
+        assert_eq!(
+            hub.websub_hub().as_deref(),
+            Some("https://r.example/news/hub")
+        );
+        assert_eq!(hub.websub.max_subscribers.0, 1000);
+        let e = error_of("[websub]\nserve_hub = true\n");
         assert!(
-            e.starts_with("test.toml:4:13:") && e.contains("not available"),
+            e.starts_with("test.toml:2:13:") && e.contains("base_url"),
             "{e}"
         );
+        let e = error_of(
+            "[output]\nbase_url = \"https://r.example/\"\n[websub]\nhub = \"https://h.example/\"\nserve_hub = true\n",
+        );
+        assert!(
+            e.starts_with("test.toml:5:13:") && e.contains("keep one"),
+            "{e}"
+        );
+        let e = error_of(
+            "[output]\nbase_url = \"https://r.example/\"\n[websub]\nmax_subscribers = 0\n",
+        );
+        assert!(e.starts_with("test.toml:4:19:"), "{e}");
     }
 
     #[test]

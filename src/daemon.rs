@@ -209,7 +209,10 @@ pub async fn run_with(
         live.retention.clone(),
         stop_rx.clone(),
     ));
-    let callbacks = start_websub(&config, &store, clock, poller.clone(), &stop_rx)?;
+    let local = listener
+        .local_addr()
+        .context("the listener has no address")?;
+    let callbacks = start_websub(&config, &store, clock, poller.clone(), local, &stop_rx)?;
     let reloader = config_path.map(|path| {
         Arc::new(Reloader::new(
             path,
@@ -296,6 +299,7 @@ fn start_websub(
     store: &Store,
     clock: Clock,
     sink: Arc<dyn scheduler::PushSink>,
+    local: std::net::SocketAddr,
     stop: &watch::Receiver<bool>,
 ) -> anyhow::Result<Arc<server::websub::Callbacks>> {
     let base_url = config.output.base_url.as_ref().map(|u| u.0.to_string());
@@ -313,7 +317,29 @@ fn start_websub(
         ));
         tracing::info!("websub: subscribing to the hubs feeds advertise");
     }
-    if let (Some(hub), Some(base_url)) = (config.websub_hub(), &base_url) {
+    let mut callbacks =
+        server::websub::Callbacks::new(store.clone(), clock, sink, config.fetch.max_body_bytes.0);
+    if let (true, Some(base_url)) = (config.websub_serve_hub(), &base_url) {
+        let settings = websub::hub::HubSettings {
+            base_url: base_url.clone(),
+            local,
+            read_token: config.access.read_token.clone(),
+            max_subscribers: config.websub.max_subscribers.0,
+            timeout: config.websub.delivery_timeout.0,
+            user_agent: config.fetch.user_agent.clone(),
+        };
+        let hub =
+            websub::BuiltInHub::new(store.clone(), clock, settings).map_err(anyhow::Error::msg)?;
+        tokio::spawn(websub::run_publisher(
+            store.clone(),
+            clock,
+            hub.clone(),
+            websub::PublisherSettings::new(&hub.url(), base_url),
+            stop.clone(),
+        ));
+        tracing::info!(hub = %hub.url(), "websub: serving a hub for the river's feeds");
+        callbacks = callbacks.with_hub(hub);
+    } else if let (Some(hub), Some(base_url)) = (config.websub_hub(), &base_url) {
         tokio::spawn(websub::run_publisher(
             store.clone(),
             clock,
@@ -323,12 +349,7 @@ fn start_websub(
         ));
         tracing::info!(%hub, "websub: announcing the river's feeds on a hub");
     }
-    Ok(Arc::new(server::websub::Callbacks::new(
-        store.clone(),
-        clock,
-        sink,
-        config.fetch.max_body_bytes.0,
-    )))
+    Ok(Arc::new(callbacks))
 }
 
 /// Empties the WAL into the database file before the process ends, so the

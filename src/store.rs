@@ -33,7 +33,7 @@ pub use ops::{OpsSnapshot, Subscription};
 pub use publishing::{Cursor, FeedView, PageStart, SearchView, StoryFilter, StoryPage};
 pub use retention::{PruneCounts, RetentionPolicy};
 pub use stories::FeedRank;
-pub use websub::{PushTarget, WebSubStatus, WebSubTask, WebSubWork};
+pub use websub::{HubSubscriber, PushTarget, WebSubStatus, WebSubTask, WebSubWork};
 
 static MIGRATIONS_DIR: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/migrations");
 

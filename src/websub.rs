@@ -20,6 +20,10 @@ use crate::model::{FeedId, WebSubLinks};
 use crate::scheduler::Clock;
 use crate::store::{Store, WebSubTask, WebSubWork};
 
+pub mod hub;
+
+pub use hub::BuiltInHub;
+
 /// The path under `[output] base_url` where hubs call back.
 pub const CALLBACK_PREFIX: &str = "websub/";
 

@@ -895,3 +895,167 @@ fn a_safety_poll_that_finds_unpushed_entries_falls_back_to_polling() {
     store.websub_pushed(id, now).unwrap();
     assert!(store.due_feeds(now, 10, &Default::default()).unwrap()[0].pushed);
 }
+
+/// A urlencoded POST (reqwest's `form` needs a feature this crate leaves off).
+fn form_post(
+    client: &reqwest::Client,
+    url: &str,
+    form: &[(&str, String)],
+) -> reqwest::RequestBuilder {
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(form.iter().map(|(k, v)| (*k, v.as_str())))
+        .finish();
+    client
+        .post(url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+}
+
+#[tokio::test]
+async fn the_built_in_hub_delivers_a_pushed_article_to_two_subscribers_one_hanging() {
+    use common::hub::Reader;
+    let dir = tempfile::tempdir().unwrap();
+    let source_hub = TestHub::start().await;
+    let outlet = outlet_on(&source_hub, &[("a1", "Port reopens")]).await;
+    let extra = "[websub]\nserve_hub = true\nmax_subscribers = 2\ndelivery_timeout = \"3s\"";
+    let daemon = Daemon::start(dir.path(), None, "", extra, &[outlet.url()]).await;
+    let sub = subscribed(&source_hub).await;
+    wait_for_text(&daemon, "/feed.atom", "Port reopens", 10).await;
+    let hub_url = daemon.url("/hub");
+    let link = daemon.get("/feed.atom").await.headers()["link"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        link.contains(&format!("<{hub_url}>; rel=\"hub\"")),
+        "{link}"
+    );
+
+    let (quick, hanging) = (Reader::start(false).await, Reader::start(true).await);
+    let client = reqwest::Client::new();
+    let topic = daemon.url("/feed.atom");
+    let subscribe = |callback: String, secret: &str| {
+        form_post(
+            &client,
+            &hub_url,
+            &[
+                ("hub.mode", "subscribe".to_string()),
+                ("hub.topic", topic.clone()),
+                ("hub.callback", callback),
+                ("hub.secret", secret.to_string()),
+                ("hub.lease_seconds", "3600".to_string()),
+            ],
+        )
+    };
+    assert_eq!(
+        subscribe(quick.callback(), "quick-secret")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        202
+    );
+    assert_eq!(
+        subscribe(hanging.callback(), "slow-secret")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        202
+    );
+    // Malformed requests are 4xx and change nothing; a third subscriber is
+    // over the limit.
+    let third = Reader::start(false).await;
+    let bad_forms: Vec<Vec<(&str, String)>> = vec![
+        vec![],
+        vec![
+            ("hub.mode", "subscribe".into()),
+            ("hub.topic", topic.clone()),
+        ],
+        vec![
+            ("hub.mode", "subscribe".into()),
+            ("hub.topic", "http://elsewhere.example/feed".into()),
+            ("hub.callback", third.callback()),
+        ],
+        vec![
+            ("hub.mode", "subscribe".into()),
+            ("hub.topic", topic.clone()),
+            ("hub.callback", "ftp://x.example/".into()),
+        ],
+        vec![
+            ("hub.mode", "subscribe".into()),
+            ("hub.topic", topic.clone()),
+            ("hub.callback", third.callback()),
+            ("hub.secret", "s".repeat(201)),
+        ],
+        vec![
+            ("hub.mode", "subscribe".into()),
+            ("hub.topic", topic.clone()),
+            ("hub.callback", third.callback()),
+            ("hub.lease_seconds", "long".into()),
+        ],
+        vec![("hub.mode", "publish".into()), ("hub.url", topic.clone())],
+        vec![
+            ("hub.mode", "subscribe".into()),
+            ("hub.topic", daemon.url("/searches/x/feed.atom")),
+            ("hub.callback", third.callback()),
+        ],
+    ];
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for form in &bad_forms {
+        let status = form_post(&client, &hub_url, form)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 400, "{form:?}");
+    }
+    let full = subscribe(third.callback(), "third").send().await.unwrap();
+    assert_eq!(full.status(), 429);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        third.verified.lock().unwrap().is_empty(),
+        "nothing refused was verified"
+    );
+    assert_eq!(*quick.verified.lock().unwrap(), ["subscribe"]);
+    assert_eq!(*hanging.verified.lock().unwrap(), ["subscribe"]);
+
+    // The outlet's hub pushes an article; newsriver's own hub passes the
+    // river on to both readers.
+    let doc = atom(
+        "Harbour Gazette",
+        None,
+        None,
+        &[("a2", "Cranes return"), ("a1", "Port reopens")],
+    );
+    let pushed = Instant::now();
+    assert_eq!(
+        source_hub
+            .push(&sub.topic, doc.as_bytes(), ATOM, Sign::Good)
+            .await,
+        [200]
+    );
+    wait_for_text(&daemon, "/feed.atom", "Cranes return", 5).await;
+    let deadline = pushed + Duration::from_secs(10);
+    while quick.deliveries.lock().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "the quick reader got nothing");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (at, body, signature, link) = quick.deliveries.lock().unwrap()[0].clone();
+    let took = at - pushed;
+    // Debounced (2 s, checked twice a second), never held up by the hanging reader.
+    assert!(took < Duration::from_secs(4), "delivered after {took:?}");
+    assert!(String::from_utf8_lossy(&body).contains("Cranes return"));
+    assert_eq!(
+        websub::check_signature(signature.as_deref(), b"quick-secret", &body),
+        websub::Signature::Valid
+    );
+    let link = link.unwrap_or_default();
+    assert!(
+        link.contains("rel=\"hub\"") && link.contains(&format!("<{topic}>; rel=\"self\"")),
+        "{link}"
+    );
+    assert!(hanging.deliveries.lock().unwrap().is_empty());
+    println!("outlet push -> reader of newsriver's hub: {took:?}");
+    daemon.stop().await;
+}

@@ -26,3 +26,20 @@ CREATE TABLE websub_subscriptions (
     last_error TEXT,
     next_attempt_at INTEGER NOT NULL DEFAULT 0
 );
+
+-- The built-in hub (`[websub] serve_hub`): readers subscribed to the
+-- river's own feeds. A row exists only once its callback answered the
+-- verification of intent; it ends with its lease or an unsubscription.
+CREATE TABLE websub_hub_subscribers (
+    id INTEGER PRIMARY KEY,
+    topic TEXT NOT NULL,
+    callback TEXT NOT NULL,
+    secret TEXT,
+    lease_end INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    deliveries INTEGER NOT NULL DEFAULT 0,
+    failures INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    UNIQUE (topic, callback)
+);
+CREATE INDEX websub_hub_subscribers_topic ON websub_hub_subscribers (topic, lease_end);

@@ -10,7 +10,7 @@ use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use crate::model::FeedId;
 use crate::scheduler::{Clock, Outcome, PushSink};
@@ -29,6 +29,8 @@ pub struct Callbacks {
     pub max_body_bytes: u64,
     /// Feeds whose unsigned or wrongly signed pushes were logged already.
     warned: Mutex<HashSet<FeedId>>,
+    /// The built-in hub (`[websub] serve_hub`), if it runs.
+    hub: Option<websub::BuiltInHub>,
 }
 
 impl Callbacks {
@@ -39,7 +41,14 @@ impl Callbacks {
             sink,
             max_body_bytes,
             warned: Mutex::default(),
+            hub: None,
         }
+    }
+
+    /// With the built-in hub answering `POST /hub`.
+    pub fn with_hub(mut self, hub: websub::BuiltInHub) -> Self {
+        self.hub = Some(hub);
+        self
     }
 
     /// Logs a bad push once per feed (a hub retries; the log should not).
@@ -61,6 +70,7 @@ impl Callbacks {
 pub fn router(callbacks: Arc<Callbacks>) -> Router {
     Router::new()
         .route("/websub/{token}", get(verify).post(push))
+        .route("/hub", post(hub_request))
         .with_state(callbacks)
 }
 
@@ -239,4 +249,30 @@ async fn push(
         }
         Err(e) => super::internal_error(e),
     }
+}
+
+/// `POST /hub`: a reader's subscribe or unsubscribe on the built-in hub
+/// (`[websub] serve_hub`). Answered 202 and verified with the callback
+/// afterwards; a malformed request is a 400, a full hub a 429, and neither
+/// changes anything. 404 when the built-in hub does not run.
+#[tracing::instrument(skip_all)]
+async fn hub_request(State(cb): State<Arc<Callbacks>>, body: axum::body::Bytes) -> Response {
+    let Some(hub) = &cb.hub else {
+        return text(StatusCode::NOT_FOUND, "no hub here\n");
+    };
+    let form: Vec<(String, String)> = url::form_urlencoded::parse(&body)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let refused = match hub.check(&form) {
+        Ok(request) => match hub.accept(request).await {
+            Ok(()) => return StatusCode::ACCEPTED.into_response(),
+            Err(refusal) => refusal,
+        },
+        Err(refusal) => refusal,
+    };
+    let status = match refused {
+        websub::hub::HubRefusal::Full(_) => StatusCode::TOO_MANY_REQUESTS,
+        websub::hub::HubRefusal::Malformed(_) => StatusCode::BAD_REQUEST,
+    };
+    text(status, format!("{refused}\n"))
 }

@@ -50,6 +50,15 @@ pub struct WebSubStatus {
     pub last_error: Option<String>,
 }
 
+/// A reader subscribed to one of our feeds on the built-in hub.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubSubscriber {
+    pub id: i64,
+    pub topic: String,
+    pub callback: String,
+    pub secret: Option<String>,
+}
+
 /// Where a push for a callback token goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PushTarget {
@@ -369,5 +378,104 @@ impl Store {
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+/// The built-in hub's subscribers.
+impl Store {
+    /// Subscriptions whose lease runs at `now`, and whether (`topic`,
+    /// `callback`) is one of them.
+    pub fn hub_subscriber_count(
+        &self,
+        topic: &str,
+        callback: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(u64, bool), StoreError> {
+        let conn = lock(&self.reader);
+        let all: i64 = conn.query_row(
+            "SELECT COUNT(*) FROM websub_hub_subscribers WHERE lease_end > ?1",
+            [ts(now)],
+            |r| r.get(0),
+        )?;
+        let this: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM websub_hub_subscribers
+                WHERE topic = ?1 AND callback = ?2 AND lease_end > ?3)",
+            params![topic, callback, ts(now)],
+            |r| r.get(0),
+        )?;
+        Ok((all.max(0) as u64, this))
+    }
+
+    /// A verified subscription (new, or renewed with a new lease and secret).
+    pub fn hub_subscribe(
+        &self,
+        topic: &str,
+        callback: &str,
+        secret: Option<&str>,
+        lease_end: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let (topic, callback) = (topic.to_string(), callback.to_string());
+        let secret = secret.map(str::to_string);
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT INTO websub_hub_subscribers (topic, callback, secret, lease_end, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (topic, callback) DO UPDATE SET
+                    secret = excluded.secret, lease_end = excluded.lease_end,
+                    failures = 0, last_error = NULL",
+                params![topic, callback, secret, ts(lease_end), ts(now)],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// A verified unsubscription; true if there was something to end.
+    pub fn hub_unsubscribe(&self, topic: &str, callback: &str) -> Result<bool, StoreError> {
+        let (topic, callback) = (topic.to_string(), callback.to_string());
+        self.write(move |tx| {
+            Ok(tx.execute(
+                "DELETE FROM websub_hub_subscribers WHERE topic = ?1 AND callback = ?2",
+                params![topic, callback],
+            )? > 0)
+        })
+    }
+
+    /// The subscribers of `topic` whose lease runs at `now`.
+    pub fn hub_subscribers_of(
+        &self,
+        topic: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<HubSubscriber>, StoreError> {
+        let conn = lock(&self.reader);
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, topic, callback, secret FROM websub_hub_subscribers
+             WHERE topic = ?1 AND lease_end > ?2 ORDER BY id",
+        )?;
+        let rows = stmt.query_map(params![topic, ts(now)], |r| {
+            Ok(HubSubscriber {
+                id: r.get(0)?,
+                topic: r.get(1)?,
+                callback: r.get(2)?,
+                secret: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The outcome of one delivery to a subscriber.
+    pub fn hub_delivered(&self, id: i64, error: Option<&str>) -> Result<(), StoreError> {
+        let error = error.map(str::to_string);
+        self.write(move |tx| {
+            tx.execute(
+                "UPDATE websub_hub_subscribers SET
+                    deliveries = deliveries + (?2 IS NULL),
+                    failures = CASE WHEN ?2 IS NULL THEN 0 ELSE failures + 1 END,
+                    last_error = ?2
+                 WHERE id = ?1",
+                params![id, error],
+            )?;
+            Ok(())
+        })
     }
 }

@@ -317,3 +317,81 @@ pub fn atom(
         "<?xml version=\"1.0\" encoding=\"utf-8\"?><feed xmlns=\"http://www.w3.org/2005/Atom\"><title>{title}</title><id>urn:outlet:{title}</id><updated>2026-12-01T10:00:00Z</updated>{links}{items}</feed>"
     )
 }
+
+/// Each delivery a reader got: when, its body, its `X-Hub-Signature`, its `Link`.
+type Deliveries = Arc<Mutex<Vec<(Instant, Vec<u8>, Option<String>, Option<String>)>>>;
+
+/// A reader subscribed to a hub: answers verifications (echoes the
+/// challenge) and records each delivery; or, `hanging`, never answers one.
+#[derive(Clone)]
+pub struct Reader {
+    pub addr: SocketAddr,
+    pub verified: Arc<Mutex<Vec<String>>>,
+    pub deliveries: Deliveries,
+}
+
+type ReaderState = (Arc<Mutex<Vec<String>>>, Deliveries, bool);
+
+impl Reader {
+    pub async fn start(hanging: bool) -> Self {
+        let verified = Arc::new(Mutex::new(Vec::new()));
+        let deliveries = Arc::new(Mutex::new(Vec::new()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = Router::new()
+            .route("/cb", get(reader_verify).post(reader_delivery))
+            .with_state((verified.clone(), deliveries.clone(), hanging));
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Self {
+            addr,
+            verified,
+            deliveries,
+        }
+    }
+
+    pub fn callback(&self) -> String {
+        format!("http://{}/cb", self.addr)
+    }
+}
+
+async fn reader_verify(
+    State((verified, _, _)): State<ReaderState>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Response {
+    let query = query.unwrap_or_default();
+    let pairs: HashMap<String, String> = url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    let mode = pairs.get("hub.mode").cloned().unwrap_or_default();
+    verified.lock().unwrap().push(mode);
+    pairs
+        .get("hub.challenge")
+        .cloned()
+        .unwrap_or_default()
+        .into_response()
+}
+
+async fn reader_delivery(
+    State((_, deliveries, hanging)): State<ReaderState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if hanging {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    deliveries.lock().unwrap().push((
+        Instant::now(),
+        body.to_vec(),
+        text("x-hub-signature"),
+        text("link"),
+    ));
+    StatusCode::OK.into_response()
+}
