@@ -6,7 +6,10 @@
 //! `/feed.atom` carries the article (polled every millisecond), and the
 //! push's own round trip (until the callback answered). Beside them, in the
 //! same run: a bare `GET /feed.atom` (the floor of any "is it there yet").
-//!   cargo run --release --example websub_latency -- [--pushes 50] [--entries 20]
+//! With `--serve-hub 1`, newsriver is also its own hub and a reader is
+//! subscribed to `/feed.atom` there: the time until the reader has the
+//! article is measured too (a debounced ping: expect about 2 s).
+//!   cargo run --release --example websub_latency -- [--pushes 50] [--entries 20] [--serve-hub 1]
 
 #[path = "../tests/common/hub.rs"]
 mod hub;
@@ -27,12 +30,13 @@ fn ms(d: Duration) -> String {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
-    let (mut pushes, mut entries) = (50usize, 20usize);
+    let (mut pushes, mut entries, mut serve_hub) = (50usize, 20usize, false);
     while let Some(flag) = args.next() {
         let value: usize = args.next().unwrap_or_default().parse()?;
         match flag.as_str() {
             "--pushes" => pushes = value,
             "--entries" => entries = value,
+            "--serve-hub" => serve_hub = value != 0,
             other => anyhow::bail!("unknown option {other}"),
         }
     }
@@ -55,7 +59,7 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let toml = format!(
-        "[storage]\npath = {:?}\n[fetch]\nhost_gap = \"5ms\"\n[output]\nbase_url = \"http://{addr}/\"\n[[feed]]\nurl = \"{}\"\n",
+        "[storage]\npath = {:?}\n[fetch]\nhost_gap = \"5ms\"\n[output]\nbase_url = \"http://{addr}/\"\n[websub]\nserve_hub = {serve_hub}\n[[feed]]\nurl = \"{}\"\n",
         dir.path().join("river.db").display().to_string(),
         outlet.url()
     );
@@ -74,6 +78,27 @@ async fn main() -> anyhow::Result<()> {
     let topic = hub.with(|s| s.subscribers[0].topic.clone());
     let client = reqwest::Client::new();
     let river = format!("http://{addr}/feed.atom");
+    let reader = hub::Reader::start(false).await;
+    if serve_hub {
+        let form = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("hub.mode", "subscribe")
+            .append_pair("hub.topic", &river)
+            .append_pair("hub.callback", &reader.callback())
+            .append_pair("hub.secret", "reader-secret")
+            .finish();
+        let status = client
+            .post(format!("http://{addr}/hub"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form)
+            .send()
+            .await?
+            .status();
+        anyhow::ensure!(status == 202, "the built-in hub answered {status}");
+        while reader.verified.lock().unwrap().is_empty() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    let mut relayed = Vec::with_capacity(pushes);
 
     let mut visible = Vec::with_capacity(pushes);
     let mut answered = Vec::with_capacity(pushes);
@@ -102,13 +127,33 @@ async fn main() -> anyhow::Result<()> {
             );
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
+        if serve_hub {
+            loop {
+                let got = reader
+                    .deliveries
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .find(|d| String::from_utf8_lossy(&d.1).contains(&title))
+                    .map(|d| d.0);
+                if let Some(at) = got {
+                    relayed.push(at - start);
+                    break;
+                }
+                anyhow::ensure!(
+                    start.elapsed() < Duration::from_secs(20),
+                    "push {n} never reached the reader"
+                );
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
         let start = Instant::now();
         client.get(&river).send().await?.bytes().await?;
         bare.push(start.elapsed());
     }
     let _ = stop.send(());
     daemon.await??;
-    for list in [&mut visible, &mut answered, &mut bare] {
+    for list in [&mut visible, &mut answered, &mut bare, &mut relayed] {
         list.sort();
     }
     println!("pushes: {pushes}, each a whole document of {entries} entries");
@@ -122,6 +167,14 @@ async fn main() -> anyhow::Result<()> {
             ms(percentile(list, 0.5)),
             ms(percentile(list, 0.95)),
             ms(*list.last().unwrap_or(&Duration::ZERO))
+        );
+    }
+    if serve_hub {
+        println!(
+            "push sent -> reader of newsriver's own hub: p50 {}, p95 {}, max {}",
+            ms(percentile(&relayed, 0.5)),
+            ms(percentile(&relayed, 0.95)),
+            ms(*relayed.last().unwrap_or(&Duration::ZERO))
         );
     }
     println!(
