@@ -27,6 +27,7 @@ pub mod search;
 pub mod server;
 pub mod store;
 pub mod telemetry;
+pub mod websub;
 
 pub use config::{Config, ConfigError};
 pub use daemon::{poll_once, run};

@@ -106,6 +106,10 @@ pub fn parse(
     parsed.hints.update_period = prepared.hints.update_period;
     parsed.hints.skip = prepared.hints.skip;
     parsed.warnings = warnings;
+    if text.starts_with('{') {
+        // feed-rs does not read JSON Feed's `hubs`.
+        parsed.websub = json_feed_websub(&text, base.as_ref());
+    }
     Ok(parsed)
 }
 
@@ -147,11 +151,63 @@ fn convert(feed: model::Feed, base: Option<&Url>, abouts: &[(String, String)]) -
             .map(|m| std::time::Duration::from_secs(u64::from(m.min(60 * 24 * 365)) * 60)),
         ..Default::default()
     };
+    let websub = crate::model::WebSubLinks {
+        hubs: links_with_rel(&feed.links, "hub", base),
+        self_url: links_with_rel(&feed.links, "self", base).into_iter().next(),
+    };
     ParsedFeed {
         meta,
         entries,
         hints,
         warnings: Vec::new(),
+        websub,
+    }
+}
+
+/// The absolute http(s) URLs of the links with relation `rel` (a rel
+/// attribute may list several relations).
+fn links_with_rel(links: &[model::Link], rel: &str, base: Option<&Url>) -> Vec<String> {
+    links
+        .iter()
+        .filter(|l| {
+            l.rel.as_deref().is_some_and(|r| {
+                r.split_ascii_whitespace()
+                    .any(|r| r.eq_ignore_ascii_case(rel))
+            })
+        })
+        .filter_map(|l| absolute_url(l.href.trim(), base))
+        .collect()
+}
+
+/// JSON Feed's `hubs` (those of type WebSub) and `feed_url`.
+fn json_feed_websub(text: &str, base: Option<&Url>) -> crate::model::WebSubLinks {
+    #[derive(serde::Deserialize)]
+    struct Hub {
+        #[serde(rename = "type", default)]
+        kind: String,
+        #[serde(default)]
+        url: String,
+    }
+    #[derive(serde::Deserialize)]
+    struct Doc {
+        #[serde(default)]
+        hubs: Vec<Hub>,
+        #[serde(default)]
+        feed_url: Option<String>,
+    }
+    let Ok(doc) = serde_json::from_str::<Doc>(text) else {
+        return Default::default();
+    };
+    crate::model::WebSubLinks {
+        hubs: doc
+            .hubs
+            .iter()
+            .filter(|h| {
+                h.kind.eq_ignore_ascii_case("websub") || h.kind.eq_ignore_ascii_case("pubsubhubbub")
+            })
+            .filter_map(|h| absolute_url(h.url.trim(), base))
+            .collect(),
+        self_url: doc.feed_url.and_then(|u| absolute_url(u.trim(), base)),
     }
 }
 
@@ -305,6 +361,38 @@ fn non_empty(s: String) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn websub_hub_and_self_are_read_from_atom_rss_and_json_feed() {
+        let atom = r#"<feed xmlns="http://www.w3.org/2005/Atom"><title>A</title><id>a</id><updated>2026-01-01T00:00:00Z</updated>
+            <link rel="hub" href="https://hub.example/"/><link rel="self" href="/atom"/></feed>"#;
+        let feed = parse(atom.as_bytes(), None, "http://a.example/x").unwrap();
+        assert_eq!(feed.websub.hubs, ["https://hub.example/"]);
+        assert_eq!(
+            feed.websub.self_url.as_deref(),
+            Some("http://a.example/atom")
+        );
+        let rss = r#"<rss version="2.0" xmlns:atom="http://www.w3.org/2005/Atom"><channel><title>R</title>
+            <atom:link rel="hub" href="https://hub.example/r"/><atom:link rel="self" href="http://a.example/rss"/></channel></rss>"#;
+        let feed = parse(rss.as_bytes(), None, "http://a.example/x").unwrap();
+        assert_eq!(feed.websub.hubs, ["https://hub.example/r"]);
+        assert_eq!(
+            feed.websub.self_url.as_deref(),
+            Some("http://a.example/rss")
+        );
+        let json = r#"{"version":"https://jsonfeed.org/version/1.1","title":"J","feed_url":"http://a.example/j",
+            "hubs":[{"type":"rssCloud","url":"http://c.example/"},{"type":"WebSub","url":"https://hub.example/j"}],"items":[]}"#;
+        let feed = parse(json.as_bytes(), None, "http://a.example/x").unwrap();
+        assert_eq!(feed.websub.hubs, ["https://hub.example/j"]);
+        assert_eq!(feed.websub.self_url.as_deref(), Some("http://a.example/j"));
+        let plain = parse(
+            b"<rss version=\"2.0\"><channel><title>P</title></channel></rss>",
+            None,
+            "http://a.example/",
+        )
+        .unwrap();
+        assert!(plain.websub.hubs.is_empty());
+    }
 
     #[test]
     fn valid_utf8_survives_a_wrong_label() {

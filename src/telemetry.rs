@@ -20,6 +20,8 @@ const LAG: &str = "newsriver_scheduler_lag_seconds";
 const PRUNED: &str = "newsriver_entries_pruned_total";
 const PARSE_RECOVERED: &str = "newsriver_parse_recovered_total";
 const PARSE_PANICS: &str = "newsriver_parse_panics_total";
+const WEBSUB_PUSHES: &str = "newsriver_websub_pushes_total";
+const WEBSUB_PINGS: &str = "newsriver_websub_publish_pings_total";
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -57,6 +59,14 @@ pub fn install() -> Option<PrometheusHandle> {
                 PARSE_PANICS,
                 "Parses that panicked (a bug; recorded as the feed's failure)."
             );
+            metrics::describe_counter!(
+                WEBSUB_PUSHES,
+                "WebSub pushes received (result = stored, unchanged, bad_signature, missing_signature, unreadable, too_large)."
+            );
+            metrics::describe_counter!(
+                WEBSUB_PINGS,
+                "Publish notifications sent to the configured hub (result = ok, failed)."
+            );
             Some(handle)
         })
         .clone()
@@ -88,6 +98,16 @@ pub fn record_recovered_parse() {
 /// Counts a parse that panicked.
 pub fn record_parse_panic() {
     metrics::counter!(PARSE_PANICS).increment(1);
+}
+
+/// Counts one WebSub push by what became of it.
+pub fn record_websub_push(result: &'static str) {
+    metrics::counter!(WEBSUB_PUSHES, "result" => result).increment(1);
+}
+
+/// Counts one publish notification to our hub.
+pub fn record_websub_ping(ok: bool) {
+    metrics::counter!(WEBSUB_PINGS, "result" => if ok { "ok" } else { "failed" }).increment(1);
 }
 
 /// Counts entries removed by retention.

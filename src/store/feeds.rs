@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 
 use super::{FeedSpec, Store, StoreError, from_ts, lock, ts};
 use crate::identity;
@@ -154,7 +154,9 @@ impl Store {
         let mut stmt = conn.prepare_cached(
             "SELECT id, url, etag, last_modified, interval_secs, failures, fetch_url, body_hash,
                     poll_interval_secs, moved_to, moved_seen, moved_since, skip_hours, skip_days,
-                    fixed_interval
+                    fixed_interval,
+                    EXISTS (SELECT 1 FROM websub_subscriptions w WHERE w.feed_id = feeds.id
+                            AND w.state = 'active' AND w.lease_end > ?1)
              FROM feeds
              WHERE active = 1 AND state != 'gone' AND next_poll_at <= ?1 ORDER BY next_poll_at, id LIMIT ?2",
         )?;
@@ -177,12 +179,33 @@ impl Store {
         let mut stmt = conn.prepare_cached(
             "SELECT id, url, etag, last_modified, interval_secs, failures, fetch_url, body_hash,
                     poll_interval_secs, moved_to, moved_seen, moved_since, skip_hours, skip_days,
-                    fixed_interval
+                    fixed_interval, 0
              FROM feeds
              WHERE +active = 1 AND state != 'gone' ORDER BY id",
         )?;
         let rows = stmt.query_map([], feed_to_poll)?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// One active feed as a poll needs it, for a push that brings its
+    /// document: `pushed` tells whether its subscription is active at `now`.
+    pub fn feed_for_push(
+        &self,
+        id: FeedId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<FeedToPoll>, StoreError> {
+        let conn = lock(&self.reader);
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, url, etag, last_modified, interval_secs, failures, fetch_url, body_hash,
+                    poll_interval_secs, moved_to, moved_seen, moved_since, skip_hours, skip_days,
+                    fixed_interval,
+                    EXISTS (SELECT 1 FROM websub_subscriptions w WHERE w.feed_id = feeds.id
+                            AND w.state = 'active' AND w.lease_end > ?2)
+             FROM feeds WHERE id = ?1 AND active = 1 AND state != 'gone'",
+        )?;
+        Ok(stmt
+            .query_row(params![id, ts(now)], feed_to_poll)
+            .optional()?)
     }
 
     /// When the next feed (not in `busy`) falls due.
@@ -311,5 +334,6 @@ fn feed_to_poll(r: &rusqlite::Row<'_>) -> rusqlite::Result<FeedToPoll> {
             days: r.get::<_, i64>(13)? as u8,
         },
         fixed_interval: r.get(14)?,
+        pushed: r.get(15)?,
     })
 }
