@@ -170,17 +170,17 @@ fn rdf_about_is_an_rss_1_0_items_identity() {
 fn the_demo_rss_1_0_sample_keys_on_rdf_about() {
     // The offline demo's RSS 1.0 sample: every item has an identity now, so
     // identity does not drop down its ladder (and warn) on a first run.
-    let body = std::fs::read(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/core/rss1.rdf"),
-    )
-    .unwrap();
-    let feed = parse(&body, None, "http://demo.example/rss1.rdf").unwrap();
-    assert!(!feed.entries.is_empty());
-    assert!(
-        feed.entries.iter().all(|e| e.guid.is_some()),
-        "{:?}",
-        feed.entries.iter().map(|e| &e.guid).collect::<Vec<_>>()
-    );
+    for path in ["src/demo/science.rdf", "tests/fixtures/core/rss1.rdf"] {
+        let body =
+            std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).unwrap();
+        let feed = parse(&body, None, "http://demo.example/science.rdf").unwrap();
+        assert!(!feed.entries.is_empty(), "{path}");
+        assert!(
+            feed.entries.iter().all(|e| e.guid.is_some()),
+            "{path}: {:?}",
+            feed.entries.iter().map(|e| &e.guid).collect::<Vec<_>>()
+        );
+    }
 }
 
 #[test]
