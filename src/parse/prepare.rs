@@ -156,6 +156,27 @@ impl Scan {
             .unwrap_or_default()
     }
 
+    /// An element starts: its lower-case local name. The first is the root;
+    /// any element inside Atom content means the content is not empty.
+    fn element(
+        &mut self,
+        e: &quick_xml::events::BytesStart<'_>,
+        span: Range<usize>,
+        atom_content: &mut Option<(usize, usize, bool)>,
+    ) -> String {
+        let name = String::from_utf8_lossy(e.local_name().as_ref()).to_ascii_lowercase();
+        if let Some(c) = atom_content.as_mut() {
+            c.2 = true;
+        }
+        if self.root.is_none() {
+            self.root = Some(Root {
+                name: name.clone(),
+                span,
+            });
+        }
+        name
+    }
+
     fn warn(&mut self, warning: String) {
         if !self.warnings.contains(&warning) {
             self.warnings.push(warning);
@@ -195,16 +216,7 @@ fn scan(text: &str) -> Result<Scan, TooDeep> {
                 if depth > MAX_DEPTH {
                     return Err(TooDeep);
                 }
-                let name = String::from_utf8_lossy(e.local_name().as_ref()).to_ascii_lowercase();
-                if let Some(c) = atom_content.as_mut() {
-                    c.2 = true;
-                }
-                if out.root.is_none() {
-                    out.root = Some(Root {
-                        name: name.clone(),
-                        span: before..after,
-                    });
-                }
+                let name = out.element(&e, before..after, &mut atom_content);
                 let root = out.root.as_ref().map(|r| r.name.as_str());
                 match (root, depth, name.as_str()) {
                     (Some("rss"), 2, "channel") => rss_has_channel = true,
@@ -251,16 +263,7 @@ fn scan(text: &str) -> Result<Scan, TooDeep> {
                 path.push(name);
             }
             Ok(Event::Empty(e)) => {
-                let name = String::from_utf8_lossy(e.local_name().as_ref()).to_ascii_lowercase();
-                if let Some(c) = atom_content.as_mut() {
-                    c.2 = true;
-                }
-                if out.root.is_none() {
-                    out.root = Some(Root {
-                        name: name.clone(),
-                        span: before..after,
-                    });
-                }
+                let name = out.element(&e, before..after, &mut atom_content);
                 let root = out.root.as_ref().map(|r| r.name.as_str());
                 if root == Some("feed")
                     && depth >= 1
