@@ -86,6 +86,7 @@ fn doc() -> FeedDoc {
         next_url: None,
         previous_url: None,
         attribution: None,
+        hub: None,
     }
 }
 

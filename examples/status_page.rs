@@ -70,7 +70,7 @@ fn build(path: &Path, feeds: usize) -> anyhow::Result<Store> {
                 validators: None,
                 skip: None,
                 moved: Moved::Keep,
-                took_ms: 40,
+                took_ms: Some(40),
             },
         )?;
     }
@@ -182,6 +182,7 @@ async fn main() -> anyhow::Result<()> {
         attribution: None,
         cache: Default::default(),
         searches: Arc::new(Default::default()),
+        hub: None,
     };
     tokio::spawn(newsriver::server::serve(
         listener,

@@ -154,6 +154,9 @@ impl Guard {
     pub fn of(path: &str) -> Self {
         match path {
             "/healthz" => Guard::Open,
+            // WebSub callbacks: hubs carry no token of ours; the path's own
+            // unguessable token and the push signature are the check.
+            p if p.starts_with("/websub/") => Guard::Open,
             "/metrics" | "/status" => Guard::Admin,
             p if p.starts_with("/status/") || p.starts_with("/status.") => Guard::Admin,
             p if p.starts_with("/admin/") || p == "/admin" => Guard::AdminAction,
@@ -234,6 +237,8 @@ mod tests {
     #[test]
     fn paths_fall_under_the_right_guard() {
         assert_eq!(Guard::of("/healthz"), Guard::Open);
+        // Hubs carry no token of ours: the callback's own token is the check.
+        assert_eq!(Guard::of("/websub/0123abcd"), Guard::Open);
         assert_eq!(Guard::of("/metrics"), Guard::Admin);
         assert_eq!(Guard::of("/status"), Guard::Admin);
         assert_eq!(Guard::of("/status.json"), Guard::Admin);

@@ -61,6 +61,51 @@ pub struct Config {
     /// Named searches, each served as a feed (`/searches/{name}/feed.atom`).
     #[serde(default, rename = "search")]
     pub searches: Vec<SearchConfig>,
+    /// WebSub push, in (from sources' hubs) and out (to a hub of ours).
+    #[serde(default)]
+    pub websub: WebSubConfig,
+}
+
+/// `[websub]`: take pushes from feeds that advertise a hub, and announce
+/// the river's own feeds on a hub.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebSubConfig {
+    /// Subscribe to the hubs feeds advertise. Default: on when
+    /// `[output] base_url` is set (the hub needs a public callback).
+    #[serde(default)]
+    pub subscribe: Option<Spanned<bool>>,
+    /// A hub to announce the river's own feeds on.
+    #[serde(default)]
+    pub hub: Option<HttpUrl>,
+    /// Be a hub for our own feeds, at `{base_url}hub`.
+    #[serde(default)]
+    pub serve_hub: Option<Spanned<bool>>,
+    /// The built-in hub's limit on subscriptions (all topics together).
+    #[serde(default = "default_hub_max_subscribers")]
+    pub max_subscribers: PositiveU64,
+    /// The built-in hub's limit on one delivery (or verification) request.
+    #[serde(default = "default_hub_delivery_timeout")]
+    pub delivery_timeout: HumanDuration,
+}
+
+impl Default for WebSubConfig {
+    fn default() -> Self {
+        Self {
+            subscribe: None,
+            hub: None,
+            serve_hub: None,
+            max_subscribers: default_hub_max_subscribers(),
+            delivery_timeout: default_hub_delivery_timeout(),
+        }
+    }
+}
+
+fn default_hub_max_subscribers() -> PositiveU64 {
+    PositiveU64(1000)
+}
+fn default_hub_delivery_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(10))
 }
 
 /// One `[[search]]`: a query served as a feed of its own.
@@ -713,7 +758,69 @@ impl Config {
         if let Some((offset, message)) = search_error(&config, text) {
             return Err(invalid(Some(offset..offset), message));
         }
+        let websub = &config.websub;
+        if let Some(subscribe) = &websub.subscribe
+            && *subscribe.get_ref()
+            && config.output.base_url.is_none()
+        {
+            return Err(invalid(
+                Some(subscribe.span()),
+                "`subscribe = true` needs `[output] base_url`: hubs call back to a public address"
+                    .to_string(),
+            ));
+        }
+        if websub.hub.is_some() && config.output.base_url.is_none() {
+            let at = text.find("[websub]").unwrap_or(0);
+            return Err(invalid(
+                Some(at..at),
+                "`[websub] hub` needs `[output] base_url`: the hub is told our feeds' public addresses"
+                    .to_string(),
+            ));
+        }
+        if let Some(serve_hub) = &websub.serve_hub
+            && *serve_hub.get_ref()
+        {
+            let message = if config.output.base_url.is_none() {
+                Some("`serve_hub = true` needs `[output] base_url`: subscribers call the hub there")
+            } else if websub.hub.is_some() {
+                Some("`serve_hub = true` and `hub` both name the hub: keep one")
+            } else {
+                None
+            };
+            if let Some(message) = message {
+                return Err(invalid(Some(serve_hub.span()), message.to_string()));
+            }
+        }
         Ok(config)
+    }
+
+    /// Whether to subscribe to the hubs feeds advertise: as configured, else
+    /// whenever `[output] base_url` is set.
+    pub fn websub_subscribe(&self) -> bool {
+        match &self.websub.subscribe {
+            Some(on) => *on.get_ref(),
+            None => self.output.base_url.is_some(),
+        }
+    }
+
+    /// Whether newsriver is its own hub (`[websub] serve_hub`).
+    pub fn websub_serve_hub(&self) -> bool {
+        self.websub.serve_hub.as_ref().is_some_and(|s| *s.get_ref())
+            && self.output.base_url.is_some()
+    }
+
+    /// The hub the river's own feeds are announced on: `[websub] hub`, or
+    /// the built-in one at `{base_url}hub`.
+    pub fn websub_hub(&self) -> Option<String> {
+        if self.websub_serve_hub() {
+            return self
+                .output
+                .base_url
+                .as_ref()
+                .and_then(|u| u.0.join("hub").ok())
+                .map(|u| u.to_string());
+        }
+        self.websub.hub.as_ref().map(|u| u.0.to_string())
     }
 
     /// Poll interval of one feed: its own, or the default.
@@ -964,6 +1071,63 @@ mod tests {
         assert!(e.contains("query"), "{e}");
         let e = error_of("[[search]]\nname = \"a\"\nquery = \"x\"\ntags = [\"a/b\"]\n");
         assert!(e.contains("not allowed"), "{e}");
+    }
+
+    #[test]
+    fn websub_is_checked_with_line_and_column() {
+        let on = parse("[output]\nbase_url = \"https://r.example/\"\n[websub]\nhub = \"https://hub.example/\"\n").unwrap();
+        assert!(on.websub_subscribe(), "on by default with base_url");
+        assert_eq!(on.websub_hub().as_deref(), Some("https://hub.example/"));
+        assert!(!parse("").unwrap().websub_subscribe());
+        let off =
+            parse("[output]\nbase_url = \"https://r.example/\"\n[websub]\nsubscribe = false\n")
+                .unwrap();
+        assert!(!off.websub_subscribe());
+        let e = error_of("[websub]\nsubscribe = true\n");
+        assert!(
+            e.starts_with("test.toml:2:13:") && e.contains("base_url"),
+            "{e}"
+        );
+        let e = error_of("[websub]\nsubscrbe = true\n");
+        assert!(
+            e.starts_with("test.toml:2:1: unknown field `subscrbe`"),
+            "{e}"
+        );
+        let e = error_of("[websub]\nhub = \"https://h.example/\"\n");
+        assert!(
+            e.starts_with("test.toml:1:1:") && e.contains("base_url"),
+            "{e}"
+        );
+        let e = error_of("[websub]\nhub = \"ftp://x.example/\"\n");
+        assert!(
+            e.starts_with("test.toml:2:7:") && e.contains("http or https"),
+            "{e}"
+        );
+        let hub =
+            parse("[output]\nbase_url = \"https://r.example/news/\"\n[websub]\nserve_hub = true\n")
+                .unwrap();
+        assert!(hub.websub_serve_hub());
+        assert_eq!(
+            hub.websub_hub().as_deref(),
+            Some("https://r.example/news/hub")
+        );
+        assert_eq!(hub.websub.max_subscribers.0, 1000);
+        let e = error_of("[websub]\nserve_hub = true\n");
+        assert!(
+            e.starts_with("test.toml:2:13:") && e.contains("base_url"),
+            "{e}"
+        );
+        let e = error_of(
+            "[output]\nbase_url = \"https://r.example/\"\n[websub]\nhub = \"https://h.example/\"\nserve_hub = true\n",
+        );
+        assert!(
+            e.starts_with("test.toml:5:13:") && e.contains("keep one"),
+            "{e}"
+        );
+        let e = error_of(
+            "[output]\nbase_url = \"https://r.example/\"\n[websub]\nmax_subscribers = 0\n",
+        );
+        assert!(e.starts_with("test.toml:4:19:"), "{e}");
     }
 
     #[test]

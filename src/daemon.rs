@@ -16,6 +16,7 @@ use crate::server::{self, AppState};
 use crate::store::RetentionPolicy;
 use crate::store::{FeedRank, FeedSpec, Store};
 use crate::telemetry::{self, Health};
+use crate::websub;
 
 /// The configured feeds as the store wants them.
 pub fn feed_specs(config: &Config) -> Vec<FeedSpec> {
@@ -134,6 +135,20 @@ async fn prune(store: &Store, clock: &Clock, retention: &RetentionConfig) {
     }
 }
 
+/// Merges the search index's segments (see `Store::compact_search_index`);
+/// failures are logged, never fatal.
+async fn compact_search_index(store: &Store) {
+    let started = std::time::Instant::now();
+    match store.call(|s| s.compact_search_index()).await {
+        Ok(true) => tracing::info!(
+            ms = started.elapsed().as_millis() as u64,
+            "search: index merged into one segment"
+        ),
+        Ok(false) => {}
+        Err(e) => tracing::error!(error = %e, "search: merging the index failed"),
+    }
+}
+
 /// Prunes every `[retention].prune_every` (as it is after any reload) until `stop`.
 async fn prune_in_background(
     store: Store,
@@ -144,6 +159,7 @@ async fn prune_in_background(
     loop {
         let current = retention.read().unwrap_or_else(|p| p.into_inner()).clone();
         prune(&store, &clock, &current).await;
+        compact_search_index(&store).await;
         tokio::select! {
             () = tokio::time::sleep(current.prune_every.0) => {}
             () = reload::stopped(&mut stop) => break,
@@ -197,7 +213,7 @@ pub async fn run_with(
     let (stop_tx, stop_rx) = watch::channel(false);
     let stop_tx = Arc::new(stop_tx);
     let scheduler = tokio::spawn(scheduler::run_with(
-        poller,
+        poller.clone(),
         config.fetch.concurrency.get(),
         stop_rx.clone(),
         hooks.clone(),
@@ -208,6 +224,10 @@ pub async fn run_with(
         live.retention.clone(),
         stop_rx.clone(),
     ));
+    let local = listener
+        .local_addr()
+        .context("the listener has no address")?;
+    let callbacks = start_websub(&config, &store, clock, poller.clone(), local, &stop_rx)?;
     let reloader = config_path.map(|path| {
         Arc::new(Reloader::new(
             path,
@@ -261,6 +281,7 @@ pub async fn run_with(
         attribution: config.output.attribution.as_ref().map(|t| t.0.clone()),
         cache: Default::default(),
         searches: live.searches.clone(),
+        hub: config.websub_hub(),
     };
     let mut server_stop = stop_rx;
     // Tell systemd (Type=notify) we are up; a no-op elsewhere.
@@ -268,7 +289,7 @@ pub async fn run_with(
     let served = server::serve_with(
         listener,
         state,
-        admin::router(ops),
+        admin::router(ops).merge(server::websub::router(callbacks)),
         live.access.clone(),
         async move {
             let _ = server_stop.wait_for(|stop| *stop).await;
@@ -283,6 +304,67 @@ pub async fn run_with(
     checkpoint(&state_store).await;
     served.context("the HTTP server failed")?;
     Ok(())
+}
+
+/// WebSub: the subscriber (with `[websub] subscribe`) and the publisher
+/// (with `[websub] hub`) on tasks of their own, until `stop`; and the
+/// callback routes' state.
+fn start_websub(
+    config: &Config,
+    store: &Store,
+    clock: Clock,
+    sink: Arc<dyn scheduler::PushSink>,
+    local: std::net::SocketAddr,
+    stop: &watch::Receiver<bool>,
+) -> anyhow::Result<Arc<server::websub::Callbacks>> {
+    let base_url = config.output.base_url.as_ref().map(|u| u.0.to_string());
+    let hub_client = || {
+        websub::HttpHub::new(&config.fetch.user_agent, config.fetch.timeout.0)
+            .map_err(anyhow::Error::msg)
+    };
+    if let (true, Some(base_url)) = (config.websub_subscribe(), &base_url) {
+        tokio::spawn(websub::run_subscriber(
+            store.clone(),
+            clock,
+            hub_client()?,
+            websub::SubscriberSettings::new(base_url),
+            stop.clone(),
+        ));
+        tracing::info!("websub: subscribing to the hubs feeds advertise");
+    }
+    let mut callbacks =
+        server::websub::Callbacks::new(store.clone(), clock, sink, config.fetch.max_body_bytes.0);
+    if let (true, Some(base_url)) = (config.websub_serve_hub(), &base_url) {
+        let settings = websub::hub::HubSettings {
+            base_url: base_url.clone(),
+            local,
+            read_token: config.access.read_token.clone(),
+            max_subscribers: config.websub.max_subscribers.0,
+            timeout: config.websub.delivery_timeout.0,
+            user_agent: config.fetch.user_agent.clone(),
+        };
+        let hub =
+            websub::BuiltInHub::new(store.clone(), clock, settings).map_err(anyhow::Error::msg)?;
+        tokio::spawn(websub::run_publisher(
+            store.clone(),
+            clock,
+            hub.clone(),
+            websub::PublisherSettings::new(&hub.url(), base_url),
+            stop.clone(),
+        ));
+        tracing::info!(hub = %hub.url(), "websub: serving a hub for the river's feeds");
+        callbacks = callbacks.with_hub(hub);
+    } else if let (Some(hub), Some(base_url)) = (config.websub_hub(), &base_url) {
+        tokio::spawn(websub::run_publisher(
+            store.clone(),
+            clock,
+            hub_client()?,
+            websub::PublisherSettings::new(&hub, base_url),
+            stop.clone(),
+        ));
+        tracing::info!(%hub, "websub: announcing the river's feeds on a hub");
+    }
+    Ok(Arc::new(callbacks))
 }
 
 /// Empties the WAL into the database file before the process ends, so the

@@ -262,7 +262,7 @@ pub fn web_page_error(body: &[u8], content_type: Option<&str>, page_url: &str) -
     let text = crate::parse::decode(body, content_type);
     let offers = Url::parse(page_url)
         .ok()
-        .and_then(|u| advertised(&text, &u).ok())
+        .and_then(|u| advertised(&text.text, &u).ok())
         .unwrap_or_default();
     if offers.is_empty() {
         return "this is a web page, not a feed, and it advertises no feed \
@@ -343,7 +343,7 @@ pub async fn discover(
         return Ok(discovery);
     }
     let text = crate::parse::decode(&response.body, response.content_type.as_deref());
-    let offers = advertised(&text, &final_url)?;
+    let offers = advertised(&text.text, &final_url)?;
     let candidates: Vec<(String, Option<String>)> = if offers.is_empty() {
         discovery.probed = true;
         COMMON_PATHS

@@ -23,6 +23,8 @@ pub struct FeedRow {
     /// None for removed feeds: they are not polled.
     pub next_poll_at: Option<DateTime<Utc>>,
     pub entries: u64,
+    /// What the last parse recovered from (feedparser's "bozo"); empty when clean.
+    pub parse_warnings: Vec<String>,
 }
 
 impl From<&FeedStatus> for FeedRow {
@@ -43,6 +45,7 @@ impl From<&FeedStatus> for FeedRow {
             last_success_at: f.last_success_at,
             next_poll_at: f.active.then_some(f.next_poll_at),
             entries: f.entries,
+            parse_warnings: f.parse_warnings.clone(),
         }
     }
 }
@@ -102,9 +105,11 @@ pub fn table(rows: &[FeedRow], now: DateTime<Utc>) -> String {
             clip(r.title.as_deref().unwrap_or(&r.url), 40),
             r.state.clone(),
             relative(r.last_success_at, now),
-            r.last_error
-                .as_deref()
-                .map_or("-".to_string(), |e| clip(e, 50)),
+            match (&r.last_error, r.parse_warnings.first()) {
+                (Some(e), _) => clip(e, 50),
+                (None, Some(w)) => clip(&format!("read after recovery: {w}"), 50),
+                (None, None) => "-".to_string(),
+            },
             r.entries.to_string(),
             match r.next_poll_at {
                 Some(at) if r.state != "removed" => relative(Some(at), now),
@@ -135,6 +140,43 @@ pub fn table(rows: &[FeedRow], now: DateTime<Utc>) -> String {
     out
 }
 
+/// The WebSub subscriptions, as a second table under `feeds` (empty when
+/// no feed advertises a hub).
+pub fn websub_table(subs: &[crate::store::WebSubStatus], now: DateTime<Utc>) -> String {
+    if subs.is_empty() {
+        return String::new();
+    }
+    let mut lines: Vec<[String; 6]> =
+        vec![["FEED", "PUSHED", "HUB", "STATE", "LEASE ENDS", "LAST PUSH"].map(str::to_string)];
+    for s in subs {
+        lines.push([
+            clip(&s.url, 40),
+            if s.pushed { "yes" } else { "no" }.to_string(),
+            clip(&s.hub, 40),
+            s.state.clone(),
+            relative(s.lease_end, now),
+            relative(s.last_push_at, now),
+        ]);
+    }
+    let mut widths = [0usize; 6];
+    for line in &lines {
+        for (w, cell) in widths.iter_mut().zip(line) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::from("\nWebSub\n");
+    for line in &lines {
+        let text: String = line
+            .iter()
+            .zip(widths)
+            .map(|(cell, w)| format!("{cell:<w$}  "))
+            .collect();
+        out.push_str(text.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,5 +194,35 @@ mod tests {
             "in 3h"
         );
         assert_eq!(clip("abcdef", 4), "abc…");
+    }
+
+    #[test]
+    fn the_websub_table_shows_pushed_hub_lease_and_last_push() {
+        let now = Utc::now();
+        assert_eq!(websub_table(&[], now), "");
+        let sub = crate::store::WebSubStatus {
+            feed_id: 1,
+            url: "https://a.example/feed".into(),
+            hub: "https://hub.example/".into(),
+            topic: "https://a.example/feed".into(),
+            state: "active".into(),
+            pushed: true,
+            lease_end: Some(now + chrono::Duration::hours(5)),
+            last_push_at: Some(now - chrono::Duration::seconds(90)),
+            pushes: 3,
+            last_error: None,
+        };
+        let table = websub_table(&[sub], now);
+        let row = table.lines().last().unwrap();
+        for cell in [
+            "https://a.example/feed",
+            "yes",
+            "https://hub.example/",
+            "active",
+            "in 5h",
+            "1m ago",
+        ] {
+            assert!(row.contains(cell), "{cell} missing: {table}");
+        }
     }
 }

@@ -197,6 +197,8 @@ pub struct Response {
     /// The redirects followed to get there, in order.
     pub redirects: Vec<Redirect>,
     pub cache: CacheHints,
+    /// `Link` header values, for WebSub discovery.
+    pub links: Vec<String>,
 }
 
 /// Something that fetches feeds: the real HTTP client, or a fake in tests that
@@ -423,6 +425,12 @@ impl Fetcher {
             redirects,
             cache: CacheHints::of(headers),
             body_hash: None,
+            links: headers
+                .get_all(header::LINK)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .map(str::to_string)
+                .collect(),
         };
         if status == StatusCode::NOT_MODIFIED {
             return Ok(Fetched::NotModified(meta));

@@ -29,6 +29,7 @@ pub mod server;
 pub mod status;
 pub mod store;
 pub mod telemetry;
+pub mod websub;
 
 pub use config::{Config, ConfigError};
 pub use daemon::{poll_once, run};

@@ -462,16 +462,24 @@ async fn feeds(config: &Config, filter: &newsriver::status::FeedFilter, json: bo
     }
     let filter = filter.clone();
     let statuses = tokio::task::spawn_blocking(move || {
-        newsriver::Store::open(&path).and_then(|s| s.feeds_filtered(&filter))
+        let store = newsriver::Store::open(&path)?;
+        Ok::<_, newsriver::store::StoreError>((
+            store.feeds_filtered(&filter)?,
+            store.websub_statuses(chrono::Utc::now())?,
+        ))
     })
     .await;
     match statuses {
-        Ok(Ok(statuses)) => {
+        Ok(Ok((statuses, websub))) => {
             let rows = newsriver::feed_list::rows(&statuses);
             if json {
                 println!("{}", newsriver::feed_list::json(&rows));
             } else {
                 print!("{}", newsriver::feed_list::table(&rows, chrono::Utc::now()));
+                print!(
+                    "{}",
+                    newsriver::feed_list::websub_table(&websub, chrono::Utc::now())
+                );
             }
             ExitCode::SUCCESS
         }

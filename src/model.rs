@@ -46,6 +46,19 @@ pub struct ParsedFeed {
     pub entries: Vec<ParsedEntry>,
     /// What the document says about how often to poll it.
     pub hints: FeedHints,
+    /// What was wrong with a document that was read only after recovery
+    /// (feedparser's "bozo"): one short line each. Empty for a clean parse.
+    pub warnings: Vec<String>,
+    /// The WebSub hubs and self URL it advertises.
+    pub websub: WebSubLinks,
+}
+
+/// WebSub discovery: `rel="hub"` and `rel="self"` links (of a document or
+/// of HTTP `Link` headers).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WebSubLinks {
+    pub hubs: Vec<String>,
+    pub self_url: Option<String>,
 }
 
 /// A feed document's own polling hints; they may only lengthen the interval.
@@ -124,6 +137,9 @@ pub struct FeedToPoll {
     pub skip: Skip,
     /// Its `[[feed]]` sets the interval: not adaptive.
     pub fixed_interval: bool,
+    /// A WebSub hub pushes it (subscription verified, lease running): polls
+    /// are only a safety net, at `[fetch] max_interval`.
+    pub pushed: bool,
 }
 
 /// Health of a feed as last polled.
@@ -179,6 +195,8 @@ pub struct FeedStatus {
     pub validators: Validators,
     /// The address adopted after a confirmed permanent redirect.
     pub fetch_url: Option<String>,
+    /// What the last parse recovered from (empty when it was clean).
+    pub parse_warnings: Vec<String>,
 }
 
 /// The source of a published entry, for `<source>`.

@@ -1,19 +1,24 @@
 //! Bytes → UTF-8 text → feed-rs → our model, with entry HTML sanitised.
 //!
-//! feed-rs trusts only the XML declaration's charset, so bytes are decoded here
-//! first (BOM, valid UTF-8, HTTP charset, XML declaration, windows-1252) and the
-//! declaration is rewritten to say UTF-8.
+//! The stages, each its own module: `decode` (any encoding to UTF-8, the
+//! declaration rewritten to agree), `prepare` (one quick-xml pass: polling
+//! hints, a depth bound, and rewrites of what feed-rs rejects or misreads),
+//! feed-rs itself, then `recover` (entry by entry) only if feed-rs still
+//! refuses the document. Everything recovered goes through `convert` and the
+//! sanitiser like any entry. The measured cost is in BENCHMARKS.md.
 
-use std::borrow::Cow;
-
-use encoding_rs::{Encoding, UTF_8, WINDOWS_1252};
 use feed_rs::model;
 use url::Url;
 
 use crate::model::{ParsedEntry, ParsedFeed, SourceMeta};
 use crate::sanitize;
 
+mod cdf;
+mod decode;
 mod prepare;
+mod recover;
+
+pub use decode::decode;
 
 /// Why a body is not a feed we can read.
 #[derive(Debug, thiserror::Error)]
@@ -34,100 +39,85 @@ pub enum ParseError {
 
 /// Parses a fetched body. `content_type` is the HTTP header, for its charset;
 /// `feed_url` resolves relative links.
+///
+/// feed-rs reads the document once it is decoded and prepared (see
+/// `prepare`); if it still refuses it, `recover` reads it entry by entry.
+/// Whatever was wrong and recovered from is in [`ParsedFeed::warnings`].
 pub fn parse(
     body: &[u8],
     content_type: Option<&str>,
     feed_url: &str,
 ) -> Result<ParsedFeed, ParseError> {
-    let text = decode(body, content_type);
-    let text = text.trim_start();
+    let decoded = decode::decode(body, content_type);
+    let mut warnings = decoded.warnings;
+    let text = decoded
+        .text
+        .trim_start_matches(['\u{feff}', ' ', '\t', '\r', '\n']);
     if text.is_empty() {
-        return Err(ParseError::Empty);
+        return Err(match decoded.unsupported {
+            Some(label) => {
+                ParseError::Invalid(format!("its character encoding {label:?} is not supported"))
+            }
+            None => ParseError::Empty,
+        });
     }
-    let text = normalise_xml_declaration(text);
-    let (text, hints) = prepare::prepare(&text)?;
-    let parser = feed_rs::parser::Builder::new()
-        .base_uri(Some(feed_url))
-        // An empty id tells us the source gave none; identity decides what to use.
-        .id_generator(|_, _, _| String::new())
-        .build();
-    let feed = parser.parse(text.as_bytes()).map_err(|e| {
-        if looks_like_html(&text) {
-            ParseError::HtmlPage
-        } else {
-            ParseError::Invalid(e.to_string())
+    let text = decode::normalise_xml_declaration(text);
+    let prepared = prepare::prepare(&text)?;
+    warnings.extend(prepared.warnings);
+    // A fresh parser for every parse: feed-rs keeps per-document state in
+    // its parser and asserts (panics) if a parser that failed is used again.
+    let parse_once = |text: &str| {
+        feed_rs::parser::Builder::new()
+            .base_uri(Some(feed_url))
+            // An empty id tells us the source gave none; identity decides what to use.
+            .id_generator(|_, _, _| String::new())
+            .build()
+            .parse(text.as_bytes())
+    };
+    let feed = match parse_once(&prepared.text) {
+        Ok(feed) => feed,
+        Err(e) => {
+            if looks_like_html(&prepared.text) {
+                return Err(ParseError::HtmlPage);
+            }
+            let whole = e.to_string();
+            match recover::recover(&prepared.text, parse_once) {
+                Some((feed, dropped)) => {
+                    warnings.push(format!("read entry by entry ({})", short(&whole)));
+                    warnings.extend(dropped);
+                    feed
+                }
+                None => {
+                    return Err(ParseError::Invalid(match decoded.unsupported {
+                        Some(label) => {
+                            format!("{whole} (its character encoding {label:?} is not supported)")
+                        }
+                        None => whole,
+                    }));
+                }
+            }
         }
-    })?;
+    };
     let base = Url::parse(feed_url).ok();
-    let mut parsed = convert(feed, base.as_ref());
+    let mut parsed = convert(feed, base.as_ref(), &prepared.abouts);
     if parsed.hints.ttl.is_none() {
-        parsed.hints.ttl = hints.ttl;
+        parsed.hints.ttl = prepared.hints.ttl;
     }
-    parsed.hints.update_period = hints.update_period;
-    parsed.hints.skip = hints.skip;
+    parsed.hints.update_period = prepared.hints.update_period;
+    parsed.hints.skip = prepared.hints.skip;
+    parsed.warnings = warnings;
+    if text.starts_with('{') {
+        // feed-rs does not read JSON Feed's `hubs`.
+        parsed.websub = json_feed_websub(&text, base.as_ref());
+    }
     Ok(parsed)
 }
 
-/// Decodes a body to UTF-8: a BOM wins; valid UTF-8 stays UTF-8 whatever the
-/// labels say; otherwise the HTTP charset, then the XML declaration, then
-/// windows-1252 (which maps every byte, so decoding never fails).
-pub fn decode<'a>(body: &'a [u8], content_type: Option<&str>) -> Cow<'a, str> {
-    if let Some((encoding, bom_len)) = Encoding::for_bom(body) {
-        let (text, _) = encoding.decode_without_bom_handling(&body[bom_len..]);
-        return text;
+fn short(error: &str) -> &str {
+    match error.char_indices().nth(120) {
+        Some((at, _)) => &error[..at],
+        None => error,
     }
-    if let Ok(text) = std::str::from_utf8(body) {
-        return Cow::Borrowed(text);
-    }
-    let label = content_type
-        .and_then(charset_of_content_type)
-        .and_then(|l| Encoding::for_label(l.as_bytes()))
-        .or_else(|| xml_declared_encoding(body).and_then(|l| Encoding::for_label(l.as_bytes())));
-    // A UTF-8 label on bytes that are not UTF-8 is the classic mislabel.
-    let encoding = match label {
-        Some(e) if e != UTF_8 => e,
-        _ => WINDOWS_1252,
-    };
-    let (text, _) = encoding.decode_without_bom_handling(body);
-    text
-}
-
-fn charset_of_content_type(content_type: &str) -> Option<String> {
-    content_type.split(';').skip(1).find_map(|param| {
-        let (name, value) = param.split_once('=')?;
-        name.trim()
-            .eq_ignore_ascii_case("charset")
-            .then(|| value.trim().trim_matches(['"', '\'']).to_string())
-    })
-}
-
-/// The `encoding="…"` of an XML declaration, read from ASCII-compatible bytes.
-fn xml_declared_encoding(body: &[u8]) -> Option<String> {
-    let head = body.get(..body.len().min(200))?;
-    let head = String::from_utf8_lossy(head);
-    let decl = head.strip_prefix("<?xml")?;
-    let decl = &decl[..decl.find("?>")?];
-    let at = decl.find("encoding")?;
-    let rest = decl[at + "encoding".len()..]
-        .trim_start()
-        .strip_prefix('=')?
-        .trim_start();
-    let quote = rest.chars().next().filter(|c| *c == '"' || *c == '\'')?;
-    let value = &rest[1..];
-    Some(value[..value.find(quote)?].to_string())
-}
-
-/// The text is UTF-8 now; make the declaration agree so feed-rs does not re-decode it.
-fn normalise_xml_declaration(text: &str) -> Cow<'_, str> {
-    if let Some(rest) = text.strip_prefix("<?xml")
-        && let Some(end) = rest.find("?>")
-    {
-        return Cow::Owned(format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>{}",
-            &rest[end + 2..]
-        ));
-    }
-    Cow::Borrowed(text)
 }
 
 fn looks_like_html(text: &str) -> bool {
@@ -139,7 +129,7 @@ fn looks_like_html(text: &str) -> bool {
     head.contains("<!doctype html") || head.contains("<html")
 }
 
-fn convert(feed: model::Feed, base: Option<&Url>) -> ParsedFeed {
+fn convert(feed: model::Feed, base: Option<&Url>, abouts: &[(String, String)]) -> ParsedFeed {
     let site_url = alternate_link(&feed.links, base);
     let meta = SourceMeta {
         id: non_empty(feed.id),
@@ -152,7 +142,7 @@ fn convert(feed: model::Feed, base: Option<&Url>) -> ParsedFeed {
     let entries = feed
         .entries
         .into_iter()
-        .map(|entry| convert_entry(entry, base))
+        .map(|entry| convert_entry(entry, base, abouts))
         .collect();
     let hints = crate::model::FeedHints {
         ttl: feed
@@ -161,20 +151,90 @@ fn convert(feed: model::Feed, base: Option<&Url>) -> ParsedFeed {
             .map(|m| std::time::Duration::from_secs(u64::from(m.min(60 * 24 * 365)) * 60)),
         ..Default::default()
     };
+    let websub = crate::model::WebSubLinks {
+        hubs: links_with_rel(&feed.links, "hub", base),
+        self_url: links_with_rel(&feed.links, "self", base).into_iter().next(),
+    };
     ParsedFeed {
         meta,
         entries,
         hints,
+        warnings: Vec::new(),
+        websub,
     }
 }
 
-fn convert_entry(entry: model::Entry, feed_base: Option<&Url>) -> ParsedEntry {
+/// The absolute http(s) URLs of the links with relation `rel` (a rel
+/// attribute may list several relations).
+fn links_with_rel(links: &[model::Link], rel: &str, base: Option<&Url>) -> Vec<String> {
+    links
+        .iter()
+        .filter(|l| {
+            l.rel.as_deref().is_some_and(|r| {
+                r.split_ascii_whitespace()
+                    .any(|r| r.eq_ignore_ascii_case(rel))
+            })
+        })
+        .filter_map(|l| absolute_url(l.href.trim(), base))
+        .collect()
+}
+
+/// JSON Feed's `hubs` (those of type WebSub) and `feed_url`.
+fn json_feed_websub(text: &str, base: Option<&Url>) -> crate::model::WebSubLinks {
+    #[derive(serde::Deserialize)]
+    struct Hub {
+        #[serde(rename = "type", default)]
+        kind: String,
+        #[serde(default)]
+        url: String,
+    }
+    #[derive(serde::Deserialize)]
+    struct Doc {
+        #[serde(default)]
+        hubs: Vec<Hub>,
+        #[serde(default)]
+        feed_url: Option<String>,
+    }
+    let Ok(doc) = serde_json::from_str::<Doc>(text) else {
+        return Default::default();
+    };
+    crate::model::WebSubLinks {
+        hubs: doc
+            .hubs
+            .iter()
+            .filter(|h| {
+                h.kind.eq_ignore_ascii_case("websub") || h.kind.eq_ignore_ascii_case("pubsubhubbub")
+            })
+            .filter_map(|h| absolute_url(h.url.trim(), base))
+            .collect(),
+        self_url: doc.feed_url.and_then(|u| absolute_url(u.trim(), base)),
+    }
+}
+
+fn convert_entry(
+    entry: model::Entry,
+    feed_base: Option<&Url>,
+    abouts: &[(String, String)],
+) -> ParsedEntry {
     let link = alternate_link(&entry.links, feed_base);
-    // Relative URLs inside the content resolve against the article, else the feed.
-    let base = link
+    // Relative URLs inside the content resolve against its xml:base, else
+    // the article, else the feed.
+    let base = entry
+        .base
         .as_deref()
-        .and_then(|l| Url::parse(l).ok())
+        .and_then(|b| absolute_url(b.trim(), feed_base))
+        .or_else(|| link.clone())
+        .and_then(|l| Url::parse(&l).ok())
         .or_else(|| feed_base.cloned());
+    // RSS 1.0 has no guid: an item's rdf:about is its identity.
+    let about = || {
+        let raw = entry.links.first().map(|l| l.href.trim())?;
+        abouts
+            .iter()
+            .find(|(key, _)| key == raw || Some(key.as_str()) == link.as_deref())
+            .map(|(_, about)| about.clone())
+    };
+    let guid = non_empty(entry.id.trim().to_string()).or_else(about);
     let summary = entry
         .summary
         .as_ref()
@@ -200,7 +260,7 @@ fn convert_entry(entry: model::Entry, feed_base: Option<&Url>) -> ParsedEntry {
         .and_then(non_empty)
         .unwrap_or_default();
     ParsedEntry {
-        guid: non_empty(entry.id.trim().to_string()),
+        guid,
         title,
         link,
         author: entry.authors.first().and_then(person_name),
@@ -303,9 +363,41 @@ mod tests {
     use super::*;
 
     #[test]
+    fn websub_hub_and_self_are_read_from_atom_rss_and_json_feed() {
+        let atom = r#"<feed xmlns="http://www.w3.org/2005/Atom"><title>A</title><id>a</id><updated>2026-01-01T00:00:00Z</updated>
+            <link rel="hub" href="https://hub.example/"/><link rel="self" href="/atom"/></feed>"#;
+        let feed = parse(atom.as_bytes(), None, "http://a.example/x").unwrap();
+        assert_eq!(feed.websub.hubs, ["https://hub.example/"]);
+        assert_eq!(
+            feed.websub.self_url.as_deref(),
+            Some("http://a.example/atom")
+        );
+        let rss = r#"<rss version="2.0" xmlns:atom="http://www.w3.org/2005/Atom"><channel><title>R</title>
+            <atom:link rel="hub" href="https://hub.example/r"/><atom:link rel="self" href="http://a.example/rss"/></channel></rss>"#;
+        let feed = parse(rss.as_bytes(), None, "http://a.example/x").unwrap();
+        assert_eq!(feed.websub.hubs, ["https://hub.example/r"]);
+        assert_eq!(
+            feed.websub.self_url.as_deref(),
+            Some("http://a.example/rss")
+        );
+        let json = r#"{"version":"https://jsonfeed.org/version/1.1","title":"J","feed_url":"http://a.example/j",
+            "hubs":[{"type":"rssCloud","url":"http://c.example/"},{"type":"WebSub","url":"https://hub.example/j"}],"items":[]}"#;
+        let feed = parse(json.as_bytes(), None, "http://a.example/x").unwrap();
+        assert_eq!(feed.websub.hubs, ["https://hub.example/j"]);
+        assert_eq!(feed.websub.self_url.as_deref(), Some("http://a.example/j"));
+        let plain = parse(
+            b"<rss version=\"2.0\"><channel><title>P</title></channel></rss>",
+            None,
+            "http://a.example/",
+        )
+        .unwrap();
+        assert!(plain.websub.hubs.is_empty());
+    }
+
+    #[test]
     fn valid_utf8_survives_a_wrong_label() {
         let body = "<?xml version=\"1.0\" encoding=\"windows-1252\"?><rss version=\"2.0\"><channel><title>Caf\u{e9} \u{2014} news</title></channel></rss>";
-        let text = decode(body.as_bytes(), Some("text/xml; charset=iso-8859-1"));
+        let text = decode(body.as_bytes(), Some("text/xml; charset=iso-8859-1")).text;
         assert!(text.contains("Café — news"));
         let feed = parse(body.as_bytes(), None, "http://x.example/").unwrap();
         assert_eq!(feed.meta.title.as_deref(), Some("Café — news"));

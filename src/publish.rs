@@ -98,6 +98,8 @@ pub struct FeedDoc {
     pub previous_url: Option<String>,
     /// `[output] attribution` notice template, appended to every entry's content.
     pub attribution: Option<String>,
+    /// `[websub] hub`: a WebSub hub the document announces itself on.
+    pub hub: Option<String>,
 }
 
 impl FeedDoc {
@@ -113,6 +115,7 @@ impl FeedDoc {
             next_url: None,
             previous_url: None,
             attribution: river.attribution.clone(),
+            hub: None,
         }
     }
 }

@@ -15,7 +15,7 @@ use crate::config::FetchConfig;
 use crate::fetch::{CacheHints, FetchError, FetchFeed, Fetched, Fetcher, Response, body_hash};
 use crate::filter::Filters;
 use crate::identity;
-use crate::model::{FeedId, FeedState, FeedToPoll, Validators};
+use crate::model::{FeedId, FeedState, FeedToPoll, Validators, WebSubLinks};
 use crate::parse;
 use crate::store::{Failures, Moved, PollRecord, PolledDocument, Store, StoreError};
 
@@ -237,7 +237,8 @@ impl<F: FetchFeed> Poller<F> {
             )
             .await;
         let fetch_took = started.elapsed();
-        let took_ms = fetch_took.as_millis().min(u64::MAX as u128) as u64;
+        let fetch_ms = fetch_took.as_millis().min(u64::MAX as u128) as u64;
+        let took_ms = Some(fetch_ms);
         let _storing = match gate {
             Some((pass, stage)) => {
                 let permit = stage.clone().acquire_owned().await.ok();
@@ -276,7 +277,7 @@ impl<F: FetchFeed> Poller<F> {
         let current = feed.current_interval.unwrap_or(feed.interval);
         let next_unchanged = |cache: &CacheHints| {
             let wait = policy.success_delay(current, feed.interval, cache, now, &mut rand::rng());
-            policy.next_time(now, wait, feed.skip)
+            safety_net(policy, &feed, now, policy.next_time(now, wait, feed.skip))
         };
         // A 200 with the body stored last time: only the schedule and the
         // validators move.
@@ -296,8 +297,16 @@ impl<F: FetchFeed> Poller<F> {
         // Set once a stored document's entries and fetch state are saved
         // (together, in one savepoint).
         let mut recorded = false;
+        // WebSub discovery: the Link headers, then the document's links.
+        let mut header_links = None;
+        let mut document_links = WebSubLinks::default();
         let result: Result<(Outcome, PollRecord), StoreError> = match fetched {
             Ok(fetched) => {
+                let response = fetched.response();
+                header_links = Some(crate::websub::links_from_headers(
+                    &response.links,
+                    url::Url::parse(&response.final_url).ok().as_ref(),
+                ));
                 let moved =
                     policy.track_move(feed.moved.as_ref(), &fetched.response().redirects, now);
                 if let Moved::Adopt { url } = &moved {
@@ -323,12 +332,20 @@ impl<F: FetchFeed> Poller<F> {
                             Ok(same_body(response, moved))
                         } else {
                             match self
-                                .store_document(&feed, response, hash, moved, now, took_ms)
+                                .store_document(
+                                    &feed,
+                                    response,
+                                    hash,
+                                    moved,
+                                    now,
+                                    Via::Poll { took_ms: fetch_ms },
+                                )
                                 .await
                             {
-                                Ok(Ok(done)) => {
+                                Ok(Ok((outcome, record, links))) => {
                                     recorded = true;
-                                    Ok(done)
+                                    document_links = links;
+                                    Ok((outcome, record))
                                 }
                                 Ok(Err((status, error))) => Ok(failed(status, error)),
                                 Err(e) => Err(e),
@@ -398,6 +415,10 @@ impl<F: FetchFeed> Poller<F> {
         if let Err(e) = stored {
             tracing::error!(feed = %feed.url, error = %e, "cannot record a poll's outcome");
         }
+        if let Some(headers) = header_links {
+            self.after_websub_poll(&feed, &headers, &document_links, &outcome, now)
+                .await;
+        }
         log_poll(&feed.url, &outcome, started.elapsed(), next_poll);
         crate::telemetry::record_poll(&outcome, fetch_took);
         PollReport {
@@ -418,8 +439,8 @@ impl<F: FetchFeed> Poller<F> {
         hash: String,
         moved: Moved,
         now: DateTime<Utc>,
-        took_ms: u64,
-    ) -> Result<Result<(Outcome, PollRecord), (Option<u16>, String)>, StoreError> {
+        via: Via,
+    ) -> Result<Result<(Outcome, PollRecord, WebSubLinks), (Option<u16>, String)>, StoreError> {
         let url = feed.url.clone();
         let status = response.status;
         let cache = response.cache.clone();
@@ -456,40 +477,79 @@ impl<F: FetchFeed> Poller<F> {
                     }
                     Err(e) => return Err(e.to_string()),
                 };
-                let interval =
-                    policy.adaptive_interval(configured, previous, &doc.entries, &doc.hints, now);
+                // A push may carry only its new entries: the publishing rate
+                // is learned from polls alone.
+                let interval = match via {
+                    Via::Poll { .. } => policy.adaptive_interval(
+                        configured,
+                        previous,
+                        &doc.entries,
+                        &doc.hints,
+                        now,
+                    ),
+                    Via::Push => previous.unwrap_or(configured),
+                };
+                let links = doc.websub.clone();
                 let skip = doc.hints.skip;
                 // Filters drop entries before they are stored (the interval above
                 // read the whole document's publishing rate).
                 let doc = filters.apply(&url, doc, now);
+                if !doc.warnings.is_empty() {
+                    crate::telemetry::record_recovered_parse();
+                    tracing::warn!(feed = url, warnings = %doc.warnings.join("; "), "poll: read after recovery");
+                }
                 let polled = PolledDocument {
                     status,
                     meta: doc.meta,
                     validators: response.validators,
                     entries: identity::identify(doc.entries),
+                    parse_warnings: doc.warnings,
                 };
-                Ok::<_, String>((polled, interval, skip))
+                Ok::<_, String>((polled, interval, skip, links))
             })
             .await;
-        let (polled, interval, skip) = match prepared {
+        let (polled, interval, skip, links) = match prepared {
             Ok(Ok(done)) => done,
             Ok(Err(e)) => return Ok(Err((Some(status), e))),
-            Err(panic) => return Ok(Err((Some(status), format!("parser crashed: {panic}")))),
+            Err(panic) => {
+                // One line, no backtrace (the parse threads' panics are not
+                // printed by the hook): a bug of ours, recorded on the feed.
+                crate::telemetry::record_parse_panic();
+                tracing::error!(feed = %feed.url, panic = %panic, "poll: the parser panicked");
+                return Ok(Err((Some(status), format!("parser crashed: {panic}"))));
+            }
         };
         let wait = policy.success_delay(interval, feed.interval, &cache, now, &mut rand::rng());
-        let next_poll = policy.next_time(now, wait, skip);
-        let record = PollRecord {
-            state: FeedState::Ok,
-            status: Some(status),
-            error: None,
-            failures: Failures::Reset,
-            next_poll,
-            interval: Some(interval),
-            body_hash: Some(hash),
-            validators: None,
-            skip: Some(skip),
-            moved,
-            took_ms,
+        let next_poll = safety_net(&policy, feed, now, policy.next_time(now, wait, skip));
+        let record = match via {
+            Via::Poll { took_ms } => PollRecord {
+                state: FeedState::Ok,
+                status: Some(status),
+                error: None,
+                failures: Failures::Reset,
+                next_poll,
+                interval: Some(interval),
+                body_hash: Some(hash),
+                validators: None,
+                skip: Some(skip),
+                moved,
+                took_ms: Some(took_ms),
+            },
+            // What the schedule learned from polls stays; the body hash
+            // stays the last polled one's.
+            Via::Push => PollRecord {
+                state: FeedState::Ok,
+                status: Some(status),
+                error: None,
+                failures: Failures::Reset,
+                next_poll,
+                interval: None,
+                body_hash: None,
+                validators: None,
+                skip: None,
+                moved: Moved::Keep,
+                took_ms: None,
+            },
         };
         let (id, saved) = (feed.id, record.clone());
         let counts = self
@@ -503,7 +563,143 @@ impl<F: FetchFeed> Poller<F> {
                 updated: counts.updated,
             },
             record,
+            links,
         )))
+    }
+
+    /// A document a WebSub hub pushed for feed `feed_id` (signature already
+    /// checked): parsed, filtered, identified and stored exactly as a polled
+    /// body is. A push the parser cannot read is not recorded on the feed
+    /// (its polls are fine); it comes back as `Failed`.
+    pub async fn ingest_push(
+        &self,
+        feed_id: FeedId,
+        body: bytes::Bytes,
+        content_type: Option<String>,
+    ) -> Result<Outcome, StoreError> {
+        let now = self.clock.now();
+        let Some(feed) = self
+            .store
+            .call(move |s| s.feed_for_push(feed_id, now))
+            .await?
+        else {
+            return Ok(Outcome::Gone);
+        };
+        let hash = body_hash(&body);
+        let response = Response {
+            status: 200,
+            body,
+            content_type,
+            // Kept: a push is no answer to our conditional GET.
+            validators: feed.validators.clone(),
+            final_url: feed.fetch_url.clone(),
+            ..Default::default()
+        };
+        let outcome = match self
+            .store_document(&feed, response, hash, Moved::Keep, now, Via::Push)
+            .await?
+        {
+            Ok((outcome, _, _)) => outcome,
+            Err((status, error)) => Outcome::Failed { status, error },
+        };
+        if matches!(outcome, Outcome::Stored { .. }) {
+            self.store
+                .call(move |s| s.websub_pushed(feed_id, now))
+                .await?;
+        }
+        Ok(outcome)
+    }
+
+    /// After a poll: records the hub and topic found (if any), and for a
+    /// pushed feed, whether this safety-net poll found what the hub missed.
+    async fn after_websub_poll(
+        &self,
+        feed: &FeedToPoll,
+        headers: &WebSubLinks,
+        document: &WebSubLinks,
+        outcome: &Outcome,
+        now: DateTime<Utc>,
+    ) {
+        let id = feed.id;
+        if let Some((hub, topic)) = crate::websub::discover(headers, document, &feed.url) {
+            let found = self
+                .store
+                .call(move |s| s.record_websub_discovery(id, &hub, &topic, now))
+                .await;
+            match found {
+                Ok(true) => tracing::info!(feed = %feed.url, "websub: the feed advertises a hub"),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!(feed = %feed.url, error = %e, "websub: cannot record a hub")
+                }
+            }
+        }
+        if feed.pushed {
+            let new = match outcome {
+                Outcome::Stored { new, .. } => *new,
+                _ => 0,
+            };
+            let retry = now + delay(self.policy.max_interval);
+            match self
+                .store
+                .call(move |s| s.websub_safety_poll(id, new, retry))
+                .await
+            {
+                Ok(true) => {
+                    tracing::warn!(feed = %feed.url, new, "websub: the hub did not push entries a poll found; polling normally again")
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!(feed = %feed.url, error = %e, "websub: cannot record a safety poll")
+                }
+            }
+        }
+    }
+}
+
+/// Where a document to store came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Via {
+    /// A poll, whose fetch took this long (ms), for the poll history.
+    Poll { took_ms: u64 },
+    /// A WebSub hub's push.
+    Push,
+}
+
+/// For a feed a hub pushes, polls are only a safety net: no sooner than
+/// `max_interval` from now.
+fn safety_net(
+    policy: &Policy,
+    feed: &FeedToPoll,
+    now: DateTime<Utc>,
+    next: DateTime<Utc>,
+) -> DateTime<Utc> {
+    if feed.pushed {
+        next.max(now + delay(policy.max_interval))
+    } else {
+        next
+    }
+}
+
+/// Where the WebSub callback hands a signed push (a `Poller` of any fetcher).
+pub trait PushSink: Send + Sync + std::fmt::Debug {
+    fn push(
+        &self,
+        feed_id: FeedId,
+        body: bytes::Bytes,
+        content_type: Option<String>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Outcome, StoreError>> + Send + '_>>;
+}
+
+impl<F: FetchFeed> PushSink for Poller<F> {
+    fn push(
+        &self,
+        feed_id: FeedId,
+        body: bytes::Bytes,
+        content_type: Option<String>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Outcome, StoreError>> + Send + '_>>
+    {
+        Box::pin(self.ingest_push(feed_id, body, content_type))
     }
 }
 
@@ -514,7 +710,7 @@ fn unchanged(
     next_poll: DateTime<Utc>,
     validators: Option<Validators>,
     moved: Moved,
-    took_ms: u64,
+    took_ms: Option<u64>,
 ) -> (Outcome, PollRecord) {
     (
         outcome,
@@ -876,6 +1072,7 @@ mod tests {
             moved: None,
             skip: crate::model::Skip::default(),
             fixed_interval: false,
+            pushed: false,
         };
         let feeds = vec![
             feed(1, "http://big.example/1"),

@@ -16,6 +16,7 @@ use crate::publish::River;
 use crate::store::Store;
 
 mod documents;
+pub mod websub;
 
 pub use documents::RenderCache;
 
@@ -34,6 +35,8 @@ pub struct AppState {
     pub cache: Arc<RenderCache>,
     /// Named searches (`[[search]]`), swapped on reload.
     pub searches: Arc<crate::search::Searches>,
+    /// `[websub] hub`: announced in every published feed.
+    pub hub: Option<String>,
 }
 
 pub fn router(state: AppState) -> Router {

@@ -259,7 +259,7 @@ pub struct FeedPage {
 pub struct PollEntry {
     pub started_at: DateTime<Utc>,
     pub duration_ms: u64,
-    /// stored, unchanged, not modified, throttled, gone or failed.
+    /// stored, unchanged, not modified, pushed, throttled, gone or failed.
     pub outcome: String,
     pub http_status: Option<u16>,
     pub error: Option<String>,

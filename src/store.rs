@@ -28,11 +28,13 @@ mod search;
 mod status;
 mod stories;
 mod story_index;
+mod websub;
 
 pub use ops::{OpsSnapshot, Subscription};
 pub use publishing::{Cursor, FeedView, PageStart, SearchView, StoryFilter, StoryPage};
 pub use retention::{PruneCounts, RetentionPolicy};
 pub use stories::FeedRank;
+pub use websub::{HubSubscriber, PushTarget, WebSubStatus, WebSubTask, WebSubWork};
 
 static MIGRATIONS_DIR: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/migrations");
 

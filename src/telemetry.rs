@@ -18,6 +18,10 @@ const ENTRIES: &str = "newsriver_entries";
 const TOMBSTONES: &str = "newsriver_tombstones";
 const LAG: &str = "newsriver_scheduler_lag_seconds";
 const PRUNED: &str = "newsriver_entries_pruned_total";
+const PARSE_RECOVERED: &str = "newsriver_parse_recovered_total";
+const PARSE_PANICS: &str = "newsriver_parse_panics_total";
+const WEBSUB_PUSHES: &str = "newsriver_websub_pushes_total";
+const WEBSUB_PINGS: &str = "newsriver_websub_publish_pings_total";
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -47,6 +51,22 @@ pub fn install() -> Option<PrometheusHandle> {
                 "Entries stored by polls (kind = new or updated)."
             );
             metrics::describe_counter!(PRUNED, "Entries removed by retention.");
+            metrics::describe_counter!(
+                PARSE_RECOVERED,
+                "Documents read only after recovering from what was wrong with them (see the feed's warnings)."
+            );
+            metrics::describe_counter!(
+                PARSE_PANICS,
+                "Parses that panicked (a bug; recorded as the feed's failure)."
+            );
+            metrics::describe_counter!(
+                WEBSUB_PUSHES,
+                "WebSub pushes received (result = stored, unchanged, bad_signature, missing_signature, unreadable, too_large)."
+            );
+            metrics::describe_counter!(
+                WEBSUB_PINGS,
+                "Publish notifications sent to the configured hub (result = ok, failed)."
+            );
             Some(handle)
         })
         .clone()
@@ -68,6 +88,26 @@ pub fn record_poll(outcome: &Outcome, fetch_took: Duration) {
         metrics::counter!(ENTRIES_STORED, "kind" => "new").increment(*new as u64);
         metrics::counter!(ENTRIES_STORED, "kind" => "updated").increment(*updated as u64);
     }
+}
+
+/// Counts a document read only after recovery.
+pub fn record_recovered_parse() {
+    metrics::counter!(PARSE_RECOVERED).increment(1);
+}
+
+/// Counts a parse that panicked.
+pub fn record_parse_panic() {
+    metrics::counter!(PARSE_PANICS).increment(1);
+}
+
+/// Counts one WebSub push by what became of it.
+pub fn record_websub_push(result: &'static str) {
+    metrics::counter!(WEBSUB_PUSHES, "result" => result).increment(1);
+}
+
+/// Counts one publish notification to our hub.
+pub fn record_websub_ping(ok: bool) {
+    metrics::counter!(WEBSUB_PINGS, "result" => if ok { "ok" } else { "failed" }).increment(1);
 }
 
 /// Counts entries removed by retention.

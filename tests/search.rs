@@ -421,6 +421,56 @@ fn check_a_story_carried_by_two_outlets_is_one_result_crediting_both(store: &Sto
     );
 }
 
+/// A common word (in every story) and a rare one (in one story of 97) page
+/// the same way: the store answers the first by walking stories newest first
+/// and probing the index, the second by reading its whole match set.
+fn check_common_and_rare_words_page_alike(store: &Store) {
+    let (wire, _) = outlets(store);
+    let items: Vec<IdentifiedEntry> = (0..600u32)
+        .map(|i| {
+            let body = if i % 97 == 0 { "common rare" } else { "common" };
+            let mut it = item(&format!("m{i}"), 0, &format!("Story {i}"), body, None);
+            it.entry.published = Some(
+                Utc.with_ymd_and_hms(2026, 2, 1, 0, 0, 0).unwrap()
+                    + chrono::Duration::minutes(i.into()),
+            );
+            it
+        })
+        .collect();
+    save(store, wire, &items);
+    for (word, every) in [("common", 1u32), ("rare", 97)] {
+        let expected: Vec<String> = (0..600u32)
+            .rev()
+            .filter(|i| i % every == 0)
+            .map(|i| format!("Story {i}"))
+            .collect();
+        let view = search_view(word, &[]);
+        let (mut seen, mut start, mut pages) = (Vec::new(), PageStart::Newest, Vec::new());
+        loop {
+            let page = store.story_page(&view, start, 5).unwrap();
+            assert_eq!(
+                page.newer.is_some(),
+                !pages.is_empty(),
+                "{word}: page {}",
+                pages.len()
+            );
+            seen.extend(titles(&page).into_iter().map(str::to_string));
+            pages.push(page.clone());
+            match page.older {
+                Some(c) => start = PageStart::Before(c),
+                None => break,
+            }
+            assert!(pages.len() < 200, "{word}: paging does not end");
+        }
+        assert_eq!(seen, expected, "{word}");
+        // And back again, from the oldest page towards the newest.
+        if let Some(c) = pages.last().and_then(|p| p.newer) {
+            let back = store.story_page(&view, PageStart::After(c), 5).unwrap();
+            assert_eq!(titles(&back), titles(&pages[pages.len() - 2]), "{word}");
+        }
+    }
+}
+
 macro_rules! on_every_backend {
     ($($name:ident => $check:ident,)*) => {$(
         #[test]
@@ -440,6 +490,42 @@ on_every_backend! {
     renamed_outlets_are_found_by_their_new_name => check_renamed_outlets_are_found_by_their_new_name,
     tags_narrow_a_search_to_their_feeds => check_tags_narrow_a_search_to_their_feeds,
     a_story_carried_by_two_outlets_is_one_result_crediting_both => check_a_story_carried_by_two_outlets_is_one_result_crediting_both,
+    common_and_rare_words_page_alike => check_common_and_rare_words_page_alike,
+}
+
+#[test]
+fn the_index_is_merged_once_writes_have_split_it_and_answers_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("merge.db")).unwrap();
+    let (wire, _) = outlets(&store);
+    // One transaction per poll: one index segment each.
+    for batch in 0..6u32 {
+        let items: Vec<IdentifiedEntry> = (0..5u32)
+            .map(|i| {
+                let n = batch * 5 + i;
+                item(
+                    &format!("s{n}"),
+                    n % 24,
+                    &format!("Strike {n}"),
+                    "strike talks",
+                    None,
+                )
+            })
+            .collect();
+        save(&store, wire, &items);
+    }
+    let before = found(&store, "strike");
+    assert_eq!(before.len(), 30);
+    assert!(
+        store.compact_search_index().unwrap(),
+        "six segments are merged"
+    );
+    assert!(
+        !store.compact_search_index().unwrap(),
+        "one segment is left alone"
+    );
+    assert_eq!(found(&store, "strike"), before);
+    assert_eq!(store.indexed_entries().unwrap(), 30);
 }
 
 #[test]

@@ -86,7 +86,7 @@ fn record(state: newsriver::model::FeedState, status: u16, error: Option<String>
         validators: None,
         skip: None,
         moved: Moved::Keep,
-        took_ms: 12,
+        took_ms: Some(12),
     }
 }
 
@@ -281,7 +281,7 @@ fn poll_history_keeps_the_newest_twenty_polls_of_each_feed() {
             503,
             Some(format!("poll {n}")),
         );
-        r.took_ms = n as u64;
+        r.took_ms = Some(n as u64);
         store.record_poll(ids[0], at, &r).unwrap();
     }
     store
@@ -345,6 +345,7 @@ impl Server {
             attribution: None,
             cache: Default::default(),
             searches: Arc::new(Default::default()),
+            hub: None,
         };
         let access = AccessControl::new(Tokens {
             admin: Some(Secret::new(ADMIN)),

@@ -5,8 +5,8 @@ CREATE TABLE poll_history (
     id           INTEGER PRIMARY KEY,
     feed_id      INTEGER NOT NULL REFERENCES feeds (id) ON DELETE CASCADE,
     started_at   INTEGER NOT NULL,         -- unix seconds (UTC)
-    duration_ms  INTEGER NOT NULL,         -- the fetch, as the poller timed it
-    outcome      TEXT NOT NULL,            -- stored | unchanged | not modified | throttled | gone | failed
+    duration_ms  INTEGER NOT NULL,         -- the fetch, as the poller timed it (0: pushed)
+    outcome      TEXT NOT NULL,            -- stored | unchanged | not modified | pushed | throttled | gone | failed
     http_status  INTEGER,                  -- NULL when no response arrived
     error        TEXT,
     new_entries  INTEGER NOT NULL DEFAULT 0,

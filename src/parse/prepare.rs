@@ -3,6 +3,7 @@
 //! formats feed-rs 3 gets wrong (versionless RSS, RSS 0.93/0.94, Atom 0.3).
 
 use std::borrow::Cow;
+use std::ops::Range;
 use std::time::Duration;
 
 use quick_xml::events::Event;
@@ -16,54 +17,340 @@ pub const MAX_DEPTH: usize = 128;
 /// Atom 0.3's namespace; feed-rs reads such feeds as Atom 1.0 with no entries.
 const ATOM_03_NS: &str = "http://purl.org/atom/ns#";
 const ATOM_10_NS: &str = "http://www.w3.org/2005/Atom";
+const RSS_090_NS: &str = "http://my.netscape.com/rdf/simple/0.9/";
+const RSS_10_NS: &str = "http://purl.org/rss/1.0/";
 
 #[derive(Debug, thiserror::Error)]
 #[error("XML nested deeper than {MAX_DEPTH} elements")]
 pub struct TooDeep;
 
-/// Scans `text` once: hints, depth check, and the root element's name and
-/// attributes for the legacy rewrites. XML errors end the scan quietly; feed-rs
-/// reports them.
-pub fn prepare(text: &str) -> Result<(Cow<'_, str>, FeedHints), TooDeep> {
+/// A document made ready for feed-rs.
+#[derive(Debug)]
+pub struct Prepared<'a> {
+    pub text: Cow<'a, str>,
+    pub hints: FeedHints,
+    /// What was rewritten because it was wrong (feedparser's bozo).
+    pub warnings: Vec<String>,
+    /// RSS 1.0 items' `rdf:about`, keyed by the link feed-rs will report.
+    pub abouts: Vec<(String, String)>,
+}
+
+/// Reads the hints, checks the depth, and rewrites what feed-rs would reject
+/// or misread: legacy versions and namespaces (versionless RSS, RSS 0.9x,
+/// RSS 0.90, Atom 0.3, CDF, the userland RSS 2 namespace), RSS items outside
+/// a channel, RSS 1.0 items with only `rdf:about`, and Atom text constructs
+/// with types or modes feed-rs refuses (one of them costs the whole
+/// document). A document with nothing to rewrite is returned as it came.
+pub fn prepare(text: &str) -> Result<Prepared<'_>, TooDeep> {
     if text.starts_with('{') {
-        return Ok((Cow::Borrowed(text), FeedHints::default()));
+        return Ok(Prepared {
+            text: Cow::Borrowed(text),
+            hints: FeedHints::default(),
+            warnings: Vec::new(),
+            abouts: Vec::new(),
+        });
     }
+    let scan = scan(text)?;
+    let converted = match scan.root.as_ref().map(|r| r.name.as_str()) {
+        Some("feed") if scan.root_tag(text).contains(ATOM_03_NS) => Some(atom_03_to_10(text)),
+        Some("channel") => super::cdf::to_rss(text),
+        Some("rss") => unprefixed_rss(text, scan.root_tag(text)),
+        _ => None,
+    };
+    if let Some(converted) = converted {
+        // Atom 1.0 or RSS 2.0 now: its own constructs are checked as any.
+        let mut again = scan_owned(converted)?;
+        if scan.root.as_ref().is_some_and(|r| r.name == "rss") {
+            again
+                .warnings
+                .insert(0, "RSS elements in a namespace read as RSS 2.0".into());
+        }
+        return Ok(again);
+    }
+    let hints = scan.hints;
+    let warnings = scan.warnings;
+    let abouts = scan.abouts;
+    let text = apply(text, scan.edits);
+    Ok(Prepared {
+        text,
+        hints,
+        warnings,
+        abouts,
+    })
+}
+
+fn scan_owned(text: String) -> Result<Prepared<'static>, TooDeep> {
+    let scan = scan(&text)?;
+    let text = apply(&text, scan.edits).into_owned();
+    Ok(Prepared {
+        text: Cow::Owned(text),
+        hints: scan.hints,
+        warnings: scan.warnings,
+        abouts: scan.abouts,
+    })
+}
+
+/// `<r:rss xmlns:r="…">` (RSS 2.0 in userland's namespace, under a prefix):
+/// the same document without the prefix.
+fn unprefixed_rss(text: &str, root_tag: &str) -> Option<String> {
+    let prefix = root_tag
+        .strip_prefix('<')?
+        .strip_suffix(":rss")
+        .or_else(|| {
+            let name = root_tag.strip_prefix('<')?.split_whitespace().next()?;
+            name.strip_suffix(":rss")
+        })?;
+    if prefix.is_empty() || prefix.contains(['<', '>', '/', '"']) {
+        return None;
+    }
+    Some(
+        text.replace(&format!("<{prefix}:"), "<")
+            .replace(&format!("</{prefix}:"), "</"),
+    )
+}
+
+/// Replaces the byte ranges (in order, not overlapping) with their text.
+fn apply(text: &str, mut edits: Vec<(Range<usize>, String)>) -> Cow<'_, str> {
+    if edits.is_empty() {
+        return Cow::Borrowed(text);
+    }
+    edits.sort_by_key(|(r, _)| (r.start, r.end));
+    let mut out = String::with_capacity(text.len() + 64);
+    let mut at = 0;
+    for (range, replacement) in edits {
+        if range.start < at || range.end > text.len() {
+            continue;
+        }
+        let (Some(before), true) = (text.get(at..range.start), text.is_char_boundary(range.end))
+        else {
+            continue;
+        };
+        out.push_str(before);
+        out.push_str(&replacement);
+        at = range.end;
+    }
+    out.push_str(text.get(at..).unwrap_or_default());
+    Cow::Owned(out)
+}
+
+struct Root {
+    name: String,
+    /// The start tag's bytes.
+    span: Range<usize>,
+}
+
+#[derive(Default)]
+struct Scan {
+    root: Option<Root>,
+    hints: FeedHints,
+    edits: Vec<(Range<usize>, String)>,
+    warnings: Vec<String>,
+    abouts: Vec<(String, String)>,
+}
+
+impl Scan {
+    fn root_tag<'t>(&self, text: &'t str) -> &'t str {
+        self.root
+            .as_ref()
+            .and_then(|r| text.get(r.span.clone()))
+            .unwrap_or_default()
+    }
+
+    /// An element starts: its lower-case local name. The first is the root;
+    /// any element inside Atom content means the content is not empty.
+    fn element(
+        &mut self,
+        e: &quick_xml::events::BytesStart<'_>,
+        span: Range<usize>,
+        atom_content: &mut Option<(usize, usize, bool)>,
+    ) -> String {
+        let name = String::from_utf8_lossy(e.local_name().as_ref()).to_ascii_lowercase();
+        if let Some(c) = atom_content.as_mut() {
+            c.2 = true;
+        }
+        if self.root.is_none() {
+            self.root = Some(Root {
+                name: name.clone(),
+                span,
+            });
+        }
+        name
+    }
+
+    fn warn(&mut self, warning: String) {
+        if !self.warnings.contains(&warning) {
+            self.warnings.push(warning);
+        }
+    }
+}
+
+/// An RSS 1.0 item being read: its `rdf:about` and `<link>`.
+#[derive(Default)]
+struct RdfItem {
+    about: Option<String>,
+    link: Option<String>,
+}
+
+/// The element names of Atom's text constructs and content.
+const ATOM_TEXTS: [&str; 6] = ["title", "subtitle", "summary", "content", "rights", "info"];
+
+fn scan(text: &str) -> Result<Scan, TooDeep> {
     let mut reader = quick_xml::Reader::from_str(text);
     let mut depth = 0usize;
-    let mut root: Option<(String, std::ops::Range<usize>)> = None;
+    let mut out = Scan::default();
     let mut path: Vec<String> = Vec::new();
-    let mut hints = FeedHints::default();
     let mut frequency: Option<u32> = None;
     let mut period: Option<u64> = None;
+    let mut rss_has_channel = false;
+    let mut rss_loose_items = false;
+    let mut rdf_item: Option<RdfItem> = None;
+    // An Atom content element being read: where it starts, and whether it has anything in it.
+    let mut atom_content: Option<(usize, usize, bool)> = None;
     loop {
         let before = reader.buffer_position() as usize;
-        match reader.read_event() {
+        let event = reader.read_event();
+        let after = reader.buffer_position() as usize;
+        match event {
             Ok(Event::Start(e)) => {
                 depth += 1;
                 if depth > MAX_DEPTH {
                     return Err(TooDeep);
                 }
-                let name = String::from_utf8_lossy(e.local_name().as_ref()).to_ascii_lowercase();
-                if root.is_none() {
-                    root = Some((name.clone(), before..reader.buffer_position() as usize));
+                let name = out.element(&e, before..after, &mut atom_content);
+                let root = out.root.as_ref().map(|r| r.name.as_str());
+                match (root, depth, name.as_str()) {
+                    (Some("rss"), 2, "channel") => rss_has_channel = true,
+                    (Some("rss"), 2, "item") => rss_loose_items = true,
+                    (Some("rdf"), 2, "item") => {
+                        rdf_item = Some(RdfItem {
+                            about: attr(&e, "about"),
+                            link: None,
+                        });
+                    }
+                    (Some("feed"), 2, "item") if e.name().as_ref() == b"item" => {
+                        // feedparser reads an Atom `item` as an `entry`.
+                        out.edits.push((before..before + 5, "<entry".into()));
+                        out.warn("Atom <item> read as <entry>".into());
+                    }
+                    (Some("feed"), 2.., t) if ATOM_TEXTS.contains(&t) && is_atom_name(&e) => {
+                        let kind = text_kind(&e);
+                        if kind != TextKind::Standard {
+                            // Rewritten whole: what is inside is read to its end here.
+                            let qname = e.name().as_ref().to_vec();
+                            let Ok(inner) = reader.read_to_end(quick_xml::name::QName(&qname))
+                            else {
+                                break;
+                            };
+                            depth -= 1;
+                            let end = reader.buffer_position() as usize;
+                            let inner = text
+                                .get(inner.start as usize..inner.end as usize)
+                                .unwrap_or_default();
+                            let tag = String::from_utf8_lossy(&qname).into_owned();
+                            let (replacement, warning) = rewrite_text(&tag, &e, kind, inner);
+                            out.edits.push((before..end, replacement));
+                            if let Some(w) = warning {
+                                out.warn(w);
+                            }
+                            continue;
+                        }
+                        if t == "content" && depth >= 3 {
+                            atom_content = Some((before, depth, false));
+                        }
+                    }
+                    _ => {}
                 }
                 path.push(name);
             }
             Ok(Event::Empty(e)) => {
-                if root.is_none() {
-                    let name =
-                        String::from_utf8_lossy(e.local_name().as_ref()).to_ascii_lowercase();
-                    root = Some((name, before..reader.buffer_position() as usize));
+                let name = out.element(&e, before..after, &mut atom_content);
+                let root = out.root.as_ref().map(|r| r.name.as_str());
+                if root == Some("feed")
+                    && depth >= 1
+                    && ATOM_TEXTS.contains(&name.as_str())
+                    && is_atom_name(&e)
+                {
+                    let kind = text_kind(&e);
+                    // Empty content says nothing: feed-rs would refuse the
+                    // document for it, unless it points elsewhere with src.
+                    let src = attr(&e, "src").is_some();
+                    if !src && (name == "content" || kind != TextKind::Standard) {
+                        out.edits.push((before..after, String::new()));
+                    } else if let TextKind::Src = kind {
+                        let tag = String::from_utf8_lossy(e.name().as_ref()).into_owned();
+                        out.edits.push((before..after, content_src(&tag, &e)));
+                    }
                 }
             }
-            Ok(Event::End(_)) => {
+            Ok(Event::End(e)) => {
+                if let Some((start, d, has_data)) = atom_content
+                    && d == depth
+                {
+                    if !has_data {
+                        out.edits.push((start..after, String::new()));
+                    }
+                    atom_content = None;
+                }
+                let root = out.root.as_ref().map(|r| r.name.as_str());
+                match (root, depth) {
+                    (Some("rss"), 1) if rss_loose_items && !rss_has_channel => {
+                        // Items straight under <rss>: put them in a channel.
+                        if let Some(r) = &out.root {
+                            out.edits.push((r.span.end..r.span.end, "<channel>".into()));
+                        }
+                        out.edits.push((before..before, "</channel>".into()));
+                        out.warn("RSS items outside a <channel>".into());
+                    }
+                    (Some("rdf"), 2) => {
+                        if let Some(item) = rdf_item.take()
+                            && let Some(about) = item.about
+                        {
+                            match item.link {
+                                Some(link) => out.abouts.push((link, about)),
+                                None => {
+                                    out.edits.push((
+                                        before..before,
+                                        format!(
+                                            "<link>{}</link>",
+                                            quick_xml::escape::escape(&about)
+                                        ),
+                                    ));
+                                    out.abouts.push((about.clone(), about));
+                                }
+                            }
+                        }
+                    }
+                    (Some("feed"), 2) if e.name().as_ref() == b"item" => {
+                        out.edits.push((before..after, "</entry>".into()));
+                    }
+                    _ => {}
+                }
                 depth = depth.saturating_sub(1);
                 path.pop();
+            }
+            Ok(Event::CData(_)) => {
+                if let Some(c) = atom_content.as_mut() {
+                    c.2 = true;
+                }
+            }
+            Ok(Event::GeneralRef(_)) => {
+                if let Some(c) = atom_content.as_mut() {
+                    c.2 = true;
+                }
             }
             Ok(Event::Text(t)) => {
                 let value = t.xml10_content().unwrap_or_default();
                 let value = value.trim();
+                if value.is_empty() {
+                    continue;
+                }
+                if let Some(c) = atom_content.as_mut() {
+                    c.2 = true;
+                }
                 let last = path.last().map(String::as_str);
+                if let (Some(item), Some("link"), 3) = (rdf_item.as_mut(), last, depth) {
+                    item.link = Some(value.to_string());
+                }
                 let parent = path.len().checked_sub(2).map(|i| path[i].as_str());
                 // Only channel-level elements count, not an item's.
                 let in_item = path.iter().any(|p| p == "item" || p == "entry");
@@ -72,7 +359,7 @@ pub fn prepare(text: &str) -> Result<(Cow<'_, str>, FeedHints), TooDeep> {
                 }
                 match (parent, last) {
                     (_, Some("ttl")) => {
-                        hints.ttl = value
+                        out.hints.ttl = value
                             .parse::<u64>()
                             .ok()
                             .filter(|m| *m > 0)
@@ -96,12 +383,12 @@ pub fn prepare(text: &str) -> Result<(Cow<'_, str>, FeedHints), TooDeep> {
                         if let Ok(h) = value.parse::<u32>()
                             && h <= 24
                         {
-                            hints.skip.hours |= 1 << (h % 24);
+                            out.hints.skip.hours |= 1 << (h % 24);
                         }
                     }
                     (Some("skipdays"), Some("day")) => {
                         if let Some(d) = day_index(value) {
-                            hints.skip.days |= 1 << d;
+                            out.hints.skip.days |= 1 << d;
                         }
                     }
                     _ => {}
@@ -113,20 +400,200 @@ pub fn prepare(text: &str) -> Result<(Cow<'_, str>, FeedHints), TooDeep> {
     }
     if let Some(p) = period {
         let per = u64::from(frequency.unwrap_or(1));
-        hints.update_period = Some(Duration::from_secs(p / per));
+        out.hints.update_period = Some(Duration::from_secs(p / per));
     }
-    if hints.skip.hours == (1 << 24) - 1 {
+    if out.hints.skip.hours == (1 << 24) - 1 {
         // Skipping every hour would mean never polling: ignore it.
-        hints.skip.hours = 0;
+        out.hints.skip.hours = 0;
     }
-    if hints.skip.days == 0x7f {
-        hints.skip.days = 0;
+    if out.hints.skip.days == 0x7f {
+        out.hints.skip.days = 0;
     }
-    let text = match root {
-        Some((name, span)) => rewrite_legacy(text, &name, span),
-        None => Cow::Borrowed(text),
-    };
-    Ok((text, hints))
+    if let Some(root) = &out.root
+        && let Some(tag) = text.get(root.span.clone())
+        && let Some((edit, warning)) = rewrite_root(tag, &root.name)
+    {
+        out.edits.push((root.span.clone(), edit));
+        if let Some(w) = warning {
+            out.warn(w);
+        }
+    }
+    Ok(out)
+}
+
+/// How an Atom text construct says what it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TextKind {
+    /// `text`, `html`, `xhtml` (or `text/html`), which feed-rs reads.
+    Standard,
+    /// Content elsewhere (`src=`) with a type that is not a MIME type.
+    Src,
+    /// Plain text under another name (`text/plain`, any `text/*`).
+    Plain,
+    /// HTML escaped into the text (Atom 0.3's `mode="escaped"`).
+    Escaped,
+    /// Markup inline (`application/xhtml+xml`, any `+xml`, `mode="xml"`).
+    Markup,
+    /// Base64 (`mode="base64"`, or a non-text MIME type) of the given type.
+    Base64 { text: bool, html: bool },
+}
+
+fn text_kind(e: &quick_xml::events::BytesStart<'_>) -> TextKind {
+    let ty = attr(e, "type")
+        .map(|t| {
+            t.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default();
+    let mode = attr(e, "mode").map(|m| m.trim().to_ascii_lowercase());
+    let src = attr(e, "src").is_some();
+    let html_type = matches!(ty.as_str(), "html" | "text/html");
+    let xml_type = ty == "xhtml" || ty.ends_with("+xml") || ty.ends_with("/xml");
+    let text_type = ty.is_empty() || ty == "text" || ty.starts_with("text/");
+    match mode.as_deref() {
+        Some("base64") => {
+            return TextKind::Base64 {
+                text: text_type || html_type || xml_type,
+                html: html_type || xml_type,
+            };
+        }
+        Some("escaped") => {
+            return if ty == "text/plain" || ty == "text" {
+                TextKind::Plain
+            } else {
+                TextKind::Escaped
+            };
+        }
+        Some("xml") => return TextKind::Markup,
+        _ => {}
+    }
+    if src {
+        return if ty.is_empty() || ty.contains('/') {
+            TextKind::Standard
+        } else {
+            TextKind::Src
+        };
+    }
+    match ty.as_str() {
+        "" | "text" | "html" | "xhtml" | "text/html" => TextKind::Standard,
+        _ if xml_type => TextKind::Markup,
+        _ if text_type => TextKind::Plain,
+        _ => TextKind::Base64 {
+            text: false,
+            html: false,
+        },
+    }
+}
+
+/// The element rewritten as a text construct feed-rs reads, and a warning
+/// when what it had was outside the Atom 1.0 specification.
+fn rewrite_text(
+    tag: &str,
+    e: &quick_xml::events::BytesStart<'_>,
+    kind: TextKind,
+    inner: &str,
+) -> (String, Option<String>) {
+    let keep = kept_attributes(e);
+    let element = |ty: &str, body: &str| format!("<{tag}{keep} type=\"{ty}\">{body}</{tag}>");
+    let local = tag.rsplit(':').next().unwrap_or(tag);
+    let empty = inner.trim().is_empty();
+    match kind {
+        TextKind::Standard => (format!("<{tag}{keep}>{inner}</{tag}>"), None),
+        TextKind::Src => (content_src(tag, e), None),
+        _ if empty => (String::new(), None),
+        TextKind::Plain => (
+            element("text", inner),
+            (local != "content").then(|| format!("Atom <{local}> of a MIME type read as text")),
+        ),
+        TextKind::Escaped => (element("html", inner), None),
+        TextKind::Markup => (
+            element("html", &quick_xml::escape::escape(inner)),
+            (local != "content").then(|| format!("Atom <{local}> of an XML type read as XHTML")),
+        ),
+        TextKind::Base64 { text, html } => {
+            use base64::Engine as _;
+            let raw = unescape(inner);
+            let compact: String = raw.chars().filter(|c| !c.is_whitespace()).collect();
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(compact.as_bytes())
+                .or_else(|_| {
+                    base64::engine::general_purpose::STANDARD_NO_PAD
+                        .decode(compact.trim_end_matches('='))
+                });
+            match decoded {
+                Ok(bytes) if text => {
+                    let body = String::from_utf8_lossy(&bytes);
+                    let ty = if html { "html" } else { "text" };
+                    (element(ty, &quick_xml::escape::escape(body.as_ref())), None)
+                }
+                // Binary content (an image inline, say) is not entry text.
+                Ok(_) => (String::new(), None),
+                Err(_) => (
+                    String::new(),
+                    Some(format!("Atom <{local}> with undecodable base64 dropped")),
+                ),
+            }
+        }
+    }
+}
+
+/// `<content src=…>` whose type is not a MIME type: the type goes (feed-rs
+/// would refuse it), and so does any text (the content is elsewhere).
+fn content_src(tag: &str, e: &quick_xml::events::BytesStart<'_>) -> String {
+    let keep = kept_attributes(e);
+    let src = attr(e, "src").unwrap_or_default();
+    format!(
+        "<{tag}{keep} src=\"{}\"/>",
+        quick_xml::escape::escape(src.as_str())
+    )
+}
+
+/// The attributes of a start tag other than `type`, `mode` and `src`, as written.
+fn kept_attributes(e: &quick_xml::events::BytesStart<'_>) -> String {
+    let mut out = String::new();
+    let mut attrs = e.attributes();
+    attrs.with_checks(false);
+    for a in attrs.flatten() {
+        let key = String::from_utf8_lossy(a.key.as_ref());
+        if matches!(key.as_ref(), "type" | "mode" | "src") {
+            continue;
+        }
+        let value = String::from_utf8_lossy(&a.value);
+        out.push_str(&format!(" {key}=\"{}\"", value.replace('"', "&quot;")));
+    }
+    out
+}
+
+/// Whether an element is (most likely) Atom's own: unprefixed, or `atom:`.
+fn is_atom_name(e: &quick_xml::events::BytesStart<'_>) -> bool {
+    match e.name().prefix() {
+        None => true,
+        Some(p) => p.as_ref() == b"atom",
+    }
+}
+
+/// An attribute's value by local name (`about` finds `rdf:about`), unescaped.
+fn attr(e: &quick_xml::events::BytesStart<'_>, local: &str) -> Option<String> {
+    let mut attrs = e.attributes();
+    attrs.with_checks(false);
+    attrs.flatten().find_map(|a| {
+        (a.key
+            .local_name()
+            .as_ref()
+            .eq_ignore_ascii_case(local.as_bytes()))
+        .then(|| unescape(&String::from_utf8_lossy(&a.value)))
+    })
+}
+
+/// XML-unescaped text; HTML entities XML does not know are decoded as HTML's.
+pub(super) fn unescape(raw: &str) -> String {
+    match quick_xml::escape::unescape(raw) {
+        Ok(text) => text.into_owned(),
+        Err(_) => html_escape::decode_html_entities(raw).into_owned(),
+    }
 }
 
 fn day_index(day: &str) -> Option<u8> {
@@ -143,36 +610,40 @@ fn day_index(day: &str) -> Option<u8> {
     days.iter().position(|d| *d == day).map(|i| i as u8)
 }
 
-/// Rewrites what feed-rs mishandles into what it reads well.
-fn rewrite_legacy<'a>(text: &'a str, root: &str, span: std::ops::Range<usize>) -> Cow<'a, str> {
-    let Some(tag) = text.get(span.clone()) else {
-        return Cow::Borrowed(text);
-    };
+/// The root start tag rewritten where feed-rs would misread it, and a
+/// warning when the document was wrong rather than old.
+fn rewrite_root(tag: &str, root: &str) -> Option<(String, Option<String>)> {
     match root {
         "rss" => {
-            let version = attribute(tag, "version");
-            if version.as_deref() == Some("2.0") || version.as_deref() == Some("0.91") {
-                return Cow::Borrowed(text);
+            let mut out = tag.to_string();
+            let mut warning = None;
+            // RSS has no namespace; some put it in userland's (or another).
+            if let Some(ns) = attribute(tag, "xmlns") {
+                for quoted in [format!("\"{ns}\""), format!("'{ns}'")] {
+                    for sp in [" ", "\n", "\t", "\r"] {
+                        out = out.replace(&format!("{sp}xmlns={quoted}"), "");
+                    }
+                }
+                warning = Some(format!("RSS in the namespace {ns:?} read as RSS 2.0"));
             }
-            // Versionless, 0.92, 0.93, 0.94: all RSS 2.0 subsets as far as
-            // reading goes.
-            let rewritten = match version {
-                Some(v) => tag.replacen(&format!("\"{v}\""), "\"2.0\"", 1).replacen(
-                    &format!("'{v}'"),
-                    "'2.0'",
-                    1,
-                ),
-                None => tag.replacen("<rss", "<rss version=\"2.0\"", 1),
-            };
-            Cow::Owned(format!(
-                "{}{}{}",
-                &text[..span.start],
-                rewritten,
-                &text[span.end..]
-            ))
+            let version = attribute(tag, "version");
+            if version.as_deref() != Some("2.0") && version.as_deref() != Some("0.91") {
+                // Versionless, 0.92, 0.93, 0.94: all RSS 2.0 subsets as far
+                // as reading goes.
+                out = match version {
+                    Some(v) => out.replacen(&format!("\"{v}\""), "\"2.0\"", 1).replacen(
+                        &format!("'{v}'"),
+                        "'2.0'",
+                        1,
+                    ),
+                    None => out.replacen("<rss", "<rss version=\"2.0\"", 1),
+                };
+            }
+            (out != tag).then_some((out, warning))
         }
-        "feed" if tag.contains(ATOM_03_NS) => Cow::Owned(atom_03_to_10(text)),
-        _ => Cow::Borrowed(text),
+        // RSS 0.90 is RSS 1.0's elements in another namespace.
+        "rdf" if tag.contains(RSS_090_NS) => Some((tag.replace(RSS_090_NS, RSS_10_NS), None)),
+        _ => None,
     }
 }
 
@@ -210,8 +681,7 @@ fn atom_03_to_10(text: &str) -> String {
             .replace(&format!("<{old} "), &format!("<{new} "))
             .replace(&format!("</{old}>"), &format!("</{new}>"));
     }
-    out.replace("mode=\"escaped\"", "")
-        .replace("type=\"text/html\"", "type=\"html\"")
+    out
 }
 
 #[cfg(test)]
@@ -224,7 +694,7 @@ mod tests {
             <ttl>90</ttl><sy:updatePeriod>daily</sy:updatePeriod><sy:updateFrequency>4</sy:updateFrequency>
             <skipHours><hour>0</hour><hour>23</hour></skipHours><skipDays><day>Sunday</day></skipDays>
             <item><ttl>5</ttl></item></channel></rss>"#;
-        let (_, hints) = prepare(text).unwrap();
+        let hints = prepare(text).unwrap().hints;
         assert_eq!(hints.ttl, Some(Duration::from_secs(90 * 60)));
         assert_eq!(hints.update_period, Some(Duration::from_secs(6 * 3600)));
         assert_eq!(hints.skip.hours, 1 | 1 << 23);
@@ -245,12 +715,15 @@ mod tests {
 
     #[test]
     fn rss_versions_feed_rs_refuses_are_rewritten() {
-        let (text, _) = prepare("<rss><channel/></rss>").unwrap();
+        let text = prepare("<rss><channel/></rss>").unwrap().text;
         assert_eq!(text, "<rss version=\"2.0\"><channel/></rss>");
-        let (text, _) =
-            prepare("<?xml version='1.0'?>\n<rss version='0.93' a=\"b\"><channel/></rss>").unwrap();
+        let text = prepare("<?xml version='1.0'?>\n<rss version='0.93' a=\"b\"><channel/></rss>")
+            .unwrap()
+            .text;
         assert!(text.contains("<rss version='2.0' a=\"b\">"), "{text}");
-        let (text, _) = prepare("<rss version=\"2.0\"><channel/></rss>").unwrap();
+        let text = prepare("<rss version=\"2.0\"><channel/></rss>")
+            .unwrap()
+            .text;
         assert!(matches!(text, Cow::Borrowed(_)));
     }
 }

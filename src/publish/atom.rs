@@ -43,6 +43,9 @@ pub fn atom_page(doc: &FeedDoc, stories: &[Story]) -> String {
             links.push(link(href, rel, Some("application/atom+xml"), None));
         }
     }
+    if let Some(hub) = &doc.hub {
+        links.push(link(hub, "hub", None, None));
+    }
     let mut feed = Feed {
         id: xml_safe(&doc.id),
         title: Text::plain(xml_safe(&doc.title)),

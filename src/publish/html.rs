@@ -107,6 +107,36 @@ pub fn searches_list(river: &River, searches: &[SearchLink]) -> String {
     )
 }
 
+/// The WebSub subscriptions, as a section of `/status` (none: empty).
+pub fn websub_list(subs: &[crate::store::WebSubStatus]) -> String {
+    if subs.is_empty() {
+        return String::new();
+    }
+    let when = |t: Option<chrono::DateTime<chrono::Utc>>| {
+        t.map_or("never".to_string(), |t| {
+            t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        })
+    };
+    let rows: String = subs
+        .iter()
+        .map(|s| {
+            format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+                esc(&s.url),
+                if s.pushed { "pushed" } else { "polled" },
+                esc(&s.hub),
+                esc(&s.state),
+                when(s.lease_end),
+                when(s.last_push_at),
+                esc(s.last_error.as_deref().unwrap_or("none")),
+            )
+        })
+        .collect();
+    format!(
+        "<section class=\"websub\">\n<h2>WebSub</h2>\n<table>\n<tr><th>Feed</th><th>Pushed</th><th>Hub</th><th>State</th><th>Lease ends</th><th>Last push</th><th>Last error</th></tr>\n{rows}</table>\n</section>\n"
+    )
+}
+
 /// What a page of stories shows besides the river itself.
 #[derive(Debug, Default)]
 struct Extras {

@@ -23,6 +23,12 @@ pub fn json_feed(doc: &FeedDoc, stories: &[Story]) -> String {
     if let Some(next) = &doc.next_url {
         feed.insert("next_url".into(), next.clone().into());
     }
+    if let Some(hub) = &doc.hub {
+        feed.insert(
+            "hubs".into(),
+            serde_json::json!([{ "type": "WebSub", "url": hub }]),
+        );
+    }
     let mut ext = Map::new();
     ext.insert("id".into(), doc.id.clone().into());
     ext.insert("self_url".into(), doc.self_url.clone().into());
@@ -125,6 +131,7 @@ mod tests {
             next_url: Some("http://h/feed.json?before=1.1".into()),
             previous_url: None,
             attribution: None,
+            hub: None,
         };
         let text = json_feed(&doc, &[story("A </script> title")]);
         let v: Value = serde_json::from_str(&text).unwrap();
@@ -168,6 +175,7 @@ mod tests {
             next_url: None,
             previous_url: None,
             attribution: Some("From {source}".into()),
+            hub: None,
         };
         let v: Value = serde_json::from_str(&json_feed(&doc, &[s])).unwrap();
         let item = &v["items"][0];

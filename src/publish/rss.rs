@@ -38,6 +38,9 @@ pub fn rss(doc: &FeedDoc, stories: &[Story]) -> String {
     if let Some(previous) = &doc.previous_url {
         links.push(atom_link(previous, "previous"));
     }
+    if let Some(hub) = &doc.hub {
+        links.push(atom_link(hub, "hub"));
+    }
     let channel = Channel {
         title: xml_safe(&doc.title),
         link: xml_safe(&doc.html_url),
@@ -119,6 +122,7 @@ mod tests {
             next_url: Some("http://127.0.0.1:1/feed.rss?before=3.1".into()),
             previous_url: Some("http://127.0.0.1:1/feed.rss?after=4.1".into()),
             attribution: None,
+            hub: None,
         }
     }
 

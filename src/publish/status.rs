@@ -22,6 +22,7 @@ table { border-collapse: collapse; width: 100%; font-size: .9rem; }
 th, td { text-align: left; padding: .25rem .5rem; border-bottom: 1px solid #ddd; vertical-align: top; overflow-wrap: anywhere; }
 td.n { text-align: right; }
 tr.failing td:nth-child(2), .error { color: #b00020; }
+.warning { color: #8a5a00; }
 tr.failing td:first-child { border-left: .3rem solid #b00020; }
 dl { display: grid; grid-template-columns: max-content 1fr; gap: .1rem .8rem; font-size: .95rem; }
 dt { color: #555; }
@@ -205,9 +206,14 @@ fn table_html(base: &str, page: &FeedPage, filter: &FeedFilter) -> String {
     );
     for feed in &page.feeds {
         let state = state_of(feed);
-        let error = match &feed.last_error {
-            Some(e) => format!("<span class=\"error\">{}</span>", esc(&clip(e, ERROR_CLIP))),
-            None => String::new(),
+        let error = match (&feed.last_error, feed.parse_warnings.first()) {
+            (Some(e), _) => format!("<span class=\"error\">{}</span>", esc(&clip(e, ERROR_CLIP))),
+            // Read, but only after recovering from something: its page lists all.
+            (None, Some(w)) => format!(
+                "<span class=\"warning\">{}</span>",
+                esc(&clip(&format!("read after recovery: {w}"), ERROR_CLIP))
+            ),
+            (None, None) => String::new(),
         };
         let failures = if feed.failures > 1 && state == "failing" {
             format!(" ×{}", feed.failures)
@@ -550,6 +556,7 @@ mod tests {
                 last_modified: None,
             },
             fetch_url: Some("https://new.example/feed?<x>".into()),
+            parse_warnings: vec!["<w> recovered".into()],
         }
     }
 
@@ -581,6 +588,17 @@ mod tests {
         );
         assert!(html.contains(r#"<a href="http://127.0.0.1:1/status/feeds/7">"#));
         assert!(html.contains("failing ×3"));
+        let mut clean = hostile();
+        clean.last_error = None;
+        let page = FeedPage {
+            feeds: vec![clean],
+            ..page.clone()
+        };
+        let recovered = status_page(&river(), &Summary::default(), &page, &filter, &[]);
+        assert!(
+            recovered.contains("read after recovery: &lt;w&gt; recovered"),
+            "{recovered}"
+        );
         assert!(html.contains("Feeds 101–101 of 250"));
         assert!(html.contains("page 2 of 3"));
         assert!(

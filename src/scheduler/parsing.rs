@@ -13,10 +13,11 @@
 //! the threads that answer HTTP requests) run first whenever they are ready.
 //! `bench/notes.md` (fifth round) has the figures.
 
+use std::cell::Cell;
 use std::num::NonZeroUsize;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Once};
 
 use tokio::runtime::{Handle, Runtime};
 
@@ -59,6 +60,7 @@ const PARSE_NICE_STEP: i32 = 11;
 impl ParseThreads {
     /// `threads` parse threads (at least one).
     pub fn new(threads: usize) -> std::io::Result<Self> {
+        install_quiet_hook();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads.max(1))
             .thread_name("newsriver-parse")
@@ -92,7 +94,7 @@ impl ParseThreads {
             counts.most.fetch_max(busy, Ordering::AcqRel);
             counts.entered.fetch_add(1, Ordering::Relaxed);
             let _finished = Finished(&counts.busy);
-            let _ = done.send(std::panic::catch_unwind(AssertUnwindSafe(work)));
+            let _ = done.send(quietly(work));
         };
         drop(self.jobs.spawn(job));
         match tokio::task::spawn_blocking(move || outcome.recv()).await {
@@ -112,6 +114,35 @@ impl ParseThreads {
     pub fn entered(&self) -> u64 {
         self.counts.entered.load(Ordering::Relaxed)
     }
+}
+
+thread_local! {
+    /// Set while a parse job runs on this thread.
+    static IN_PARSE_JOB: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs a job, catching a panic. The panic hook stays silent for it: the
+/// caller records it on the feed and logs one line with the feed's URL,
+/// instead of the default message and backtrace.
+fn quietly<R>(work: impl FnOnce() -> R) -> std::thread::Result<R> {
+    IN_PARSE_JOB.with(|f| f.set(true));
+    let outcome = std::panic::catch_unwind(AssertUnwindSafe(work));
+    IN_PARSE_JOB.with(|f| f.set(false));
+    outcome
+}
+
+/// Wraps the process's panic hook (once) so that panics inside parse jobs
+/// are not printed; every other panic is, as before.
+fn install_quiet_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !IN_PARSE_JOB.with(Cell::get) {
+                previous(info);
+            }
+        }));
+    });
 }
 
 /// A parse job that panicked (or could not run), with the panic's message.

@@ -365,9 +365,11 @@ pub async fn status(
         let summary = s.status_summary(Utc::now())?;
         let page = s.feed_page(&filter)?;
         let tags = s.tags()?;
+        let websub = s.websub_statuses(Utc::now())?;
         let html = publish::status::status_page(&river, &summary, &page, &filter, &tags);
-        // The named searches, as a section of their own before the end.
-        let section = publish::html::searches_list(&river, &searches);
+        // The named searches and WebSub, as sections of their own before the end.
+        let section =
+            publish::html::searches_list(&river, &searches) + &publish::html::websub_list(&websub);
         let html = match html.rfind("</main>") {
             Some(at) if !section.is_empty() => {
                 format!("{}{section}{}", &html[..at], &html[at..])
@@ -544,6 +546,8 @@ async fn feed(
         None => self_url.clone(),
     };
     let limit = state.entries;
+    let hub = state.hub.clone();
+    let topic = first_url.clone();
     let response = cached(&state, key, move |s| {
         let resolved = match named {
             Some(search) => Some((
@@ -571,6 +575,7 @@ async fn feed(
             first_url,
             html_url: river.base_url.clone(),
             attribution: river.attribution.clone(),
+            hub: hub.clone(),
         };
         let body = match format {
             Format::Atom => publish::atom_page(&doc, &page.stories),
@@ -580,7 +585,16 @@ async fn feed(
         Ok(Ok((format.content_type(), body)))
     })
     .await;
-    respond(&headers, response, OUTPUT_CACHE_CONTROL)
+    let mut response = respond(&headers, response, OUTPUT_CACHE_CONTROL);
+    // WebSub discovery: the hub, and the topic a subscriber names (the
+    // view's first page), on every page and 304 of the view.
+    if let Some(hub) = &state.hub
+        && response.status() != StatusCode::NOT_FOUND
+        && let Ok(value) = HeaderValue::from_str(&crate::websub::link_header(hub, &topic))
+    {
+        response.headers_mut().append(header::LINK, value);
+    }
+    response
 }
 
 /// The stories, permanent id and title of a view; `None` when it does not exist.

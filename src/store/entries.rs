@@ -18,6 +18,9 @@ pub struct PolledDocument {
     pub meta: SourceMeta,
     pub validators: Validators,
     pub entries: Vec<IdentifiedEntry>,
+    /// What the parse recovered from (empty for a clean parse); kept on the
+    /// feed until its next parse.
+    pub parse_warnings: Vec<String>,
 }
 
 impl Store {
@@ -40,6 +43,7 @@ impl Store {
             meta: meta.clone(),
             validators: validators.clone(),
             entries: entries.to_vec(),
+            parse_warnings: Vec::new(),
         };
         let matching = self.matching.clone();
         let (counts, _spent) = self.write(move |tx| {
@@ -110,7 +114,7 @@ fn update_source(
         "UPDATE feeds SET source_id = ?2, title = ?3, site_url = ?4, rights = ?5, author = ?6,
             source_updated = ?7, etag = ?8, last_modified = ?9, state = 'ok', last_status = ?10,
             last_error = NULL, failures = 0, last_polled_at = ?11, last_success_at = ?11,
-            next_poll_at = ?12
+            next_poll_at = ?12, parse_warnings = ?13
          WHERE id = ?1",
     )?
     .execute(params![
@@ -125,7 +129,8 @@ fn update_source(
         validators.last_modified,
         doc.status,
         ts(now),
-        ts(next_poll)
+        ts(next_poll),
+        (!doc.parse_warnings.is_empty()).then(|| doc.parse_warnings.join("\n")),
     ])?;
     if renamed {
         super::search::reindex_feed(tx, id)?;

@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 
 use super::{FeedSpec, Store, StoreError, from_ts, lock, ts};
 use crate::identity;
@@ -154,7 +154,9 @@ impl Store {
         let mut stmt = conn.prepare_cached(
             "SELECT id, url, etag, last_modified, interval_secs, failures, fetch_url, body_hash,
                     poll_interval_secs, moved_to, moved_seen, moved_since, skip_hours, skip_days,
-                    fixed_interval
+                    fixed_interval,
+                    EXISTS (SELECT 1 FROM websub_subscriptions w WHERE w.feed_id = feeds.id
+                            AND w.state = 'active' AND w.lease_end > ?1)
              FROM feeds
              WHERE active = 1 AND state != 'gone' AND next_poll_at <= ?1 ORDER BY next_poll_at, id LIMIT ?2",
         )?;
@@ -177,12 +179,33 @@ impl Store {
         let mut stmt = conn.prepare_cached(
             "SELECT id, url, etag, last_modified, interval_secs, failures, fetch_url, body_hash,
                     poll_interval_secs, moved_to, moved_seen, moved_since, skip_hours, skip_days,
-                    fixed_interval
+                    fixed_interval, 0
              FROM feeds
              WHERE +active = 1 AND state != 'gone' ORDER BY id",
         )?;
         let rows = stmt.query_map([], feed_to_poll)?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// One active feed as a poll needs it, for a push that brings its
+    /// document: `pushed` tells whether its subscription is active at `now`.
+    pub fn feed_for_push(
+        &self,
+        id: FeedId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<FeedToPoll>, StoreError> {
+        let conn = lock(&self.reader);
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, url, etag, last_modified, interval_secs, failures, fetch_url, body_hash,
+                    poll_interval_secs, moved_to, moved_seen, moved_since, skip_hours, skip_days,
+                    fixed_interval,
+                    EXISTS (SELECT 1 FROM websub_subscriptions w WHERE w.feed_id = feeds.id
+                            AND w.state = 'active' AND w.lease_end > ?2)
+             FROM feeds WHERE id = ?1 AND active = 1 AND state != 'gone'",
+        )?;
+        Ok(stmt
+            .query_row(params![id, ts(now)], feed_to_poll)
+            .optional()?)
     }
 
     /// When the next feed (not in `busy`) falls due.
@@ -257,7 +280,7 @@ pub(super) const STATUS_COLUMNS: &str =
     "f.id, f.url, COALESCE(f.config_title, f.title), f.active, f.state, f.last_status,
      f.last_error, f.failures, f.last_polled_at, f.last_success_at, f.next_poll_at,
      (SELECT COUNT(*) FROM entries e WHERE e.feed_id = f.id), f.etag, f.last_modified,
-     f.fetch_url";
+     f.fetch_url, f.parse_warnings";
 
 pub(super) fn feed_status(r: &rusqlite::Row<'_>) -> rusqlite::Result<FeedStatus> {
     Ok(FeedStatus {
@@ -278,6 +301,10 @@ pub(super) fn feed_status(r: &rusqlite::Row<'_>) -> rusqlite::Result<FeedStatus>
             last_modified: r.get(13)?,
         },
         fetch_url: r.get(14)?,
+        parse_warnings: r
+            .get::<_, Option<String>>(15)?
+            .map(|w| w.lines().map(str::to_string).collect())
+            .unwrap_or_default(),
     })
 }
 
@@ -312,5 +339,6 @@ fn feed_to_poll(r: &rusqlite::Row<'_>) -> rusqlite::Result<FeedToPoll> {
             days: r.get::<_, i64>(13)? as u8,
         },
         fixed_interval: r.get(14)?,
+        pushed: r.get(15)?,
     })
 }

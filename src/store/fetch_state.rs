@@ -48,8 +48,9 @@ pub struct PollRecord {
     /// Set when a document was parsed.
     pub skip: Option<Skip>,
     pub moved: Moved,
-    /// How long the fetch took, for the feed's poll history.
-    pub took_ms: u64,
+    /// How long the fetch took, for the feed's poll history; `None` for a
+    /// document a WebSub hub pushed (nothing was fetched).
+    pub took_ms: Option<u64>,
 }
 
 impl Store {

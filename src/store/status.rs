@@ -337,6 +337,7 @@ fn outcome_of(record: &PollRecord) -> &'static str {
         FeedState::Throttled => "throttled",
         FeedState::Gone => "gone",
         FeedState::New => "new",
+        FeedState::Ok if record.took_ms.is_none() => "pushed",
         FeedState::Ok if record.status == Some(304) => "not modified",
         FeedState::Ok if record.body_hash.is_some() => "stored",
         FeedState::Ok => "unchanged",
@@ -360,7 +361,7 @@ pub(super) fn record_history(
     .execute(params![
         id,
         ts(now),
-        record.took_ms.min(i64::MAX as u64) as i64,
+        record.took_ms.unwrap_or(0).min(i64::MAX as u64) as i64,
         outcome_of(record),
         record.status,
         record.error,

@@ -15,6 +15,7 @@ use axum::http::{HeaderMap, Request, Response, StatusCode, header};
 use newsriver::Config;
 
 pub mod faults;
+pub mod hub;
 
 /// What the fixture server answers on one path.
 #[derive(Clone, Debug)]
