@@ -10,6 +10,7 @@ use crate::model::FeedStatus;
 /// One feed, as `feeds --json` prints it.
 #[derive(Debug, Clone, Serialize)]
 pub struct FeedRow {
+    pub id: crate::model::FeedId,
     pub url: String,
     pub title: Option<String>,
     /// "new", "ok", "failing", or "removed" once no longer configured.
@@ -29,6 +30,7 @@ pub struct FeedRow {
 impl From<&FeedStatus> for FeedRow {
     fn from(f: &FeedStatus) -> Self {
         Self {
+            id: f.id,
             url: f.url.clone(),
             title: f.title.clone(),
             state: if f.active {

@@ -60,6 +60,18 @@ enum Command {
         /// Print JSON (an array of objects) for scripts.
         #[arg(long)]
         json: bool,
+        /// Only feeds in this state: failing, ok, new, throttled or retired.
+        #[arg(long)]
+        state: Option<String>,
+        /// Only feeds with this tag.
+        #[arg(long)]
+        tag: Option<String>,
+        /// Only feeds whose URL is on this host.
+        #[arg(long)]
+        host: Option<String>,
+        /// Only feeds whose title or URL contains this (`?q=` of /status).
+        #[arg(long = "contains")]
+        q: Option<String>,
     },
     /// Print the stored stories matching a query (newest first): date, source, title, link.
     Search {
@@ -71,6 +83,14 @@ enum Command {
         limit: usize,
         /// The query: words, "phrases", OR, -excluded, title:, author:, source:.
         query: String,
+    },
+    /// Find the feeds a site offers (its page's <link rel="alternate">, else the usual paths) and print a [[feed]] table for each.
+    Discover {
+        /// The site's address (or any page of it).
+        url: String,
+        /// Append the first feed found to this configuration file (the rest of the file is kept byte for byte); its [fetch] settings are used.
+        #[arg(long)]
+        add: Option<PathBuf>,
     },
     /// Import or export subscriptions as OPML.
     Opml {
@@ -317,12 +337,32 @@ async fn main() -> ExitCode {
                 Err(e) => Err(e),
             }
         }
-        Command::Feeds { config, json } => {
+        Command::Feeds {
+            config,
+            json,
+            state,
+            tag,
+            host,
+            q,
+        } => {
+            let filter = match newsriver::status::FeedFilter::new(
+                state.as_deref(),
+                tag.as_deref(),
+                host.as_deref(),
+                q.as_deref(),
+                None,
+            ) {
+                Ok(f) => f,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
             let config = match load(&config) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            return feeds(&config, json).await;
+            return feeds(&config, &filter, json).await;
         }
         Command::Search {
             config,
@@ -335,6 +375,7 @@ async fn main() -> ExitCode {
             };
             return search(&config, &query, limit).await;
         }
+        Command::Discover { url, add } => return discover(&url, add.as_deref()).await,
         Command::Opml {
             command: OpmlCommand::Import { file, config },
         } => opml_import(&file, &config),
@@ -410,7 +451,7 @@ async fn search(config: &Config, text: &str, limit: usize) -> ExitCode {
     }
 }
 
-async fn feeds(config: &Config, json: bool) -> ExitCode {
+async fn feeds(config: &Config, filter: &newsriver::status::FeedFilter, json: bool) -> ExitCode {
     let path = config.storage.path.clone();
     if !path.exists() {
         eprintln!(
@@ -419,10 +460,11 @@ async fn feeds(config: &Config, json: bool) -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
+    let filter = filter.clone();
     let statuses = tokio::task::spawn_blocking(move || {
         let store = newsriver::Store::open(&path)?;
         Ok::<_, newsriver::store::StoreError>((
-            store.feed_statuses()?,
+            store.feeds_filtered(&filter)?,
             store.websub_statuses(chrono::Utc::now())?,
         ))
     })
@@ -452,6 +494,99 @@ async fn feeds(config: &Config, json: bool) -> ExitCode {
     }
 }
 
+async fn discover(url: &str, add: Option<&std::path::Path>) -> ExitCode {
+    let fetch = match add {
+        Some(path) => match load(path) {
+            Ok(c) => c.fetch,
+            Err(code) => return code,
+        },
+        None => newsriver::config::FetchConfig::default(),
+    };
+    let fetcher = match newsriver::fetch::Fetcher::new(&fetch) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let found = match newsriver::discover::discover(&fetcher, url, fetch.host_gap.0).await {
+        Ok(found) => found,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for r in &found.rejected {
+        eprintln!("not a feed: {} ({})", r.url, r.why);
+    }
+    if found.feeds.is_empty() {
+        eprintln!(
+            "error: no feed found at {url}{}",
+            if found.probed {
+                " (the page advertises none, and none of the usual paths is a feed)"
+            } else {
+                ""
+            }
+        );
+        return ExitCode::FAILURE;
+    }
+    for feed in &found.feeds {
+        println!(
+            "# {} ({}, {} entries{})",
+            feed.title.as_deref().unwrap_or("untitled"),
+            feed.format.label(),
+            feed.entries,
+            if found.probed {
+                ", at a usual path"
+            } else {
+                ""
+            }
+        );
+        println!("{}", newsriver::discover::feed_table(feed));
+    }
+    let Some(path) = add else {
+        return ExitCode::SUCCESS;
+    };
+    let first = &found.feeds[0];
+    match add_feed(path, first) {
+        Ok(()) => {
+            println!("{}: added {}", path.display(), first.url);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn add_feed(path: &std::path::Path, found: &newsriver::discover::Found) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let toml =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = newsriver::discover::add_to_toml(&toml, path, found)?;
+    replace_file(path, &text)
+}
+
+/// Writes beside `path` and renames, so a reader (or the daemon's file
+/// watcher) never sees half a file.
+fn replace_file(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let folder = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let mut temp = tempfile::NamedTempFile::new_in(folder)
+        .with_context(|| format!("cannot write in {}", folder.display()))?;
+    std::io::Write::write_all(&mut temp, text.as_bytes())?;
+    if let Ok(meta) = std::fs::metadata(path) {
+        let _ = std::fs::set_permissions(temp.path(), meta.permissions());
+    }
+    temp.persist(path)
+        .with_context(|| format!("cannot replace {}", path.display()))?;
+    Ok(())
+}
+
 fn opml_import(file: &std::path::Path, config_path: &std::path::Path) -> anyhow::Result<()> {
     use anyhow::Context;
     let opml = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
@@ -466,20 +601,7 @@ fn opml_import(file: &std::path::Path, config_path: &std::path::Path) -> anyhow:
     let (text, report) =
         newsriver::opml::import_into_toml(&toml, config_path, &subscriptions, &source)?;
     if !report.added.is_empty() {
-        // Write beside it and rename, so a reader (or the daemon's file watcher)
-        // never sees half a file.
-        let folder = config_path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(std::path::Path::new("."));
-        let mut temp = tempfile::NamedTempFile::new_in(folder)
-            .with_context(|| format!("cannot write in {}", folder.display()))?;
-        std::io::Write::write_all(&mut temp, text.as_bytes())?;
-        if let Ok(meta) = std::fs::metadata(config_path) {
-            let _ = std::fs::set_permissions(temp.path(), meta.permissions());
-        }
-        temp.persist(config_path)
-            .with_context(|| format!("cannot replace {}", config_path.display()))?;
+        replace_file(config_path, &text)?;
     }
     println!(
         "{}: added {} feed{}, skipped {}",

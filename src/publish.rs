@@ -10,11 +10,10 @@ pub mod attribution;
 pub mod html;
 pub mod json;
 pub mod rss;
+pub mod status;
 
 pub use atom::{atom, atom_page};
-pub use html::{
-    SearchLink, home_html, home_page, home_page_with_searches, search_page, status_html,
-};
+pub use html::{SearchLink, home_html, home_page, home_page_with_searches, search_page};
 pub use json::json_feed;
 pub use rss::rss;
 

@@ -237,6 +237,8 @@ impl<F: FetchFeed> Poller<F> {
             )
             .await;
         let fetch_took = started.elapsed();
+        let fetch_ms = fetch_took.as_millis().min(u64::MAX as u128) as u64;
+        let took_ms = Some(fetch_ms);
         let _storing = match gate {
             Some((pass, stage)) => {
                 let permit = stage.clone().acquire_owned().await.ok();
@@ -266,6 +268,7 @@ impl<F: FetchFeed> Poller<F> {
                     validators: None,
                     skip: None,
                     moved: Moved::Keep,
+                    took_ms,
                 },
             )
         };
@@ -287,6 +290,7 @@ impl<F: FetchFeed> Poller<F> {
                 next_unchanged(&response.cache),
                 Some(response.validators),
                 moved,
+                took_ms,
             )
         };
 
@@ -315,6 +319,7 @@ impl<F: FetchFeed> Poller<F> {
                         next_unchanged(&response.cache),
                         None,
                         moved,
+                        took_ms,
                     )),
                     // The fetcher compared the body with the stored one's hash.
                     Fetched::Unchanged(response) => Ok(same_body(response, moved)),
@@ -327,7 +332,14 @@ impl<F: FetchFeed> Poller<F> {
                             Ok(same_body(response, moved))
                         } else {
                             match self
-                                .store_document(&feed, response, hash, moved, now, Via::Poll)
+                                .store_document(
+                                    &feed,
+                                    response,
+                                    hash,
+                                    moved,
+                                    now,
+                                    Via::Poll { took_ms: fetch_ms },
+                                )
                                 .await
                             {
                                 Ok(Ok((outcome, record, links))) => {
@@ -355,6 +367,7 @@ impl<F: FetchFeed> Poller<F> {
                     validators: None,
                     skip: None,
                     moved: Moved::Keep,
+                    took_ms,
                 },
             )),
             Err(FetchError::Status {
@@ -378,6 +391,7 @@ impl<F: FetchFeed> Poller<F> {
                         validators: None,
                         skip: None,
                         moved: Moved::Keep,
+                        took_ms,
                     },
                 ))
             }
@@ -442,11 +456,31 @@ impl<F: FetchFeed> Poller<F> {
         let prepared = self
             .parsing
             .run(move || {
-                let doc = parse::parse(&response.body, response.content_type.as_deref(), &url)?;
+                let content_type = response.content_type.as_deref();
+                let doc = match parse::parse(&response.body, content_type, &url) {
+                    Ok(doc) => doc,
+                    // A web page: name the feeds it offers (the configured
+                    // URL is never rewritten for the user).
+                    Err(e)
+                        if matches!(e, parse::ParseError::HtmlPage)
+                            || crate::discover::is_web_page(&response.body, content_type) =>
+                    {
+                        let page = match response.final_url.as_str() {
+                            "" => url.as_str(),
+                            final_url => final_url,
+                        };
+                        return Err(crate::discover::web_page_error(
+                            &response.body,
+                            content_type,
+                            page,
+                        ));
+                    }
+                    Err(e) => return Err(e.to_string()),
+                };
                 // A push may carry only its new entries: the publishing rate
                 // is learned from polls alone.
                 let interval = match via {
-                    Via::Poll => policy.adaptive_interval(
+                    Via::Poll { .. } => policy.adaptive_interval(
                         configured,
                         previous,
                         &doc.entries,
@@ -471,12 +505,12 @@ impl<F: FetchFeed> Poller<F> {
                     entries: identity::identify(doc.entries),
                     parse_warnings: doc.warnings,
                 };
-                Ok::<_, parse::ParseError>((polled, interval, skip, links))
+                Ok::<_, String>((polled, interval, skip, links))
             })
             .await;
         let (polled, interval, skip, links) = match prepared {
             Ok(Ok(done)) => done,
-            Ok(Err(e)) => return Ok(Err((Some(status), e.to_string()))),
+            Ok(Err(e)) => return Ok(Err((Some(status), e))),
             Err(panic) => {
                 // One line, no backtrace (the parse threads' panics are not
                 // printed by the hook): a bug of ours, recorded on the feed.
@@ -488,7 +522,7 @@ impl<F: FetchFeed> Poller<F> {
         let wait = policy.success_delay(interval, feed.interval, &cache, now, &mut rand::rng());
         let next_poll = safety_net(&policy, feed, now, policy.next_time(now, wait, skip));
         let record = match via {
-            Via::Poll => PollRecord {
+            Via::Poll { took_ms } => PollRecord {
                 state: FeedState::Ok,
                 status: Some(status),
                 error: None,
@@ -499,6 +533,7 @@ impl<F: FetchFeed> Poller<F> {
                 validators: None,
                 skip: Some(skip),
                 moved,
+                took_ms: Some(took_ms),
             },
             // What the schedule learned from polls stays; the body hash
             // stays the last polled one's.
@@ -513,6 +548,7 @@ impl<F: FetchFeed> Poller<F> {
                 validators: None,
                 skip: None,
                 moved: Moved::Keep,
+                took_ms: None,
             },
         };
         let (id, saved) = (feed.id, record.clone());
@@ -624,7 +660,8 @@ impl<F: FetchFeed> Poller<F> {
 /// Where a document to store came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Via {
-    Poll,
+    /// A poll, whose fetch took this long (ms), for the poll history.
+    Poll { took_ms: u64 },
     /// A WebSub hub's push.
     Push,
 }
@@ -673,6 +710,7 @@ fn unchanged(
     next_poll: DateTime<Utc>,
     validators: Option<Validators>,
     moved: Moved,
+    took_ms: Option<u64>,
 ) -> (Outcome, PollRecord) {
     (
         outcome,
@@ -687,6 +725,7 @@ fn unchanged(
             validators,
             skip: None,
             moved,
+            took_ms,
         },
     )
 }

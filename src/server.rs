@@ -43,6 +43,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(documents::home))
         .route("/status", get(documents::status))
+        .route("/status.json", get(documents::status_json))
+        .route("/status/feeds/{id}", get(documents::status_feed))
         .route("/feed.atom", get(documents::river_atom))
         .route("/feed.rss", get(documents::river_rss))
         .route("/feed.json", get(documents::river_json))

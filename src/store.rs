@@ -25,6 +25,7 @@ mod ops;
 mod publishing;
 mod retention;
 mod search;
+mod status;
 mod stories;
 mod story_index;
 mod websub;

@@ -198,7 +198,7 @@ async fn every_fault_is_recorded_on_its_feed_and_healthy_feeds_still_update() {
         ("/bomb", "decompressed body larger than 4194304 bytes"),
         ("/invalid", "not a readable feed"),
         ("/empty", "empty"),
-        ("/html", "HTML page"),
+        ("/html", "this is a web page, not a feed"),
         ("/deep", "nested deeper"),
         ("/hops-0", "more than 5 redirects"),
     ];

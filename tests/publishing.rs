@@ -368,7 +368,8 @@ async fn tag_and_source_views_have_their_own_id_title_and_self_link() {
     assert_eq!(source.entries.len(), 4);
     assert_eq!(source.title.value, "Riverbend Chronicle — via Test River");
     assert!(source.id != main.id && source.id != local.id);
-    let (_, status) = daemon.get("/status").await;
+    // Each feed's own status page links the source's own feed.
+    let (_, status) = daemon.get(&format!("/status/feeds/{}", atom_feed.id)).await;
     assert!(status.contains(&format!(r#"href="{}""#, daemon.url(&path))));
 
     for missing in [

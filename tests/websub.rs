@@ -846,6 +846,7 @@ async fn publish_pings_are_debounced_and_retried() {
         validators: None,
         skip: None,
         moved: newsriver::store::Moved::Keep,
+        took_ms: Some(3),
     };
     tokio::time::sleep(Duration::from_secs(5)).await;
     store.record_poll(id, clock.now(), &record).unwrap();

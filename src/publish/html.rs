@@ -5,10 +5,10 @@
 use chrono::{DateTime, Utc};
 
 use super::{Format, River, xml_safe};
-use crate::model::{FeedStatus, Story};
+use crate::model::Story;
 
 /// Escapes for both text and double- or single-quoted attributes (& < > " ').
-fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     html_escape::encode_quoted_attribute(&xml_safe(s)).into_owned()
 }
 
@@ -261,7 +261,7 @@ Feed health: <a href="{base}status">status</a>.</p>
 }
 
 /// `<link rel="alternate">` for each format of the merged feed.
-fn discovery_links(river: &River) -> String {
+pub(crate) fn discovery_links(river: &River) -> String {
     Format::ALL
         .iter()
         .map(|f| {
@@ -277,7 +277,7 @@ fn discovery_links(river: &River) -> String {
         .collect()
 }
 
-fn time(t: Option<DateTime<Utc>>) -> String {
+pub(crate) fn time(t: Option<DateTime<Utc>>) -> String {
     match t {
         Some(t) => format!(
             "<time datetime=\"{}\">{}</time>",
@@ -286,143 +286,6 @@ fn time(t: Option<DateTime<Utc>>) -> String {
         ),
         None => "never".to_string(),
     }
-}
-
-/// `/status`: every configured feed with its state, last success, last error,
-/// entry count and next poll, and the addresses of every view.
-pub fn status_html(river: &River, feeds: &[FeedStatus], tags: &[String]) -> String {
-    let base = esc(&river.base_url);
-    let view_links = |prefix: &str| -> String {
-        Format::ALL
-            .iter()
-            .map(|f| {
-                format!(
-                    "<a href=\"{base}{prefix}{}\">{}</a>",
-                    f.file_name(),
-                    f.label()
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(" · ")
-    };
-    let mut sections = String::new();
-    let (mut ok, mut failing, mut new) = (0, 0, 0);
-    let (mut throttled, mut gone) = (0, 0);
-    for feed in feeds.iter().filter(|f| f.active) {
-        let state = feed.state.as_str();
-        match feed.state {
-            crate::model::FeedState::Ok => ok += 1,
-            crate::model::FeedState::Failing => failing += 1,
-            crate::model::FeedState::New => new += 1,
-            crate::model::FeedState::Throttled => throttled += 1,
-            crate::model::FeedState::Gone => gone += 1,
-        }
-        let name = esc(feed.title.as_deref().unwrap_or(&feed.url));
-        let error = match &feed.last_error {
-            Some(e) => format!("<dd class=\"error\">{}</dd>", esc(e)),
-            None => "<dd>none</dd>".to_string(),
-        };
-        let warnings = if feed.parse_warnings.is_empty() {
-            String::new()
-        } else {
-            let items: String = feed
-                .parse_warnings
-                .iter()
-                .map(|w| format!("<li>{}</li>", esc(w)))
-                .collect();
-            format!("<dt>Read after recovery</dt><dd class=\"warning\"><ul>{items}</ul></dd>\n")
-        };
-        let http = feed
-            .last_status
-            .map_or_else(|| "none".to_string(), |s| s.to_string());
-        let views = view_links(&format!("feeds/{}/", feed.id));
-        sections.push_str(&format!(
-            "<section class=\"feed {state}\">\n<h2>{name} <span class=\"state\">{state}</span></h2>\n\
-             <p class=\"url\"><a href=\"{url}\">{url}</a></p>\n<dl>\n\
-             <dt>State</dt><dd>{state}{failures}</dd>\n{moved}\
-             <dt>Last success</dt><dd>{success}</dd>\n\
-             <dt>Last error</dt>{error}\n{warnings}\
-             <dt>Last HTTP status</dt><dd>{http}</dd>\n\
-             <dt>Entries</dt><dd>{entries}</dd>\n\
-             <dt>Last poll</dt><dd>{polled}</dd>\n\
-             <dt>Next poll</dt><dd>{next}</dd>\n\
-             <dt>This source alone</dt><dd>{views}</dd>\n</dl>\n</section>\n",
-            url = esc(&feed.url),
-            // A confirmed permanent redirect: where the feed is fetched now.
-            moved = feed.fetch_url.as_deref().map_or_else(String::new, |u| {
-                format!("<dt>Moved to</dt><dd><a href=\"{0}\">{0}</a></dd>\n", esc(u))
-            }),
-            failures = if feed.failures > 0 {
-                format!(" ({} consecutive failures)", feed.failures)
-            } else {
-                String::new()
-            },
-            success = time(feed.last_success_at),
-            entries = feed.entries,
-            polled = time(feed.last_polled_at),
-            next = time(Some(feed.next_poll_at)),
-        ));
-    }
-    if sections.is_empty() {
-        sections.push_str("<p>No feeds are configured.</p>\n");
-    }
-    let mut tag_list = String::new();
-    for tag in tags {
-        tag_list.push_str(&format!(
-            "<li>{}: {}</li>\n",
-            esc(tag),
-            view_links(&format!("tags/{}/", esc(&path_segment(tag))))
-        ));
-    }
-    let tags_html = if tag_list.is_empty() {
-        String::new()
-    } else {
-        format!("<h2>Feeds by tag</h2>\n<ul>\n{tag_list}</ul>\n")
-    };
-    let title = esc(&river.title);
-    let discovery = discovery_links(river);
-    let total = ok + failing + new + throttled + gone;
-    // Throttled (waiting as a 429/503 asked) and gone (410) feeds, when any.
-    let mut waiting = String::new();
-    if throttled > 0 {
-        waiting.push_str(&format!("{throttled} throttled, "));
-    }
-    if gone > 0 {
-        waiting.push_str(&format!("{gone} gone, "));
-    }
-    format!(
-        r#"<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Status · {title}</title>
-{discovery}<style>
-body {{ font-family: system-ui, sans-serif; max-width: 46rem; margin: 0 auto; padding: 1rem; line-height: 1.45; color: #222; }}
-section {{ border: 1px solid #ddd; border-left-width: .4rem; border-radius: .3rem; padding: .5rem .8rem; margin: .8rem 0; overflow-wrap: anywhere; }}
-section.ok {{ border-left-color: #2a7a2a; }}
-section.failing {{ border-left-color: #b00020; }}
-section.new {{ border-left-color: #888; }}
-h2 {{ font-size: 1.05rem; margin: 0; }}
-.state {{ font-size: .8rem; font-weight: normal; padding: 0 .4rem; border-radius: .2rem; background: #eee; }}
-.failing .state, .error {{ color: #b00020; }}
-dl {{ display: grid; grid-template-columns: max-content 1fr; gap: .1rem .8rem; margin: .4rem 0 0; font-size: .9rem; }}
-dt {{ color: #555; }}
-dd {{ margin: 0; }}
-a {{ color: #0645ad; }}
-</style>
-</head>
-<body>
-<header>
-<h1>Status · {title}</h1>
-<p>{total} feeds: {ok} ok, {failing} failing, {waiting}{new} not polled yet. Back to <a href="{base}">the river</a>.</p>
-</header>
-<main>
-{sections}{tags_html}</main>
-</body>
-</html>
-"#
-    )
 }
 
 /// A tag as one URL path segment, percent-encoded.
@@ -476,60 +339,5 @@ mod tests {
             "{html}"
         );
         assert_eq!(html.matches("Also reported by").count(), 1);
-    }
-
-    #[test]
-    fn status_page_shows_state_and_escapes_errors() {
-        use crate::model::{FeedState, Validators};
-        let t = DateTime::parse_from_rfc3339("2026-11-20T10:00:00Z")
-            .unwrap()
-            .to_utc();
-        let feed = FeedStatus {
-            id: 7,
-            url: "https://x.example/feed?a=1&b=<2>".into(),
-            title: Some("<b>Bad</b> title".into()),
-            active: true,
-            state: FeedState::Failing,
-            last_status: Some(500),
-            last_error: Some("HTTP 500 <script>alert(1)</script>".into()),
-            failures: 3,
-            last_polled_at: Some(t),
-            last_success_at: None,
-            next_poll_at: t,
-            entries: 12,
-            validators: Validators::default(),
-            fetch_url: None,
-            parse_warnings: vec!["Atom <title> of a MIME type read as <b>text</b>".into()],
-        };
-        let moved = FeedStatus {
-            id: 8,
-            state: FeedState::Gone,
-            fetch_url: Some("https://new.example/feed".into()),
-            ..feed.clone()
-        };
-        let html = status_html(&river(), &[moved], &[]);
-        assert!(html.contains("1 gone, 0 not polled yet"), "{html}");
-        assert!(html.contains(r#"<dt>Moved to</dt><dd><a href="https://new.example/feed">"#));
-        let html = status_html(&river(), &[feed], &["world news".into()]);
-        assert!(!html.contains("Moved to") && !html.contains("gone,"));
-        assert!(
-            !html.contains("<script>") && !html.contains("<b>Bad"),
-            "{html}"
-        );
-        assert!(
-            html.contains("HTTP 500 &lt;script&gt;alert(1)&lt;"),
-            "{html}"
-        );
-        assert!(html.contains("<dt>Entries</dt><dd>12</dd>"));
-        assert!(
-            html.contains(
-                "<li>Atom &lt;title&gt; of a MIME type read as &lt;b&gt;text&lt;/b&gt;</li>"
-            ),
-            "{html}"
-        );
-        assert!(html.contains("(3 consecutive failures)"));
-        assert!(html.contains(r#"href="http://127.0.0.1:1/feeds/7/feed.atom""#));
-        assert!(html.contains(r#"href="http://127.0.0.1:1/tags/world%20news/feed.rss""#));
-        assert!(html.contains("2026-11-20 10:00:00 UTC"));
     }
 }

@@ -19,6 +19,7 @@ use super::{AppState, internal_error};
 use crate::identity;
 use crate::model::FeedId;
 use crate::publish::{self, FeedDoc, Format, River};
+use crate::status::{FeedFilter, FilterQuery};
 use crate::store::{Cursor, PageStart, Store, StoreError, StoryFilter};
 
 /// Not `public`: with `[access].read_token` set, a shared cache must not
@@ -342,15 +343,30 @@ pub async fn home(
     respond(&headers, response, OUTPUT_CACHE_CONTROL)
 }
 
-pub async fn status(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+/// `/status`: the summary and one page of feeds, as `?state=&tag=&host=&q=&page=` ask.
+pub async fn status(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(query): Query<FilterQuery>,
+) -> Response {
+    let filter = match FeedFilter::from_query(&query) {
+        Ok(f) => f,
+        Err(e) => return bad_filter(&e),
+    };
     let river = state.river(&headers);
     let searches = search_links(&state);
-    let key = format!("{}|status|{}", river.base_url, searches_key(&searches));
+    let key = format!(
+        "{}|status|{}|{}",
+        river.base_url,
+        filter.query_string(filter.page),
+        searches_key(&searches)
+    );
     let response = cached(&state, key, move |s| {
-        let feeds = s.feed_statuses()?;
+        let summary = s.status_summary(Utc::now())?;
+        let page = s.feed_page(&filter)?;
         let tags = s.tags()?;
         let websub = s.websub_statuses(Utc::now())?;
-        let html = publish::status_html(&river, &feeds, &tags);
+        let html = publish::status::status_page(&river, &summary, &page, &filter, &tags);
         // The named searches and WebSub, as sections of their own before the end.
         let section =
             publish::html::searches_list(&river, &searches) + &publish::html::websub_list(&websub);
@@ -365,6 +381,66 @@ pub async fn status(State(state): State<Arc<AppState>>, headers: HeaderMap) -> R
     .await;
     // Feed states change with every poll: always revalidate.
     respond(&headers, response, "no-cache")
+}
+
+/// `/status.json`: what `/status` shows, for scripts.
+pub async fn status_json(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(query): Query<FilterQuery>,
+) -> Response {
+    let filter = match FeedFilter::from_query(&query) {
+        Ok(f) => f,
+        Err(e) => return bad_filter(&e),
+    };
+    let river = state.river(&headers);
+    let key = format!(
+        "{}|status.json|{}",
+        river.base_url,
+        filter.query_string(filter.page)
+    );
+    let response = cached(&state, key, move |s| {
+        let now = Utc::now();
+        let summary = s.status_summary(now)?;
+        let page = s.feed_page(&filter)?;
+        let json = publish::status::status_json(&river, &summary, &page, &filter, now);
+        Ok(Ok(("application/json", json)))
+    })
+    .await;
+    respond(&headers, response, "no-cache")
+}
+
+/// `/status/feeds/{id}`: everything known about one feed.
+pub async fn status_feed(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let Ok(id) = id.parse::<FeedId>() else {
+        return not_found();
+    };
+    let river = state.river(&headers);
+    let key = format!("{}|status/feeds|{id}", river.base_url);
+    let response = cached(&state, key, move |s| {
+        Ok(match s.feed_detail(id)? {
+            Some(detail) => Ok((
+                "text/html; charset=utf-8",
+                publish::status::feed_page(&river, &detail),
+            )),
+            None => Err(Outcome::NotFound),
+        })
+    })
+    .await;
+    respond(&headers, response, "no-cache")
+}
+
+fn bad_filter(e: &crate::status::FilterError) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!("{e}\n"),
+    )
+        .into_response()
 }
 
 pub async fn river_atom(

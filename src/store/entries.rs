@@ -71,7 +71,7 @@ impl Store {
                 let mut matching = matching.lock().unwrap_or_else(|p| p.into_inner());
                 save_entries(tx, id, now, doc.entries, &settings, &mut matching)?
             };
-            super::fetch_state::apply_record(tx, id, now, &record)?;
+            super::fetch_state::apply_record(tx, id, now, &record, saved.0)?;
             Ok(saved)
         })?;
         // Freed here rather than on the writer thread, the one serial stage

@@ -267,40 +267,45 @@ impl Store {
     /// Every feed with its state, for status displays.
     pub fn feed_statuses(&self) -> Result<Vec<FeedStatus>, StoreError> {
         let conn = lock(&self.reader);
-        let mut stmt = conn.prepare_cached(
-            "SELECT f.id, f.url, COALESCE(f.config_title, f.title), f.active, f.state, f.last_status,
-                    f.last_error, f.failures, f.last_polled_at, f.last_success_at, f.next_poll_at,
-                    (SELECT COUNT(*) FROM entries e WHERE e.feed_id = f.id), f.etag, f.last_modified,
-                    f.fetch_url, f.parse_warnings
-             FROM feeds f ORDER BY f.id",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok(FeedStatus {
-                id: r.get(0)?,
-                url: r.get(1)?,
-                title: r.get(2)?,
-                active: r.get(3)?,
-                state: FeedState::parse(&r.get::<_, String>(4)?),
-                last_status: r.get(5)?,
-                last_error: r.get(6)?,
-                failures: r.get(7)?,
-                last_polled_at: r.get::<_, Option<i64>>(8)?.map(from_ts),
-                last_success_at: r.get::<_, Option<i64>>(9)?.map(from_ts),
-                next_poll_at: from_ts(r.get(10)?),
-                entries: r.get::<_, i64>(11)?.max(0) as u64,
-                validators: Validators {
-                    etag: r.get(12)?,
-                    last_modified: r.get(13)?,
-                },
-                fetch_url: r.get(14)?,
-                parse_warnings: r
-                    .get::<_, Option<String>>(15)?
-                    .map(|w| w.lines().map(str::to_string).collect())
-                    .unwrap_or_default(),
-            })
-        })?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {STATUS_COLUMNS} FROM feeds f ORDER BY f.id"
+        ))?;
+        let rows = stmt.query_map([], feed_status)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+}
+
+/// The columns [`feed_status`] reads, of `feeds f`.
+pub(super) const STATUS_COLUMNS: &str =
+    "f.id, f.url, COALESCE(f.config_title, f.title), f.active, f.state, f.last_status,
+     f.last_error, f.failures, f.last_polled_at, f.last_success_at, f.next_poll_at,
+     (SELECT COUNT(*) FROM entries e WHERE e.feed_id = f.id), f.etag, f.last_modified,
+     f.fetch_url, f.parse_warnings";
+
+pub(super) fn feed_status(r: &rusqlite::Row<'_>) -> rusqlite::Result<FeedStatus> {
+    Ok(FeedStatus {
+        id: r.get(0)?,
+        url: r.get(1)?,
+        title: r.get(2)?,
+        active: r.get(3)?,
+        state: FeedState::parse(&r.get::<_, String>(4)?),
+        last_status: r.get(5)?,
+        last_error: r.get(6)?,
+        failures: r.get(7)?,
+        last_polled_at: r.get::<_, Option<i64>>(8)?.map(from_ts),
+        last_success_at: r.get::<_, Option<i64>>(9)?.map(from_ts),
+        next_poll_at: from_ts(r.get(10)?),
+        entries: r.get::<_, i64>(11)?.max(0) as u64,
+        validators: Validators {
+            etag: r.get(12)?,
+            last_modified: r.get(13)?,
+        },
+        fetch_url: r.get(14)?,
+        parse_warnings: r
+            .get::<_, Option<String>>(15)?
+            .map(|w| w.lines().map(str::to_string).collect())
+            .unwrap_or_default(),
+    })
 }
 
 fn feed_to_poll(r: &rusqlite::Row<'_>) -> rusqlite::Result<FeedToPoll> {

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{Store, StoreError, lock, ts};
+use super::{SaveCounts, Store, StoreError, lock, ts};
 use crate::model::{FeedId, FeedState, Skip, Validators};
 
 /// What happens to the consecutive-failure count.
@@ -48,6 +48,9 @@ pub struct PollRecord {
     /// Set when a document was parsed.
     pub skip: Option<Skip>,
     pub moved: Moved,
+    /// How long the fetch took, for the feed's poll history; `None` for a
+    /// document a WebSub hub pushed (nothing was fetched).
+    pub took_ms: Option<u64>,
 }
 
 impl Store {
@@ -61,7 +64,7 @@ impl Store {
         record: &PollRecord,
     ) -> Result<(), StoreError> {
         let record = record.clone();
-        self.write(move |tx| apply_record(tx, id, now, &record))
+        self.write(move |tx| apply_record(tx, id, now, &record, SaveCounts::default()))
     }
 
     /// [`Store::record_poll`] without waiting for the commit: applied no
@@ -80,7 +83,7 @@ impl Store {
         record: PollRecord,
     ) -> Result<(), StoreError> {
         self.write_detached(format!("the outcome of a poll of {url}"), move |tx| {
-            apply_record(tx, id, now, &record)
+            apply_record(tx, id, now, &record, SaveCounts::default())
         })
     }
 
@@ -116,13 +119,16 @@ impl Store {
     }
 }
 
-/// Writes one poll's effect on the feed row (prepared statements, cached).
+/// Writes one poll's effect on the feed row (prepared statements, cached),
+/// and the poll with what it stored (`counts`) to the feed's history.
 pub(super) fn apply_record(
     tx: &Connection,
     id: FeedId,
     now: DateTime<Utc>,
     record: &PollRecord,
+    counts: SaveCounts,
 ) -> Result<(), StoreError> {
+    super::status::record_history(tx, id, now, record, counts)?;
     let run = |sql: &str, values: &[&dyn rusqlite::ToSql]| -> Result<(), StoreError> {
         tx.prepare_cached(sql)?.execute(values)?;
         Ok(())

@@ -1,2 +1,0 @@
--- Reserved: migration 09 is being written on another branch; this placeholder
--- keeps the numbering consecutive and is replaced when that branch lands.
