@@ -365,7 +365,14 @@ pub async fn status(
         let summary = s.status_summary(Utc::now())?;
         let page = s.feed_page(&filter)?;
         let tags = s.tags()?;
-        let websub = s.websub_statuses(Utc::now())?;
+        // WebSub rows of this page's feeds only, so the page stays one
+        // page's size however many feeds are pushed.
+        let on_page: std::collections::HashSet<_> = page.feeds.iter().map(|f| f.id).collect();
+        let websub: Vec<_> = s
+            .websub_statuses(Utc::now())?
+            .into_iter()
+            .filter(|w| on_page.contains(&w.feed_id))
+            .collect();
         let html = publish::status::status_page(&river, &summary, &page, &filter, &tags);
         // The named searches and WebSub, as sections of their own before the end.
         let section =
