@@ -216,6 +216,25 @@ fn legacy_and_odd_rss_shapes_are_read() {
         cdf.entries[0].published.map(|d| d.to_rfc3339()),
         Some("2026-12-01T09:00:00+00:00".into())
     );
+    // RSS 0.90/1.0 items with neither link nor rdf:about (feed-rs's RSS 1.0
+    // reader drops them): read as RSS 2.0, every item kept.
+    let linkless = read("rdf_no_link.rdf", "http://linkless.example/index.rdf");
+    assert_eq!(
+        linkless.meta.title.as_deref(),
+        Some("Links are optional here")
+    );
+    assert_eq!(titles(&linkless), ["No link, no about", "About only"]);
+    assert_eq!(linkless.entries[0].author.as_deref(), Some("Ann Author"));
+    assert_eq!(linkless.entries[0].link, None);
+    assert_eq!(
+        linkless.entries[1].guid.as_deref(),
+        Some("http://linkless.example/2")
+    );
+    assert_eq!(
+        linkless.entries[1].link.as_deref(),
+        Some("http://linkless.example/2")
+    );
+    assert!(!linkless.warnings.is_empty());
     let prefixed = read("rss_userland_ns.xml", "http://userland.example/");
     assert_eq!(prefixed.entries[0].guid.as_deref(), Some("userland-1"));
     assert!(!prefixed.warnings.is_empty());

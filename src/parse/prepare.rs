@@ -67,6 +67,17 @@ pub fn prepare(text: &str) -> Result<Prepared<'_>, TooDeep> {
         }
         return Ok(again);
     }
+    if scan.rdf_linkless
+        && let Some(converted) = rdf_as_rss(text, &scan)
+    {
+        let mut again = scan_owned(converted)?;
+        again.abouts = scan.abouts;
+        again.warnings.insert(
+            0,
+            "RSS 1.0 items without a link: the document read as RSS 2.0".into(),
+        );
+        return Ok(again);
+    }
     let hints = scan.hints;
     let warnings = scan.warnings;
     let abouts = scan.abouts;
@@ -109,6 +120,39 @@ fn unprefixed_rss(text: &str, root_tag: &str) -> Option<String> {
     )
 }
 
+/// RSS 0.90/1.0 as the RSS 2.0 it amounts to, for documents with items
+/// feed-rs's RSS 1.0 reader would drop: the items move into the channel,
+/// the elements leave RSS 1.0's namespace (the other namespaces stay
+/// declared), and the rewrites of the scan (links from `rdf:about`) apply.
+fn rdf_as_rss(text: &str, scan: &Scan) -> Option<String> {
+    let root = scan.root.as_ref()?;
+    let (channel_end, end) = (scan.rdf_channel_end.clone()?, scan.rdf_end.clone()?);
+    let tag = text.get(root.span.clone())?;
+    let name = tag
+        .strip_prefix('<')?
+        .split_whitespace()
+        .next()?
+        .trim_end_matches('>');
+    let mut rss = tag.replacen(name, "rss version=\"2.0\"", 1);
+    if let Some(ns) = attribute(tag, "xmlns") {
+        for quoted in [format!("\"{ns}\""), format!("'{ns}'")] {
+            for sp in [" ", "\n", "\t", "\r"] {
+                rss = rss.replace(&format!("{sp}xmlns={quoted}"), "");
+            }
+        }
+    }
+    let mut edits: Vec<(Range<usize>, String)> = scan
+        .edits
+        .iter()
+        .filter(|(r, _)| *r != root.span)
+        .cloned()
+        .collect();
+    edits.push((root.span.clone(), rss));
+    edits.push((channel_end, String::new()));
+    edits.push((end, "</channel></rss>".into()));
+    Some(apply(text, edits).into_owned())
+}
+
 /// Replaces the byte ranges (in order, not overlapping) with their text.
 fn apply(text: &str, mut edits: Vec<(Range<usize>, String)>) -> Cow<'_, str> {
     if edits.is_empty() {
@@ -146,6 +190,11 @@ struct Scan {
     edits: Vec<(Range<usize>, String)>,
     warnings: Vec<String>,
     abouts: Vec<(String, String)>,
+    /// An RSS 0.90/1.0 item with neither `<link>` nor `rdf:about` (feed-rs
+    /// drops such items), and where the channel and the document end.
+    rdf_linkless: bool,
+    rdf_channel_end: Option<Range<usize>>,
+    rdf_end: Option<Range<usize>>,
 }
 
 impl Scan {
@@ -301,7 +350,17 @@ fn scan(text: &str) -> Result<Scan, TooDeep> {
                         out.edits.push((before..before, "</channel>".into()));
                         out.warn("RSS items outside a <channel>".into());
                     }
+                    (Some("rdf"), 1) => out.rdf_end = Some(before..after),
+                    (Some("rdf"), 2) if e.local_name().as_ref() == b"channel" => {
+                        out.rdf_channel_end = Some(before..after);
+                    }
                     (Some("rdf"), 2) => {
+                        if let Some(item) = rdf_item.as_ref()
+                            && item.about.is_none()
+                            && item.link.is_none()
+                        {
+                            out.rdf_linkless = true;
+                        }
                         if let Some(item) = rdf_item.take()
                             && let Some(about) = item.about
                         {
