@@ -151,15 +151,11 @@ impl Store {
         busy: &HashSet<FeedId>,
     ) -> Result<Vec<FeedToPoll>, StoreError> {
         let conn = lock(&self.reader);
-        let mut stmt = conn.prepare_cached(
-            "SELECT id, url, etag, last_modified, interval_secs, failures, fetch_url, body_hash,
-                    poll_interval_secs, moved_to, moved_seen, moved_since, skip_hours, skip_days,
-                    fixed_interval,
-                    EXISTS (SELECT 1 FROM websub_subscriptions w WHERE w.feed_id = feeds.id
-                            AND w.state = 'active' AND w.lease_end > ?1)
-             FROM feeds
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {TO_POLL}, {} FROM feeds
              WHERE active = 1 AND state != 'gone' AND next_poll_at <= ?1 ORDER BY next_poll_at, id LIMIT ?2",
-        )?;
+            pushed_at("?1")
+        ))?;
         let rows = stmt.query_map(params![ts(now), (limit + busy.len()) as i64], feed_to_poll)?;
         let mut due = Vec::new();
         for row in rows {
@@ -176,13 +172,9 @@ impl Store {
         let conn = lock(&self.reader);
         // `+active`: the table is read in id order, not through the
         // `feeds_due` index and then sorted (nearly every feed is active).
-        let mut stmt = conn.prepare_cached(
-            "SELECT id, url, etag, last_modified, interval_secs, failures, fetch_url, body_hash,
-                    poll_interval_secs, moved_to, moved_seen, moved_since, skip_hours, skip_days,
-                    fixed_interval, 0
-             FROM feeds
-             WHERE +active = 1 AND state != 'gone' ORDER BY id",
-        )?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {TO_POLL}, 0 FROM feeds WHERE +active = 1 AND state != 'gone' ORDER BY id"
+        ))?;
         let rows = stmt.query_map([], feed_to_poll)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -195,14 +187,10 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Option<FeedToPoll>, StoreError> {
         let conn = lock(&self.reader);
-        let mut stmt = conn.prepare_cached(
-            "SELECT id, url, etag, last_modified, interval_secs, failures, fetch_url, body_hash,
-                    poll_interval_secs, moved_to, moved_seen, moved_since, skip_hours, skip_days,
-                    fixed_interval,
-                    EXISTS (SELECT 1 FROM websub_subscriptions w WHERE w.feed_id = feeds.id
-                            AND w.state = 'active' AND w.lease_end > ?2)
-             FROM feeds WHERE id = ?1 AND active = 1 AND state != 'gone'",
-        )?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {TO_POLL}, {} FROM feeds WHERE id = ?1 AND active = 1 AND state != 'gone'",
+            pushed_at("?2")
+        ))?;
         Ok(stmt
             .query_row(params![id, ts(now)], feed_to_poll)
             .optional()?)
@@ -306,6 +294,18 @@ pub(super) fn feed_status(r: &rusqlite::Row<'_>) -> rusqlite::Result<FeedStatus>
             .map(|w| w.lines().map(str::to_string).collect())
             .unwrap_or_default(),
     })
+}
+
+/// The columns `feed_to_poll` reads, in order (then whether it is pushed).
+const TO_POLL: &str = "id, url, etag, last_modified, interval_secs, failures, fetch_url, body_hash,
+    poll_interval_secs, moved_to, moved_seen, moved_since, skip_hours, skip_days, fixed_interval";
+
+/// Whether the feed's WebSub subscription is active at the time bound to `param`.
+fn pushed_at(param: &str) -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM websub_subscriptions w WHERE w.feed_id = feeds.id
+            AND w.state = 'active' AND w.lease_end > {param})"
+    )
 }
 
 fn feed_to_poll(r: &rusqlite::Row<'_>) -> rusqlite::Result<FeedToPoll> {
