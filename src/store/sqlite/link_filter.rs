@@ -118,8 +118,9 @@ fn stored_at_most(tx: &Connection) -> Result<i64, StoreError> {
 
 #[cfg(test)]
 mod tests {
+
     use super::*;
-    use crate::store::MIGRATIONS;
+    use crate::store::sqlite::MIGRATIONS;
 
     /// `conn` with the schema and one feed (id 1) to store entries of.
     fn with_a_feed(mut conn: Connection) -> Connection {
