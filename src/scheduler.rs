@@ -17,7 +17,7 @@ use crate::filter::Filters;
 use crate::identity;
 use crate::model::{FeedId, FeedState, FeedToPoll, Validators, WebSubLinks};
 use crate::parse;
-use crate::store::{Failures, Moved, PollRecord, PolledDocument, Store, StoreError};
+use crate::store::{CLAIM_LEASE, Failures, Moved, PollRecord, PolledDocument, Store, StoreError};
 
 mod hosts;
 mod pacing;
@@ -805,6 +805,16 @@ pub async fn run_with<F: FetchFeed>(
     let mut busy: HashSet<FeedId> = HashSet::new();
     let mut tasks: JoinSet<FeedId> = JoinSet::new();
     let mut task_feed: HashMap<tokio::task::Id, FeedId> = HashMap::new();
+    // Beside other daemons, take only what can start soon (the rest is
+    // theirs to take), and keep the claims of what waits.
+    let shared = poller.store.is_shared();
+    let queue_cap = if shared {
+        (concurrency.max(1) * 2).min(MAX_QUEUED)
+    } else {
+        MAX_QUEUED
+    };
+    let renewal = CLAIM_LEASE / 5;
+    let mut next_renewal = Instant::now() + renewal;
     loop {
         if *shutdown.borrow() {
             break;
@@ -813,7 +823,15 @@ pub async fn run_with<F: FetchFeed>(
             poller.clock.now().timestamp(),
             std::sync::atomic::Ordering::Relaxed,
         );
-        let free = MAX_QUEUED.saturating_sub(tasks.len());
+        if shared && Instant::now() >= next_renewal {
+            next_renewal = Instant::now() + renewal;
+            let held: Vec<FeedId> = busy.iter().copied().collect();
+            let now = poller.clock.now();
+            if let Err(e) = poller.store.call(move |s| s.renew_claims(&held, now)).await {
+                tracing::warn!(error = %e, "cannot renew this daemon's claims on the feeds it waits to poll");
+            }
+        }
+        let free = queue_cap.saturating_sub(tasks.len());
         let mut wake_at = None;
         if free > 0 {
             let now = poller.clock.now();
@@ -884,6 +902,7 @@ pub async fn run_with<F: FetchFeed>(
             }
             () = sleep => {}
             () = hooks.wake.notified() => {}
+            () = tokio::time::sleep_until(next_renewal), if shared => {}
         }
     }
     if !tasks.is_empty() {

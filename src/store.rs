@@ -67,6 +67,12 @@ pub struct FeedSpec {
     pub fixed_interval: bool,
 }
 
+/// How long a daemon's claim on a due feed lasts (on a backend several
+/// daemons share) unless renewed: a daemon that dies loses its feeds to the
+/// others this long after its last renewal at the latest. Schedulers renew
+/// the claims of the feeds they still hold five times per lease.
+pub const CLAIM_LEASE: Duration = Duration::from_secs(300);
+
 /// What one poll added and changed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SaveCounts {
@@ -97,6 +103,11 @@ pub trait Maintenance {
 
     /// The backend's own consistency check, "ok" when healthy.
     fn integrity_check(&self) -> Result<String, StoreError>;
+
+    /// Whether several daemons may share this database (and so claim due
+    /// feeds from one another): a scheduler then takes only what it can
+    /// start soon, leaving the rest to the others.
+    fn is_shared(&self) -> bool;
 }
 
 /// One storage backend: every part of the interface.

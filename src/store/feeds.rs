@@ -55,4 +55,10 @@ pub trait Feeds {
 
     /// Every feed with its state, for status displays.
     fn feed_statuses(&self) -> Result<Vec<FeedStatus>, StoreError>;
+
+    /// Keeps this daemon's claim on feeds it took from `due_feeds` and has
+    /// not recorded yet (a poll waiting for its host), so that no other
+    /// daemon takes them while they wait. A backend that one daemon owns
+    /// claims nothing and has nothing to renew.
+    fn renew_claims(&self, ids: &[FeedId], now: DateTime<Utc>) -> Result<(), StoreError>;
 }

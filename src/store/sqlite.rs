@@ -439,6 +439,12 @@ impl Maintenance for Sqlite {
         self.write(|_| Ok(()))
     }
 
+    /// One daemon owns a SQLite file (a cron `poll --once` beside it polls
+    /// all feeds on its own).
+    fn is_shared(&self) -> bool {
+        false
+    }
+
     /// The schema version (number of applied migrations).
     fn schema_version(&self) -> Result<i64, StoreError> {
         Ok(lock(&self.reader).pragma_query_value(None, "user_version", |r| r.get(0))?)
