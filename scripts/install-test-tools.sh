@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real feed clients the interop tests (tests/interop.rs) run:
-# newsboat, Chromium and Python feedparser. Idempotent: only what is missing is
+# newsboat, Chromium and Python feedparser; and PostgreSQL, whose throw-away
+# server the PostgreSQL tests run against (scripts/pg-test-server.sh). Idempotent: only what is missing is
 # installed, so on a prepared machine this does nothing. Needs apt (Debian or
 # Ubuntu) and root or sudo when something is missing.
 set -euo pipefail
@@ -13,6 +14,8 @@ missing=()
 command -v newsboat >/dev/null 2>&1 || missing+=(newsboat)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-pip)
+# Debian's server binaries are not on PATH; the package has unaccent (contrib).
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "== installing ${missing[*]}"
     as_root apt-get update

@@ -14,6 +14,9 @@ mod entries;
 mod feeds;
 mod fetch_state;
 mod ops;
+// Wired into `Store` once every part of the interface is implemented.
+#[allow(dead_code)]
+mod postgres;
 mod publishing;
 mod retention;
 mod search;
@@ -48,6 +51,9 @@ pub enum StoreError {
     /// SQLite said no.
     #[error("database: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL said no, or could not be reached (never with the password).
+    #[error("database: {0}")]
+    Postgres(String),
     /// The schema could not be brought up to date.
     #[error("database migration: {0}")]
     Migration(String),
