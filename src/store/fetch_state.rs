@@ -52,6 +52,20 @@ pub struct PollRecord {
     pub took_ms: Option<u64>,
 }
 
+/// What a poll's record says happened, in the history's words.
+pub(crate) fn outcome_of(record: &PollRecord) -> &'static str {
+    match record.state {
+        FeedState::Failing => "failed",
+        FeedState::Throttled => "throttled",
+        FeedState::Gone => "gone",
+        FeedState::New => "new",
+        FeedState::Ok if record.took_ms.is_none() => "pushed",
+        FeedState::Ok if record.status == Some(304) => "not modified",
+        FeedState::Ok if record.body_hash.is_some() => "stored",
+        FeedState::Ok => "unchanged",
+    }
+}
+
 pub trait FetchState {
     /// Records one poll's effect on the feed's fetch state, in one
     /// transaction. A poll that stored a document records it together with

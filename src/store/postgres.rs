@@ -26,11 +26,31 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use std::pin::Pin;
+
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::Row;
+use tokio_postgres::types::FromSql;
 use include_dir::{Dir, include_dir};
 use tokio_postgres::config::{Host, SslMode};
 
 use super::StoreError;
+
+mod feeds;
+mod search;
+
+/// A transaction of the pool's.
+pub(super) type Tx<'a> = deadpool_postgres::Transaction<'a>;
+/// A connection of the pool's.
+pub(super) type Conn = deadpool_postgres::Client;
+/// The queries of one store method, borrowing the transaction or connection.
+pub(super) type Work<'a, R> = Pin<Box<dyn Future<Output = Result<R, StoreError>> + Send + 'a>>;
+
+/// Column `i` of a row, as `T`; a column of another type is an error, not
+/// a panic.
+pub(super) fn get<'r, T: FromSql<'r>>(r: &'r Row, i: usize) -> Result<T, StoreError> {
+    Ok(r.try_get(i)?)
+}
 
 static MIGRATIONS_DIR: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/migrations/postgres");
 
@@ -238,6 +258,65 @@ impl Postgres {
         result
             .recv()
             .map_err(|_| StoreError::Task("a PostgreSQL query was abandoned".into()))?
+    }
+
+    /// Runs `f` in a transaction of its own and commits it; the river's
+    /// version moves with it (see `river_version` in the schema), so every
+    /// daemon's caches learn of the change.
+    pub(crate) fn write<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        F: for<'t> FnOnce(&'t Tx<'t>) -> Work<'t, R> + Send + 'static,
+        R: Send + 'static,
+    {
+        self.transaction(true, f)
+    }
+
+    /// Like [`Postgres::write`], for a write that changes nothing any page
+    /// shows (a claim on due feeds): the river's version stays.
+    pub(crate) fn write_unseen<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        F: for<'t> FnOnce(&'t Tx<'t>) -> Work<'t, R> + Send + 'static,
+        R: Send + 'static,
+    {
+        self.transaction(false, f)
+    }
+
+    fn transaction<R, F>(&self, seen: bool, f: F) -> Result<R, StoreError>
+    where
+        F: for<'t> FnOnce(&'t Tx<'t>) -> Work<'t, R> + Send + 'static,
+        R: Send + 'static,
+    {
+        let pool = self.pool();
+        let value = self.run(async move {
+            let mut client = pool.get().await?;
+            let tx = client.transaction().await?;
+            let value = f(&tx).await?;
+            if seen {
+                // Last, so the row is locked for the commit alone.
+                tx.execute("UPDATE river_version SET version = version + 1", &[])
+                    .await?;
+                tx.execute("NOTIFY newsriver_river", &[]).await?;
+            }
+            tx.commit().await?;
+            Ok(value)
+        })?;
+        if seen {
+            self.wrote();
+        }
+        Ok(value)
+    }
+
+    /// Runs `f`'s queries on a pooled connection, outside any transaction.
+    pub(crate) fn read<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        F: for<'c> FnOnce(&'c Conn) -> Work<'c, R> + Send + 'static,
+        R: Send + 'static,
+    {
+        let pool = self.pool();
+        self.run(async move {
+            let client = pool.get().await?;
+            f(&client).await
+        })
     }
 
     /// Counts one committed write of this process.

@@ -17,10 +17,10 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{PageStart, SearchView, Sqlite, StoreError, StoryFilter};
-use crate::identity::fingerprint::visible_text;
 use crate::model::Story;
 use crate::search::{Field, Query, Term};
 use crate::store::prelude::*;
+use crate::store::search::body_text;
 
 /// Entries indexed per transaction while building the index of an existing
 /// database.
@@ -69,34 +69,7 @@ pub(crate) fn fts_match(query: &Query) -> String {
     expression
 }
 
-/// How much of an entry's text is indexed, in bytes (cut at a word break):
-/// the lead of a story, where its subject is named. Tokenising is nearly all
-/// of the index's cost on the writer, the one serial stage of ingest: the
-/// whole text of the benchmark's 1.4 kB items slowed a cold ingest by 42 %
-/// (the target is at most 25 %); see BENCHMARKS.md.
-pub(crate) const INDEXED_TEXT_BYTES: usize = 600;
 
-/// The text of an entry as indexed: its content, else its summary, without
-/// markup and with entities decoded, its first `INDEXED_TEXT_BYTES`.
-fn body_text(summary: Option<&str>, content: Option<&str>) -> String {
-    let text = visible_text(content.or(summary).unwrap_or_default());
-    if text.len() <= INDEXED_TEXT_BYTES {
-        return text.into_owned();
-    }
-    let mut cut = INDEXED_TEXT_BYTES;
-    while !text.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    // Not in the middle of a word: a cut word would be indexed as another.
-    let head = &text[..cut];
-    let head = match text[cut..].chars().next() {
-        Some(c) if c.is_alphanumeric() => head
-            .rfind(|c: char| !c.is_alphanumeric())
-            .map_or(head, |at| &head[..at]),
-        _ => head,
-    };
-    head.to_string()
-}
 
 /// Marks a newly stored entry for indexing when the transaction ends
 /// (`flush_pending`).

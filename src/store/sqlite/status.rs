@@ -11,7 +11,7 @@ use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
 use super::feeds::{STATUS_COLUMNS, feed_status};
 use super::{PollRecord, SaveCounts, Sqlite, StoreError, from_ts, lock, ts};
-use crate::model::{FeedId, FeedState, FeedStatus};
+use crate::model::{FeedId, FeedStatus};
 use crate::status::{
     FailureKind, FeedDetail, FeedFilter, FeedPage, NextPoll, PAGE_SIZE, PendingMove, PollEntry,
     StateCounts, StateFilter, Summary,
@@ -103,19 +103,6 @@ pub(super) fn parse_warnings_text(warnings: &[String]) -> Option<String> {
     (!lines.is_empty()).then(|| lines.join("\n"))
 }
 
-/// What a poll's record says happened, in the history's words.
-fn outcome_of(record: &PollRecord) -> &'static str {
-    match record.state {
-        FeedState::Failing => "failed",
-        FeedState::Throttled => "throttled",
-        FeedState::Gone => "gone",
-        FeedState::New => "new",
-        FeedState::Ok if record.took_ms.is_none() => "pushed",
-        FeedState::Ok if record.status == Some(304) => "not modified",
-        FeedState::Ok if record.body_hash.is_some() => "stored",
-        FeedState::Ok => "unchanged",
-    }
-}
 
 /// Adds one poll to the feed's history and forgets all but the newest
 /// [`HISTORY_PER_FEED`]. Runs in the poll's own savepoint.
@@ -135,7 +122,7 @@ pub(super) fn record_history(
         id,
         ts(now),
         record.took_ms.unwrap_or(0).min(i64::MAX as u64) as i64,
-        outcome_of(record),
+        crate::store::fetch_state::outcome_of(record),
         record.status,
         record.error,
         counts.new as i64,
