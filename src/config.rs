@@ -199,19 +199,198 @@ fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
 }
 
+/// `[storage]`: a SQLite file (`path`, the default) or a PostgreSQL
+/// database (`url`), never both.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageConfig {
+    /// `path` as written, to tell it from the default.
+    #[serde(default, rename = "path")]
+    given_path: Option<Spanned<PathBuf>>,
     /// SQLite database file; relative paths are resolved against the config file's folder.
-    #[serde(default = "default_db_path")]
+    #[serde(skip, default = "default_db_path")]
     pub path: PathBuf,
+    /// `postgres://user:password@host:port/database[?sslmode=…]`, or
+    /// `{ env = "NAME" }`: a secret (it holds the password).
+    #[serde(default)]
+    pub url: Option<Spanned<Secret>>,
+    /// PostgreSQL only: how long connecting may take.
+    #[serde(default)]
+    pub connect_timeout: Option<Spanned<HumanDuration>>,
+    /// PostgreSQL only: connections each daemon keeps at most.
+    #[serde(default)]
+    pub pool_size: Option<Spanned<u64>>,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
         Self {
+            given_path: None,
             path: default_db_path(),
+            url: None,
+            connect_timeout: None,
+            pool_size: None,
         }
+    }
+}
+
+/// The database a configuration names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    Sqlite(PathBuf),
+    Postgres {
+        url: Secret,
+        connect_timeout: Duration,
+        pool_size: usize,
+    },
+}
+
+impl StorageConfig {
+    /// SQLite at `path`, the default.
+    pub fn sqlite(path: PathBuf) -> Self {
+        Self {
+            path,
+            ..Self::default()
+        }
+    }
+
+    /// PostgreSQL at `url`, with the default timeout and pool.
+    pub fn postgres(url: &str) -> Self {
+        Self {
+            url: Some(Spanned::new(0..0, Secret::new(url))),
+            ..Self::default()
+        }
+    }
+
+    /// Which database, and how to reach it.
+    pub fn database(&self) -> Database {
+        match &self.url {
+            None => Database::Sqlite(self.path.clone()),
+            Some(url) => Database::Postgres {
+                url: url.get_ref().clone(),
+                connect_timeout: self
+                    .connect_timeout
+                    .as_ref()
+                    .map_or(Duration::from_secs(10), |t| t.get_ref().0),
+                pool_size: self.pool_size.as_ref().map_or(8, |n| *n.get_ref() as usize),
+            },
+        }
+    }
+
+    /// The database for messages: the file, or the URL without its password.
+    pub fn describe(&self) -> String {
+        match &self.url {
+            None => self.path.display().to_string(),
+            Some(url) => redacted_url(url.get_ref().expose()),
+        }
+    }
+
+    /// Whether the database is there already (a SQLite file exists; a
+    /// PostgreSQL server is assumed to hold one).
+    pub fn exists(&self) -> bool {
+        self.url.is_some() || self.path.exists()
+    }
+
+    /// The first thing wrong with `[storage]`: where, and what.
+    fn error(&self) -> Option<(usize, String)> {
+        if let (Some(url), Some(path)) = (&self.url, &self.given_path) {
+            return Some((
+                url.span().start.max(path.span().start),
+                "[storage] takes either path (SQLite) or url (PostgreSQL), not both".into(),
+            ));
+        }
+        let Some(url) = &self.url else {
+            for (name, span) in [
+                (
+                    "connect_timeout",
+                    self.connect_timeout.as_ref().map(|t| t.span()),
+                ),
+                ("pool_size", self.pool_size.as_ref().map(|t| t.span())),
+            ] {
+                if let Some(span) = span {
+                    return Some((
+                        span.start,
+                        format!("{name} is for PostgreSQL: set [storage] url, or remove it"),
+                    ));
+                }
+            }
+            return None;
+        };
+        let at = url.span().start;
+        // Never the URL itself in a message: it holds the password.
+        match url::Url::parse(url.get_ref().expose()) {
+            Err(e) => return Some((at, format!("the database url is not a URL ({e})"))),
+            Ok(u) if !matches!(u.scheme(), "postgres" | "postgresql") => {
+                return Some((
+                    at,
+                    format!(
+                        "the database url must start with postgres:// or postgresql://, not {}://",
+                        u.scheme()
+                    ),
+                ));
+            }
+            Ok(u) => {
+                for (key, value) in u.query_pairs() {
+                    if key == "sslmode"
+                        && !matches!(
+                            value.as_ref(),
+                            "disable"
+                                | "allow"
+                                | "prefer"
+                                | "require"
+                                | "verify-ca"
+                                | "verify-full"
+                        )
+                    {
+                        return Some((
+                            at,
+                            format!("unknown sslmode {value:?} in the database url"),
+                        ));
+                    }
+                }
+            }
+        }
+        if let Some(n) = &self.pool_size
+            && !(1..=64).contains(n.get_ref())
+        {
+            return Some((n.span().start, "pool_size must be between 1 and 64".into()));
+        }
+        if let Some(t) = &self.connect_timeout
+            && t.get_ref().0.is_zero()
+        {
+            return Some((
+                t.span().start,
+                "connect_timeout must be more than zero".into(),
+            ));
+        }
+        None
+    }
+}
+
+/// `url` with its password (and any `password=` parameter) replaced by `***`.
+pub fn redacted_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            let pairs: Vec<(String, String)> = u
+                .query_pairs()
+                .map(|(k, v)| {
+                    let v = if k == "password" {
+                        "***".into()
+                    } else {
+                        v.into_owned()
+                    };
+                    (k.into_owned(), v)
+                })
+                .collect();
+            if !pairs.is_empty() {
+                u.query_pairs_mut().clear().extend_pairs(pairs);
+            }
+            u.to_string()
+        }
+        Err(_) => "(an unreadable database url)".into(),
     }
 }
 
@@ -689,7 +868,7 @@ impl Config {
             source,
         })?;
         let mut config = Self::parse(&text, path)?;
-        if config.storage.path.is_relative() {
+        if config.storage.path.is_relative() && config.storage.url.is_none() {
             let folder = path.parent().unwrap_or(Path::new(""));
             config.storage.path = folder.join(&config.storage.path);
         }
@@ -707,8 +886,14 @@ impl Config {
                 message,
             }
         };
-        let config: Config =
+        let mut config: Config =
             toml::from_str(text).map_err(|e| invalid(e.span(), e.message().trim().to_string()))?;
+        if let Some(given) = &config.storage.given_path {
+            config.storage.path = given.get_ref().clone();
+        }
+        if let Some((offset, message)) = config.storage.error() {
+            return Err(invalid(Some(offset..offset), message));
+        }
 
         // Checks that involve more than one value.
         let mut seen = std::collections::HashMap::new();
@@ -841,7 +1026,7 @@ impl Config {
             if self.feeds.len() == 1 { "" } else { "s" },
             tags.len(),
             if tags.len() == 1 { "" } else { "s" },
-            self.storage.path.display(),
+            self.storage.describe(),
             self.server.listen
         )
     }

@@ -48,10 +48,10 @@ pub fn feed_ranks(config: &Config) -> Vec<FeedRank> {
 
 /// Opens the database and brings its feed list in line with the configuration.
 pub async fn open_store(config: &Config, clock: &Clock) -> anyhow::Result<Store> {
-    let path = config.storage.path.clone();
-    let store = tokio::task::spawn_blocking(move || Store::open(&path))
+    let storage = config.storage.clone();
+    let store = tokio::task::spawn_blocking(move || Store::open_configured(&storage))
         .await?
-        .with_context(|| format!("cannot open the database {}", config.storage.path.display()))?;
+        .with_context(|| format!("cannot open the database {}", config.storage.describe()))?;
     let specs = feed_specs(config);
     let now = clock.now();
     store.call(move |s| s.sync_feeds(&specs, now)).await?;

@@ -420,16 +420,16 @@ async fn search(config: &Config, text: &str, limit: usize) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let path = config.storage.path.clone();
-    if !path.exists() {
+    let storage = config.storage.clone();
+    if !storage.exists() {
         eprintln!(
             "error: no database yet at {} (start `newsriver run` or `newsriver poll --once` first)",
-            path.display()
+            storage.describe()
         );
         return ExitCode::FAILURE;
     }
     let found = tokio::task::spawn_blocking(move || {
-        newsriver::Store::open(&path).and_then(|s| s.search(&query, limit))
+        newsriver::Store::open_configured(&storage).and_then(|s| s.search(&query, limit))
     })
     .await;
     match found {
@@ -452,17 +452,17 @@ async fn search(config: &Config, text: &str, limit: usize) -> ExitCode {
 }
 
 async fn feeds(config: &Config, filter: &newsriver::status::FeedFilter, json: bool) -> ExitCode {
-    let path = config.storage.path.clone();
-    if !path.exists() {
+    let storage = config.storage.clone();
+    if !storage.exists() {
         eprintln!(
             "error: no database yet at {} (start `newsriver run` or `newsriver poll --once` first)",
-            path.display()
+            storage.describe()
         );
         return ExitCode::FAILURE;
     }
     let filter = filter.clone();
     let statuses = tokio::task::spawn_blocking(move || {
-        let store = newsriver::Store::open(&path)?;
+        let store = newsriver::Store::open_configured(&storage)?;
         Ok::<_, newsriver::store::StoreError>((
             store.feeds_filtered(&filter)?,
             store.websub_statuses(chrono::Utc::now())?,
@@ -622,10 +622,10 @@ fn opml_import(file: &std::path::Path, config_path: &std::path::Path) -> anyhow:
 async fn opml_export(config: &Config) -> anyhow::Result<()> {
     let mut subscriptions = newsriver::opml::from_config(config);
     // Titles and site links the feeds gave themselves, if they were polled.
-    let path = config.storage.path.clone();
-    if path.exists() {
+    let storage = config.storage.clone();
+    if storage.exists() {
         let known = tokio::task::spawn_blocking(move || {
-            newsriver::Store::open(&path).and_then(|s| s.subscriptions())
+            newsriver::Store::open_configured(&storage).and_then(|s| s.subscriptions())
         })
         .await??;
         for s in &mut subscriptions {

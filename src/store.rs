@@ -14,8 +14,6 @@ mod entries;
 mod feeds;
 mod fetch_state;
 mod ops;
-// Wired into `Store` once every part of the interface is implemented.
-#[allow(dead_code)]
 mod postgres;
 mod publishing;
 mod retention;
@@ -175,6 +173,35 @@ impl Store {
         Ok(Self {
             backend: Arc::new(sqlite::Sqlite::open(path)?),
         })
+    }
+
+    /// Connects to the PostgreSQL database at `url` (failing within
+    /// `connect_timeout`, naming host and port, never the password) and
+    /// applies pending migrations.
+    pub fn open_postgres(
+        url: &str,
+        connect_timeout: Duration,
+        pool_size: usize,
+    ) -> Result<Self, StoreError> {
+        Ok(Self {
+            backend: Arc::new(postgres::Postgres::connect(
+                url,
+                connect_timeout,
+                pool_size,
+            )?),
+        })
+    }
+
+    /// Opens the database a configuration names.
+    pub fn open_configured(storage: &crate::config::StorageConfig) -> Result<Self, StoreError> {
+        match storage.database() {
+            crate::config::Database::Sqlite(path) => Self::open(&path),
+            crate::config::Database::Postgres {
+                url,
+                connect_timeout,
+                pool_size,
+            } => Self::open_postgres(url.expose(), connect_timeout, pool_size),
+        }
     }
 
     /// Waits until every write queued so far is committed (or has failed).

@@ -288,8 +288,8 @@ async fn poll_once_stops_on_sigterm_and_stores_what_it_polled() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("river.db");
     let mut toml = format!(
-        "[storage]\npath = {:?}\n[fetch]\nconcurrency = 4\nhost_concurrency = 1\nhost_gap = \"1ms\"\ntransfer_deadline = \"3s\"\n",
-        db.display().to_string()
+        "{}[fetch]\nconcurrency = 4\nhost_concurrency = 1\nhost_gap = \"1ms\"\ntransfer_deadline = \"3s\"\n",
+        common::storage_toml(&db)
     );
     toml.push_str(&common::feed_tables(&urls));
     let config = dir.path().join("river.toml");
@@ -327,7 +327,7 @@ async fn poll_once_stops_on_sigterm_and_stores_what_it_polled() {
     assert_eq!(hang_hits(), 1);
 
     // Everything polled is stored, down to the fetch under way at the signal.
-    let store = newsriver::Store::open(&db).unwrap();
+    let store = common::open_store(&db).unwrap();
     let statuses = store.feed_statuses().unwrap();
     let polled: Vec<_> = statuses
         .iter()
@@ -384,7 +384,7 @@ async fn search_prints_matching_stories_and_refuses_bad_queries() {
         .await
         .unwrap();
     assert!(polled.status.success());
-    let store = newsriver::Store::open(&dir.path().join("newsriver.db")).unwrap();
+    let store = common::open_store(&dir.path().join("newsriver.db")).unwrap();
     let stories = store.stories(10).unwrap();
     drop(store);
     let wanted = &stories[0];

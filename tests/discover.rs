@@ -346,7 +346,7 @@ async fn polling_a_web_page_records_an_error_naming_the_feeds_it_offers() {
     let dir = tempfile::tempdir().unwrap();
     let config = common::config_for(dir.path(), std::slice::from_ref(&page), "");
     newsriver::poll_once(&config).await.unwrap();
-    let store = newsriver::Store::open(&config.storage.path).unwrap();
+    let store = newsriver::Store::open_configured(&config.storage).unwrap();
     let status = &store.feed_statuses().unwrap()[0];
     assert_eq!(status.url, page, "the configured URL is kept");
     assert_eq!(status.fetch_url, None);
@@ -367,8 +367,8 @@ async fn polling_a_web_page_records_an_error_naming_the_feeds_it_offers() {
     std::fs::write(
         &toml,
         format!(
-            "[storage]\npath = {:?}\n[[feed]]\nurl = \"{page}\"\n",
-            config.storage.path.display().to_string()
+            "{}[[feed]]\nurl = \"{page}\"\n",
+            common::storage_toml(&dir.path().join("river.db"))
         ),
     )
     .unwrap();

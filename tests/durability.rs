@@ -61,8 +61,8 @@ async fn sigkill_mid_ingest_loses_nothing_committed_and_restarts_without_duplica
     let db = dir.path().join("river.db");
     let config = dir.path().join("river.toml");
     let mut toml = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\n[storage]\npath = {:?}\n[fetch]\nconcurrency = 3\nhost_gap = \"1ms\"\nhost_concurrency = 3\n",
-        db.display().to_string()
+        "[server]\nlisten = \"127.0.0.1:0\"\n{}[fetch]\nconcurrency = 3\nhost_gap = \"1ms\"\nhost_concurrency = 3\n",
+        common::storage_toml(&db)
     );
     toml.push_str(&common::feed_tables(&urls));
     std::fs::write(&config, toml).unwrap();
@@ -111,7 +111,7 @@ async fn sigkill_mid_ingest_loses_nothing_committed_and_restarts_without_duplica
     common::process::kill("-TERM", &child);
     child.wait().unwrap();
 
-    let store = newsriver::Store::open(&db).unwrap();
+    let store = common::open_store(&db).unwrap();
     assert_eq!(store.integrity_check().unwrap(), "ok");
     assert_eq!(store.entry_count().unwrap(), total);
     assert_eq!(store.duplicate_entries().unwrap(), 0);

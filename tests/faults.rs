@@ -161,7 +161,7 @@ async fn every_fault_is_recorded_on_its_feed_and_healthy_feeds_still_update() {
     let reports = newsriver::poll_once(&config).await.unwrap();
     assert_eq!(reports.len(), POLLED.len());
 
-    let store = newsriver::Store::open(&config.storage.path).unwrap();
+    let store = newsriver::Store::open_configured(&config.storage).unwrap();
     let statuses = store.feed_statuses().unwrap();
     for f in &statuses {
         eprintln!(
@@ -271,7 +271,7 @@ async fn the_daemon_keeps_running_through_every_fault_and_stops_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let urls: Vec<String> = POLLED.iter().map(|p| server.url(p)).collect();
     let config = config_for(dir.path(), &urls, LIMITS);
-    let db = config.storage.path.clone();
+    let storage = config.storage.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -281,7 +281,7 @@ async fn the_daemon_keeps_running_through_every_fault_and_stops_cleanly() {
     // Wait until every feed has been polled once.
     let store = loop {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        if let Ok(store) = newsriver::Store::open(&db)
+        if let Ok(store) = newsriver::Store::open_configured(&storage)
             && store
                 .feed_statuses()
                 .unwrap()
@@ -314,7 +314,7 @@ async fn a_permanent_redirect_is_adopted_after_three_polls_over_a_day_and_a_temp
     server.set("/tmp", Fault::redirect(307, &server.url("/new")));
     let dir = tempfile::tempdir().unwrap();
     let config = config_for(dir.path(), &[server.url("/old"), server.url("/tmp")], "");
-    let store = newsriver::Store::open(&config.storage.path).unwrap();
+    let store = newsriver::Store::open_configured(&config.storage).unwrap();
     let t0 = Utc::now();
     store
         .sync_feeds(
@@ -390,8 +390,8 @@ async fn feed_credentials_follow_redirects_only_within_their_origin() {
     elsewhere.set("/feed", Fault::body("application/rss+xml", RSS));
     let dir = tempfile::tempdir().unwrap();
     let mut toml = format!(
-        "[storage]\npath = {:?}\n[fetch]\nhost_gap = \"1ms\"\n",
-        dir.path().join("r.db").display().to_string()
+        "{}[fetch]\nhost_gap = \"1ms\"\n",
+        common::storage_toml(&dir.path().join("r.db"))
     );
     for path in ["/to-self", "/to-other"] {
         toml.push_str(&format!(

@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 
 use common::{FixtureServer, Route};
-use newsriver::{Config, Store};
+use newsriver::Config;
 
 #[tokio::test]
 async fn excluded_entries_are_never_stored_nor_published() {
@@ -15,11 +15,10 @@ async fn excluded_entries_are_never_stored_nor_published() {
     server.set("/atom.xml", Route::fixture("atom.xml"));
     server.set("/feed.json", Route::fixture("feed.json"));
     let dir = tempfile::tempdir().unwrap();
+    let storage = common::storage_toml(&dir.path().join("r.db"));
     let toml = format!(
         r#"
-[storage]
-path = {db:?}
-
+{storage}
 [filters.exclude]
 title = ["bakery"]                        # atom.xml: "Local bakery wins …"
 link_regex = ['/robotics']                # rss2.xml: the robotics story's link
@@ -35,7 +34,6 @@ url = "{json}"
 [feed.filters.include]
 title_regex = ['(?i)\b(rust|fiber)\b']     # only two of its four stories
 "#,
-        db = dir.path().join("r.db").display().to_string(),
         rss = server.url("/rss2.xml"),
         atom = server.url("/atom.xml"),
         json = server.url("/feed.json"),
@@ -46,7 +44,7 @@ title_regex = ['(?i)\b(rust|fiber)\b']     # only two of its four stories
     assert_eq!(summary.ok, 3);
     assert_eq!(summary.new, 3 + 3 + 2, "12 entries, 4 excluded");
 
-    let store = Store::open(&config.storage.path).unwrap();
+    let store = newsriver::Store::open_configured(&config.storage).unwrap();
     let titles: Vec<String> = store
         .stories(100)
         .unwrap()

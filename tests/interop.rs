@@ -47,11 +47,10 @@ async fn running_daemon() -> Running {
     }
     server.set("/broken.xml", Route::Status(500));
     let dir = tempfile::tempdir().unwrap();
+    let storage = common::storage_toml(&dir.path().join("river.db"));
     let toml = format!(
         r#"
-[storage]
-path = {db:?}
-[output]
+{storage}[output]
 title = "Interop River"
 [[feed]]
 url = "{rss2}"
@@ -65,7 +64,6 @@ url = "{json}"
 [[feed]]
 url = "{broken}"
 "#,
-        db = dir.path().join("river.db").display().to_string(),
         rss2 = server.url("/rss2.xml"),
         rss1 = server.url("/rss1.rdf"),
         atom = server.url("/atom.xml"),

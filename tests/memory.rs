@@ -58,7 +58,7 @@ async fn hostile_bodies_keep_peak_memory_bounded() {
         before / 1024,
         peak / 1024
     );
-    let store = newsriver::Store::open(&config.storage.path).unwrap();
+    let store = newsriver::Store::open_configured(&config.storage).unwrap();
     let statuses = store.feed_statuses().unwrap();
     for s in &statuses {
         eprintln!("{} {:?} {:?}", s.url, s.state, s.last_error);

@@ -13,7 +13,7 @@ use common::{FixtureServer, Route, config_for};
 use newsriver::scheduler::{Clock, Summary};
 use newsriver::store::RetentionPolicy;
 use newsriver::telemetry::Health;
-use newsriver::{Config, Store};
+use newsriver::Config;
 
 /// Polls `check` every 50 ms until it holds; fails after `secs`.
 async fn wait_until(secs: u64, what: &str, mut check: impl FnMut() -> bool) {
@@ -103,7 +103,7 @@ async fn reload_on_file_change_adds_and_removes_feeds_and_keeps_entries() {
 
     // Removed through an editor-style replace (the watch must survive it).
     replace_config(&path, &format!("{HEAD}{}", feed_table(&b)));
-    let store = Store::open(&dir.path().join("newsriver.db")).unwrap();
+    let store = common::open_store(&dir.path().join("newsriver.db")).unwrap();
     wait_until(10, "feed a deactivated", || {
         store
             .feed_statuses()
@@ -335,7 +335,7 @@ async fn metrics_after_a_poll_count_polls_entries_and_feeds_by_state() {
         ),
     );
     let daemon = Daemon::start(&path).await;
-    let store = Store::open(&dir.path().join("newsriver.db")).unwrap();
+    let store = common::open_store(&dir.path().join("newsriver.db")).unwrap();
     wait_until(10, "both feeds polled", || {
         let statuses = store.feed_statuses().unwrap();
         statuses.len() == 2 && statuses.iter().all(|f| f.last_polled_at.is_some())
@@ -384,7 +384,7 @@ async fn healthz_is_ok_when_running_and_503_when_the_scheduler_stalls() {
 
     // A feed due ten minutes ago and a loop that last turned ten minutes ago:
     // the scheduler is stalled.
-    let store = Store::open(&dir.path().join("other.db")).unwrap();
+    let store = common::open_store(&dir.path().join("other.db")).unwrap();
     let clock = Clock::new();
     let then = clock.now() - chrono::Duration::minutes(10);
     store
@@ -428,11 +428,11 @@ async fn feeds_get_their_basic_auth_and_headers_from_the_config() {
     server.set("/public.xml", Route::fixture("atom.xml"));
     let dir = tempfile::tempdir().unwrap();
     let toml = format!(
-        "[storage]\npath = {:?}\n\
+        "{}\
          [[feed]]\nurl = \"{}\"\nauth = {{ username = \"reader\", password = \"pa55word\" }}\n\
          headers = {{ X-Api-Key = \"k-123\" }}\n\
          [[feed]]\nurl = \"{}\"\n",
-        dir.path().join("river.db").display().to_string(),
+        common::storage_toml(&dir.path().join("river.db")),
         server.url("/private.xml"),
         server.url("/public.xml")
     );
@@ -460,7 +460,7 @@ async fn retention_prunes_by_count_and_age_and_pruned_entries_never_return() {
     );
     let first = Summary::of(&newsriver::poll_once(&config).await.unwrap());
     assert_eq!(first.new, 4, "stored first, then pruned");
-    let store = Store::open(&config.storage.path).unwrap();
+    let store = newsriver::Store::open_configured(&config.storage).unwrap();
     assert_eq!(store.entry_count().unwrap(), 2);
     assert_eq!(store.tombstone_count().unwrap(), 2);
     let kept: Vec<String> = store
@@ -586,7 +586,7 @@ async fn the_daemon_prunes_in_the_background() {
         ),
     );
     let daemon = Daemon::start(&path).await;
-    let store = Store::open(&dir.path().join("newsriver.db")).unwrap();
+    let store = common::open_store(&dir.path().join("newsriver.db")).unwrap();
     wait_until(10, "pruned to one entry", || {
         store.tombstone_count().unwrap() == 3 && store.entry_count().unwrap() == 1
     })

@@ -6,7 +6,6 @@
 mod common;
 
 use common::{FixtureServer, Route, config_for};
-use newsriver::Store;
 use newsriver::model::{ParsedEntry, ParsedFeed};
 use newsriver::parse::parse;
 
@@ -367,7 +366,7 @@ async fn a_feed_read_after_recovery_is_ok_with_its_warnings_shown_and_cleared_wh
     let dir = tempfile::tempdir().unwrap();
     let config = config_for(dir.path(), &[server.url("/apple.xml")], "");
     newsriver::poll_once(&config).await.unwrap();
-    let store = Store::open(&config.storage.path).unwrap();
+    let store = newsriver::Store::open_configured(&config.storage).unwrap();
     let statuses = store.feed_statuses().unwrap();
     let feed = &statuses[0];
     assert_eq!(feed.state.as_str(), "ok");

@@ -5,7 +5,6 @@ mod common;
 use std::time::Duration;
 
 use common::{FixtureServer, Route, config_for};
-use newsriver::Store;
 use newsriver::scheduler::{Outcome, Summary};
 
 const FORMATS: &[(&str, &str, &str, usize)] = &[
@@ -126,7 +125,7 @@ async fn repolling_adds_no_duplicates_and_a_changed_feed_updates_in_place() {
     newsriver::poll_once(&config).await.unwrap();
     let again = Summary::of(&newsriver::poll_once(&config).await.unwrap());
     assert_eq!((again.new, again.updated), (0, 0));
-    let store = Store::open(&config.storage.path).unwrap();
+    let store = newsriver::Store::open_configured(&config.storage).unwrap();
     assert_eq!(store.entry_count().unwrap(), 16);
     let uid_of_edited = store
         .stories(100)
@@ -180,7 +179,7 @@ async fn second_poll_is_conditional_and_a_304_writes_nothing() {
     let config = config_for(dir.path(), &[server.url("/atom.xml")], "");
 
     newsriver::poll_once(&config).await.unwrap();
-    let store = Store::open(&config.storage.path).unwrap();
+    let store = newsriver::Store::open_configured(&config.storage).unwrap();
     let before = store.stories(100).unwrap();
     let status = &store.feed_statuses().unwrap()[0];
     assert_eq!(status.validators.etag.as_deref(), Some("\"v1\""));
@@ -227,7 +226,7 @@ async fn failing_feeds_are_recorded_and_the_others_still_arrive() {
     let summary = Summary::of(&newsriver::poll_once(&config).await.unwrap());
     assert_eq!((summary.ok, summary.failed, summary.new), (1, 3, 4));
 
-    let store = Store::open(&config.storage.path).unwrap();
+    let store = newsriver::Store::open_configured(&config.storage).unwrap();
     let statuses = store.feed_statuses().unwrap();
     let by_url = |u: &str| statuses.iter().find(|s| s.url == u).unwrap();
     let broken = by_url(&server.url("/broken.xml"));
@@ -274,7 +273,7 @@ async fn the_daemon_polls_then_stops_cleanly_on_its_shutdown_signal() {
     let dir = tempfile::tempdir().unwrap();
     let urls: Vec<String> = FORMATS.iter().map(|(p, ..)| server.url(p)).collect();
     let config = config_for(dir.path(), &urls, "");
-    let db = config.storage.path.clone();
+    let storage = config.storage.clone();
 
     let (addr, stop, task) = start_daemon(config).await;
     // The daemon polls new feeds at once; wait (bounded) for them to land.
@@ -305,7 +304,7 @@ async fn the_daemon_polls_then_stops_cleanly_on_its_shutdown_signal() {
         "no longer serving"
     );
 
-    let store = Store::open(&db).unwrap();
+    let store = newsriver::Store::open_configured(&storage).unwrap();
     assert_eq!(store.entry_count().unwrap(), 16);
     assert_eq!(store.integrity_check().unwrap(), "ok");
     assert!(

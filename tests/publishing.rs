@@ -36,8 +36,8 @@ async fn river_with(entries: usize, extra: &str) -> River {
     let server = FixtureServer::start().await;
     let dir = tempfile::tempdir().unwrap();
     let mut toml = format!(
-        "{extra}\n[storage]\npath = {:?}\n[output]\nentries = {entries}\ntitle = \"Test River\"\n",
-        dir.path().join("river.db").display().to_string()
+        "{extra}\n{}[output]\nentries = {entries}\ntitle = \"Test River\"\n",
+        common::storage_toml(&dir.path().join("river.db"))
     );
     for (path, file, tags) in FEEDS {
         let body = std::fs::read(common::fixtures_dir().join(file)).unwrap();
@@ -353,7 +353,7 @@ async fn tag_and_source_views_have_their_own_id_title_and_self_link() {
     assert_eq!(science.items.len(), 4);
 
     // Per source: the status page links each source's own feed.
-    let statuses = newsriver::Store::open(&river.config.storage.path)
+    let statuses = newsriver::Store::open_configured(&river.config.storage)
         .unwrap()
         .feed_statuses()
         .unwrap();
@@ -649,7 +649,7 @@ async fn gzip_and_brotli_bodies_decode_to_the_document() {
 #[tokio::test]
 async fn documents_render_once_per_change_of_the_stored_data() {
     let river = river(100).await;
-    let store = newsriver::Store::open(&river.config.storage.path).unwrap();
+    let store = newsriver::Store::open_configured(&river.config.storage).unwrap();
     let state = newsriver::server::AppState {
         store: store.clone(),
         river_id: "urn:uuid:00000000-0000-8000-8000-00000000000a".into(),

@@ -2,12 +2,13 @@
 //! Fetches go to an in-memory fake (real sockets and a paused clock do not mix);
 //! parsing, storing and scheduling are the real ones.
 
+mod common;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use newsriver::Store;
 use newsriver::fetch::{FetchError, FetchFeed, Fetched, Response, RetryAfter};
 use newsriver::model::Validators;
 use newsriver::scheduler::{self, Clock, Policy, Poller};
@@ -191,7 +192,7 @@ async fn harness<S: AsRef<str>>(feeds: &[(S, u64, Answer)], jitter: f64) -> Harn
 
 async fn harness_with<S: AsRef<str>>(feeds: &[(S, u64, Answer)], policy: Policy) -> Harness {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("s.db")).unwrap();
+    let store = common::open_store(&dir.path().join("s.db")).unwrap();
     let clock = Clock::new();
     let web = Arc::new(FakeWeb::default());
     let specs: Vec<FeedSpec> = feeds

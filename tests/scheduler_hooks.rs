@@ -2,12 +2,13 @@
 //! changed the feed list, and the heartbeat /healthz reads; and its limit on
 //! documents parsed at once.
 
+mod common;
+
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use newsriver::Store;
 use newsriver::fetch::{FetchError, FetchFeed, Fetched, Response};
 use newsriver::model::Validators;
 use newsriver::scheduler::{self, Clock, Hooks, Policy, Poller};
@@ -51,7 +52,7 @@ fn spec(url: &str) -> FeedSpec {
 #[tokio::test(start_paused = true)]
 async fn a_wake_up_makes_a_newly_added_feed_poll_at_once() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("s.db")).unwrap();
+    let store = common::open_store(&dir.path().join("s.db")).unwrap();
     let clock = Clock::new();
     store
         .sync_feeds(&[spec("http://a.example/")], clock.now())
@@ -135,7 +136,7 @@ impl FetchFeed for Big {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_more_documents_parse_at_once_than_there_are_parse_threads() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("s.db")).unwrap();
+    let store = common::open_store(&dir.path().join("s.db")).unwrap();
     let clock = Clock::new();
     let specs: Vec<FeedSpec> = (0..16)
         .map(|i| spec(&format!("http://host{i}.example/feed")))

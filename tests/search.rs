@@ -3,6 +3,8 @@
 //! is a function taking a `Store`, so a second backend runs the same checks
 //! by opening its own store (`backends()` yields each one available).
 
+mod common;
+
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -16,7 +18,7 @@ use newsriver::store::{FeedSpec, PageStart, RetentionPolicy, SearchView, StoryFi
 /// today; PostgreSQL joins here when its store lands).
 fn backends() -> Vec<(tempfile::TempDir, Store)> {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("search.db")).unwrap();
+    let store = common::open_store(&dir.path().join("search.db")).unwrap();
     vec![(dir, store)]
 }
 
@@ -496,7 +498,7 @@ on_every_backend! {
 #[test]
 fn the_index_is_merged_once_writes_have_split_it_and_answers_the_same() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("merge.db")).unwrap();
+    let store = common::open_store(&dir.path().join("merge.db")).unwrap();
     let (wire, _) = outlets(&store);
     // One transaction per poll: one index segment each.
     for batch in 0..6u32 {
@@ -533,7 +535,7 @@ fn an_existing_database_is_indexed_when_opened() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("old.db");
     {
-        let store = Store::open(&path).unwrap();
+        let store = common::open_store(&path).unwrap();
         let (wire, _) = outlets(&store);
         save(
             &store,
@@ -553,7 +555,7 @@ fn an_existing_database_is_indexed_when_opened() {
         )
         .unwrap();
     }
-    let store = Store::open(&path).unwrap();
+    let store = common::open_store(&path).unwrap();
     assert_eq!(store.indexed_entries().unwrap(), 2);
     assert_eq!(found(&store, "strike"), ["Old strike"]);
 }

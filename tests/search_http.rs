@@ -85,10 +85,10 @@ fn rss(n: usize) -> String {
 
 fn config_text(dir: &Path, feed: &str, searches: &str) -> String {
     format!(
-        "[storage]\npath = {:?}\n[output]\nentries = 2\ntitle = \"River\"\n\
+        "{}[output]\nentries = 2\ntitle = \"River\"\n\
          [access]\nread_token = \"{READ}\"\nadmin_token = \"{ADMIN}\"\n\
          {searches}\n[[feed]]\nurl = \"{feed}\"\ntags = [\"world\"]\n",
-        dir.join("river.db").display().to_string()
+        common::storage_toml(&dir.join("river.db"))
     )
 }
 

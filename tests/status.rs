@@ -92,7 +92,7 @@ fn record(state: newsriver::model::FeedState, status: u16, error: Option<String>
 
 /// A database of [`FEEDS`] feeds in every state.
 fn river(dir: &Path) -> Store {
-    let store = Store::open(&dir.join("river.db")).unwrap();
+    let store = common::open_store(&dir.join("river.db")).unwrap();
     let now = Utc::now();
     let all: Vec<FeedSpec> = (0..FEEDS).map(spec).collect();
     store.sync_feeds(&all, now).unwrap();
@@ -267,7 +267,7 @@ fn every_filter_and_page_is_answered_in_sql_on_thousands_of_feeds() {
 #[test]
 fn poll_history_keeps_the_newest_twenty_polls_of_each_feed() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("h.db")).unwrap();
+    let store = common::open_store(&dir.path().join("h.db")).unwrap();
     store.sync_feeds(&[spec(0), spec(1)], Utc::now()).unwrap();
     let ids = {
         let s = store.feed_statuses().unwrap();
@@ -603,7 +603,7 @@ async fn a_feeds_own_page_shows_its_polls_warnings_and_schedule() {
     // Two polls: one that stores, one that gets a 304.
     newsriver::poll_once(&config).await.unwrap();
     newsriver::poll_once(&config).await.unwrap();
-    let store = Store::open(&config.storage.path).unwrap();
+    let store = newsriver::Store::open_configured(&config.storage).unwrap();
     let id = store.feed_statuses().unwrap()[0].id;
     store
         .set_parse_warnings(id, &["<b>recovered</b> from an unclosed <item>".into()])
@@ -637,10 +637,7 @@ async fn feeds_command_takes_the_same_filters() {
     let config = dir.path().join("c.toml");
     std::fs::write(
         &config,
-        format!(
-            "[storage]\npath = \"{}\"\n",
-            dir.path().join("river.db").display()
-        ),
+        common::storage_toml(&dir.path().join("river.db")),
     )
     .unwrap();
     let run = |args: &[&str]| {

@@ -5,7 +5,6 @@ mod common;
 
 use atom_syndication::{Entry, Feed};
 use common::{FixtureServer, Route};
-use newsriver::Store;
 use newsriver::publish::{River, atom};
 use newsriver::scheduler::Summary;
 
@@ -37,10 +36,7 @@ fn config(
     feeds: &[(&str, &str)],
     extra: &str,
 ) -> newsriver::Config {
-    let mut toml = format!(
-        "[storage]\npath = {:?}\n{extra}\n",
-        dir.join("river.db").display().to_string()
-    );
+    let mut toml = format!("{}{extra}\n", common::storage_toml(&dir.join("river.db")));
     for (path, lines) in feeds {
         toml.push_str(&format!(
             "[[feed]]\nurl = \"{}\"\n{lines}\n",
@@ -51,7 +47,7 @@ fn config(
 }
 
 fn published(config: &newsriver::Config) -> Feed {
-    let store = Store::open(&config.storage.path).unwrap();
+    let store = newsriver::Store::open_configured(&config.storage).unwrap();
     let river = River {
         id: "urn:uuid:00000000-0000-8000-8000-00000000000a".into(),
         title: "River".into(),
@@ -300,7 +296,7 @@ async fn an_edited_entry_is_updated_not_duplicated_and_clock_churn_is_limited() 
     }
     let churned = published(&config);
     assert_eq!(churned.entries[0].updated, after.entries[0].updated);
-    let store = Store::open(&config.storage.path).unwrap();
+    let store = newsriver::Store::open_configured(&config.storage).unwrap();
     assert!(
         store.stories(1).unwrap()[0]
             .summary
@@ -414,10 +410,10 @@ async fn every_format_and_view_pages_one_item_per_story_and_a_reload_reranks_the
     let path = dir.path().join("newsriver.toml");
     let toml = |wire: &str, courier: &str| {
         format!(
-            "[access]\nadmin_token = \"t\"\n[fetch]\njitter = 0.0\n[storage]\npath = {:?}\n\
+            "[access]\nadmin_token = \"t\"\n[fetch]\njitter = 0.0\n{}\
              [output]\nentries = 1\nattribution = \"From {{source}}.\"\n\
              [[feed]]\nurl = \"{}\"\n{wire}\n[[feed]]\nurl = \"{}\"\n[[feed]]\nurl = \"{}\"\n{courier}\n",
-            dir.path().join("river.db").display().to_string(),
+            common::storage_toml(&dir.path().join("river.db")),
             server.url("/wire.xml"),
             server.url("/gazette.atom"),
             server.url("/courier.json"),
@@ -502,7 +498,7 @@ async fn every_format_and_view_pages_one_item_per_story_and_a_reload_reranks_the
     );
 
     // The courier's own view shows its copy, crediting the other two.
-    let store = Store::open(&dir.path().join("river.db")).unwrap();
+    let store = common::open_store(&dir.path().join("river.db")).unwrap();
     let courier = store
         .feed_statuses()
         .unwrap()

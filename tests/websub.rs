@@ -27,8 +27,8 @@ struct Daemon {
 
 fn config_text(dir: &Path, addr: SocketAddr, fetch: &str, extra: &str, feeds: &[String]) -> String {
     let mut text = format!(
-        "[storage]\npath = {:?}\n[fetch]\ntimeout = \"5s\"\nconnect_timeout = \"2s\"\nhost_gap = \"5ms\"\n{fetch}\n[output]\nbase_url = \"http://{addr}/\"\n{extra}\n",
-        dir.join("river.db").display().to_string()
+        "{}[fetch]\ntimeout = \"5s\"\nconnect_timeout = \"2s\"\nhost_gap = \"5ms\"\n{fetch}\n[output]\nbase_url = \"http://{addr}/\"\n{extra}\n",
+        common::storage_toml(&dir.join("river.db"))
     );
     for url in feeds {
         text.push_str(&format!("[[feed]]\nurl = \"{url}\"\ntags = [\"world\"]\n"));
@@ -123,7 +123,7 @@ async fn wait_for_text(daemon: &Daemon, path: &str, needle: &str, secs: u64) -> 
 }
 
 fn websub_of(db: &Path) -> Vec<newsriver::store::WebSubStatus> {
-    Store::open(db)
+    common::open_store(db)
         .unwrap()
         .websub_statuses(chrono::Utc::now())
         .unwrap()
@@ -240,7 +240,7 @@ async fn a_signed_push_lands_in_the_river_with_attribution_within_a_second() {
     assert_eq!(subs[0].pushes, 1);
     assert!(subs[0].last_push_at.is_some());
     // While pushed, the safety-net poll waits for max_interval (12 h).
-    let feed = &Store::open(&db).unwrap().feed_statuses().unwrap()[0];
+    let feed = &common::open_store(&db).unwrap().feed_statuses().unwrap()[0];
     assert!(
         feed.next_poll_at > chrono::Utc::now() + chrono::Duration::hours(11),
         "{:?}",
@@ -683,7 +683,7 @@ fn feed_spec(url: &str) -> FeedSpec {
 #[tokio::test(start_paused = true)]
 async fn leases_are_renewed_before_they_end() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("river.db")).unwrap();
+    let store = common::open_store(&dir.path().join("river.db")).unwrap();
     let clock = Clock::new();
     store
         .sync_feeds(&[feed_spec("http://outlet.example/feed")], clock.now())
@@ -764,7 +764,7 @@ async fn leases_are_renewed_before_they_end() {
 #[tokio::test(start_paused = true)]
 async fn publish_pings_are_debounced_and_retried() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("river.db")).unwrap();
+    let store = common::open_store(&dir.path().join("river.db")).unwrap();
     let clock = Clock::new();
     store
         .sync_feeds(&[feed_spec("http://outlet.example/feed")], clock.now())
@@ -859,7 +859,7 @@ async fn publish_pings_are_debounced_and_retried() {
 #[test]
 fn a_safety_poll_that_finds_unpushed_entries_falls_back_to_polling() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("river.db")).unwrap();
+    let store = common::open_store(&dir.path().join("river.db")).unwrap();
     let now = chrono::Utc::now();
     store
         .sync_feeds(&[feed_spec("http://outlet.example/feed")], now)

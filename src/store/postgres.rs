@@ -29,15 +29,20 @@ use std::time::Duration;
 use std::pin::Pin;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use tokio_postgres::Row;
-use tokio_postgres::types::FromSql;
 use include_dir::{Dir, include_dir};
+use tokio_postgres::Row;
 use tokio_postgres::config::{Host, SslMode};
+use tokio_postgres::types::FromSql;
 
 use super::StoreError;
 
+mod entries;
 mod feeds;
+mod ops;
+mod publishing;
 mod search;
+mod status;
+mod websub;
 
 /// A transaction of the pool's.
 pub(super) type Tx<'a> = deadpool_postgres::Transaction<'a>;
@@ -82,6 +87,8 @@ pub(crate) struct Postgres {
     writes: Arc<AtomicU64>,
     /// Names this daemon in its claims on due feeds.
     daemon: String,
+    /// How entries are told apart and merged into stories.
+    dedup: Arc<std::sync::RwLock<crate::identity::DedupSettings>>,
 }
 
 impl std::fmt::Debug for Postgres {
@@ -219,6 +226,7 @@ impl Postgres {
             },
             writes: Arc::default(),
             daemon: daemon_name(),
+            dedup: Arc::default(),
         };
         let pool = store.pool();
         let server = store.server.clone();
@@ -319,6 +327,16 @@ impl Postgres {
         })
     }
 
+    /// The one number `sql` (a `SELECT COUNT(*)`) reads.
+    pub(crate) fn count(&self, sql: &'static str) -> Result<u64, StoreError> {
+        self.read(move |client| {
+            Box::pin(async move {
+                let row = client.query_one(sql, &[]).await?;
+                Ok(get::<i64>(&row, 0)?.max(0) as u64)
+            })
+        })
+    }
+
     /// Counts one committed write of this process.
     pub(crate) fn wrote(&self) {
         self.writes.fetch_add(1, Ordering::Release);
@@ -326,11 +344,6 @@ impl Postgres {
 
     pub(crate) fn local_write_count(&self) -> u64 {
         self.writes.load(Ordering::Acquire)
-    }
-
-    /// host:port of the server.
-    pub(crate) fn server(&self) -> &str {
-        &self.server
     }
 
     /// This daemon's name in its claims.

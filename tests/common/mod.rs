@@ -14,8 +14,12 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Request, Response, StatusCode, header};
 use newsriver::Config;
 
+pub mod backend;
 pub mod faults;
 pub mod hub;
+
+#[allow(unused_imports)]
+pub use backend::{open_store, storage_toml};
 
 /// What the fixture server answers on one path.
 #[derive(Clone, Debug)]
@@ -195,8 +199,8 @@ pub fn fixture(name: &str) -> Vec<u8> {
 /// A config for `feeds` with its database in `dir`.
 pub fn config_for(dir: &Path, feeds: &[String], extra: &str) -> Config {
     let mut toml = format!(
-        "[storage]\npath = {:?}\n[fetch]\ntimeout = \"5s\"\nconnect_timeout = \"2s\"\nhost_gap = \"5ms\"\n{extra}\n",
-        dir.join("river.db").display().to_string()
+        "{}[fetch]\ntimeout = \"5s\"\nconnect_timeout = \"2s\"\nhost_gap = \"5ms\"\n{extra}\n",
+        storage_toml(&dir.join("river.db"))
     );
     toml.push_str(&feed_tables(feeds));
     Config::parse(&toml, Path::new("test.toml")).unwrap()

@@ -14,7 +14,7 @@ use crate::identity;
 use crate::model::{FeedId, FeedState, FeedStatus, FeedToPoll, MovedTo, Skip, Validators};
 use crate::store::fetch_state::{Failures, FetchState, Moved, PollRecord, outcome_of};
 use crate::store::{
-    CLAIM_LEASE, Feeds, FeedSpec, HISTORY_PER_FEED, SaveCounts, StoreError, from_ts, ts,
+    CLAIM_LEASE, FeedSpec, Feeds, HISTORY_PER_FEED, SaveCounts, StoreError, from_ts, ts,
 };
 
 /// The columns [`feed_status`] reads, of `feeds f`.
@@ -130,7 +130,10 @@ impl Feeds for Postgres {
                 }
                 let mut stored_tags: HashMap<FeedId, HashSet<String>> = HashMap::new();
                 for r in tx.query("SELECT feed_id, tag FROM feed_tags", &[]).await? {
-                    stored_tags.entry(get(&r, 0)?).or_default().insert(get(&r, 1)?);
+                    stored_tags
+                        .entry(get(&r, 0)?)
+                        .or_default()
+                        .insert(get(&r, 1)?);
                 }
                 let upsert = tx
                     .prepare(
@@ -220,11 +223,8 @@ impl Feeds for Postgres {
                     .map(|row| row.id)
                     .collect();
                 if !gone.is_empty() {
-                    tx.execute(
-                        "UPDATE feeds SET active = 0 WHERE id = ANY($1)",
-                        &[&gone],
-                    )
-                    .await?;
+                    tx.execute("UPDATE feeds SET active = 0 WHERE id = ANY($1)", &[&gone])
+                        .await?;
                 }
                 Ok(())
             })

@@ -69,8 +69,6 @@ pub(crate) fn fts_match(query: &Query) -> String {
     expression
 }
 
-
-
 /// Marks a newly stored entry for indexing when the transaction ends
 /// (`flush_pending`).
 pub(super) fn index_later(tx: &Connection, id: i64) -> Result<(), StoreError> {

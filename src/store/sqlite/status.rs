@@ -14,95 +14,10 @@ use super::{PollRecord, SaveCounts, Sqlite, StoreError, from_ts, lock, ts};
 use crate::model::{FeedId, FeedStatus};
 use crate::status::{
     FailureKind, FeedDetail, FeedFilter, FeedPage, NextPoll, PAGE_SIZE, PendingMove, PollEntry,
-    StateCounts, StateFilter, Summary,
+    StateCounts, Summary,
 };
 use crate::store::status::*;
-
-/// Failing first, then by title (the URL for a feed with none), then by id.
-const ORDER: &str = "CASE WHEN f.active = 1 AND f.state = 'failing' THEN 0 ELSE 1 END,
-     LOWER(COALESCE(f.config_title, f.title, f.url)), f.id";
-
-/// `text` for a LIKE pattern with `\` as the escape character.
-fn like_escaped(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// The WHERE clause of `filter` over `feeds f`, and its values (`?1`…).
-fn where_clause(filter: &FeedFilter) -> (String, Vec<Value>) {
-    let mut terms: Vec<String> = Vec::new();
-    let mut values: Vec<Value> = Vec::new();
-    let bind = |values: &mut Vec<Value>, v: String| {
-        values.push(Value::Text(v));
-        format!("?{}", values.len())
-    };
-    if let Some(state) = filter.state {
-        terms.push(
-            match state {
-                StateFilter::Failing => "f.active = 1 AND f.state = 'failing'",
-                StateFilter::Ok => "f.active = 1 AND f.state = 'ok'",
-                StateFilter::New => "f.active = 1 AND f.state = 'new'",
-                StateFilter::Throttled => "f.active = 1 AND f.state = 'throttled'",
-                StateFilter::Retired => "(f.active = 0 OR f.state = 'gone')",
-            }
-            .to_string(),
-        );
-    }
-    if let Some(tag) = &filter.tag {
-        let p = bind(&mut values, tag.clone());
-        terms.push(format!(
-            "EXISTS (SELECT 1 FROM feed_tags t WHERE t.feed_id = f.id AND t.tag = {p})"
-        ));
-    }
-    if let Some(host) = &filter.host {
-        // The host of the configured URL, ended by a path, port, query or
-        // nothing: `example.com` is not `example.com.evil`.
-        let host = like_escaped(&host.to_lowercase());
-        let mut any = Vec::new();
-        for scheme in ["http://", "https://"] {
-            let exact = bind(&mut values, format!("{scheme}{host}"));
-            any.push(format!("LOWER(f.url) LIKE {exact} ESCAPE '\\'"));
-            for end in ['/', ':', '?', '#'] {
-                let p = bind(&mut values, format!("{scheme}{host}{end}%"));
-                any.push(format!("LOWER(f.url) LIKE {p} ESCAPE '\\'"));
-            }
-        }
-        terms.push(format!("({})", any.join(" OR ")));
-    }
-    if let Some(text) = &filter.text {
-        let p = bind(
-            &mut values,
-            format!("%{}%", like_escaped(&text.to_lowercase())),
-        );
-        terms.push(format!(
-            "(LOWER(COALESCE(f.config_title, f.title, '')) LIKE {p} ESCAPE '\\'
-              OR LOWER(f.url) LIKE {p} ESCAPE '\\')"
-        ));
-    }
-    if terms.is_empty() {
-        ("1 = 1".to_string(), values)
-    } else {
-        (terms.join(" AND "), values)
-    }
-}
-
-/// The column's text: one warning a line (a warning's own line breaks become
-/// spaces), NULL when there are none.
-pub(super) fn parse_warnings_text(warnings: &[String]) -> Option<String> {
-    let lines: Vec<String> = warnings
-        .iter()
-        .map(|w| w.replace(['\r', '\n'], " ").trim().to_string())
-        .filter(|w| !w.is_empty())
-        .collect();
-    (!lines.is_empty()).then(|| lines.join("\n"))
-}
-
+use crate::store::status::{ORDER, parse_warnings_text, where_clause};
 
 /// Adds one poll to the feed's history and forgets all but the newest
 /// [`HISTORY_PER_FEED`]. Runs in the poll's own savepoint.
@@ -318,7 +233,8 @@ impl Sqlite {
         filter: &FeedFilter,
         page_size: Option<usize>,
     ) -> Result<FeedPage, StoreError> {
-        let (clause, mut values) = where_clause(filter);
+        let (clause, values) = where_clause(filter, '?');
+        let mut values: Vec<Value> = values.into_iter().map(Value::Text).collect();
         let conn = lock(&self.reader);
         let matching: i64 = conn
             .prepare_cached(&format!("SELECT COUNT(*) FROM feeds f WHERE {clause}"))?
