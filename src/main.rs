@@ -46,6 +46,15 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Copy the configured SQLite river into an empty PostgreSQL database, every id, story, validator and schedule kept; then set `[storage] url` to it.
+    Migrate {
+        /// The TOML configuration file (its `[storage] path` is the river copied).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The PostgreSQL database to copy into: postgres://user:password@host:port/database (or set NEWSRIVER_MIGRATE_TO, which keeps the password out of the process list).
+        #[arg(long, env = "NEWSRIVER_MIGRATE_TO", hide_env_values = true)]
+        to: String,
+    },
     /// Validate a configuration file without starting anything.
     Check {
         /// The TOML configuration file.
@@ -257,6 +266,12 @@ async fn main() -> ExitCode {
                 }
                 Err(code) => code,
             };
+        }
+        Command::Migrate { config, to } => {
+            let Ok(config) = load(&config) else {
+                return ExitCode::from(2);
+            };
+            return migrate(&config, &to).await;
         }
         Command::Run { config } => {
             let path = config;
@@ -617,6 +632,51 @@ fn opml_import(file: &std::path::Path, config_path: &std::path::Path) -> anyhow:
         println!("  skipped  {url} ({why})");
     }
     Ok(())
+}
+
+async fn migrate(config: &Config, to: &str) -> ExitCode {
+    use newsriver::config::{Database, redacted_url};
+    let Database::Sqlite(from) = config.storage.database() else {
+        eprintln!(
+            "error: this configuration's river is on PostgreSQL already ({}); migrate copies a SQLite river",
+            config.storage.describe()
+        );
+        return ExitCode::from(2);
+    };
+    let target = redacted_url(to);
+    let (from_text, to_owned) = (from.display().to_string(), to.to_string());
+    let started = std::time::Instant::now();
+    let copied = tokio::task::spawn_blocking(move || {
+        newsriver::store::transfer::sqlite_to_postgres(
+            &from,
+            &to_owned,
+            std::time::Duration::from_secs(10),
+            |table, rows| eprintln!("  {table}: {rows} rows"),
+        )
+    })
+    .await;
+    match copied {
+        Ok(Ok(copied)) => {
+            let rows: u64 = copied.tables.iter().map(|(_, n)| n).sum();
+            println!(
+                "copied {from_text} into {target}: {rows} rows in {} tables, {:.1} s",
+                copied.tables.len(),
+                started.elapsed().as_secs_f64()
+            );
+            println!(
+                "next: set [storage] url (it may be {{ env = \"NAME\" }}) instead of path, and start newsriver run"
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(Err(e)) => {
+            eprintln!("error: cannot copy {from_text} into {target}: {e}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("error: the copy stopped: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 async fn opml_export(config: &Config) -> anyhow::Result<()> {

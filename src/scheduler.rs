@@ -808,6 +808,9 @@ pub async fn run_with<F: FetchFeed>(
     // Beside other daemons, take only what can start soon (the rest is
     // theirs to take), and keep the claims of what waits.
     let shared = poller.store.is_shared();
+    poller
+        .store
+        .set_politeness(poller.policy.host_concurrency, poller.policy.host_gap);
     let queue_cap = if shared {
         (concurrency.max(1) * 2).min(MAX_QUEUED)
     } else {
@@ -842,7 +845,7 @@ pub async fn run_with<F: FetchFeed>(
                     let due = s.due_feeds(now, free, &busy_now)?;
                     let mut busy_after = busy_now;
                     busy_after.extend(due.iter().map(|f| f.id));
-                    Ok((s.next_due(&busy_after)?, due))
+                    Ok((s.next_due(&busy_after, now)?, due))
                 })
                 .await;
             match due {

@@ -14,13 +14,14 @@ mod entries;
 mod feeds;
 mod fetch_state;
 mod ops;
-mod postgres;
+pub(crate) mod postgres;
 mod publishing;
 mod retention;
 mod search;
 mod sqlite;
 mod status;
 mod stories;
+pub mod transfer;
 mod websub;
 
 pub use entries::{Entries, PolledDocument};
@@ -73,9 +74,10 @@ pub struct FeedSpec {
 
 /// How long a daemon's claim on a due feed lasts (on a backend several
 /// daemons share) unless renewed: a daemon that dies loses its feeds to the
-/// others this long after its last renewal at the latest. Schedulers renew
-/// the claims of the feeds they still hold five times per lease.
-pub const CLAIM_LEASE: Duration = Duration::from_secs(300);
+/// others this long after its last renewal at the latest (a daemon starting
+/// on the same machine takes them at once). Schedulers renew the claims of
+/// the feeds they still hold five times per lease.
+pub const CLAIM_LEASE: Duration = Duration::from_secs(60);
 
 /// What one poll added and changed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

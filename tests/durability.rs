@@ -28,6 +28,11 @@ fn big_feed(n: usize) -> String {
 }
 
 fn count(db: &std::path::Path) -> u64 {
+    if common::backend::backend() == common::backend::Backend::Postgres {
+        return common::open_store(db)
+            .and_then(|s| s.entry_count())
+            .unwrap_or(0);
+    }
     let Ok(conn) = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY) else {
         return 0;
     };

@@ -10,10 +10,10 @@ use std::sync::atomic::AtomicI64;
 use std::time::Duration;
 
 use common::{FixtureServer, Route, config_for};
+use newsriver::Config;
 use newsriver::scheduler::{Clock, Summary};
 use newsriver::store::RetentionPolicy;
 use newsriver::telemetry::Health;
-use newsriver::Config;
 
 /// Polls `check` every 50 ms until it holds; fails after `secs`.
 async fn wait_until(secs: u64, what: &str, mut check: impl FnMut() -> bool) {
@@ -62,16 +62,23 @@ impl Daemon {
     }
 }
 
+/// Writes `body` as the folder's configuration, with the folder's database
+/// (`newsriver.db`, on this run's backend) as its `[storage]`.
 fn write_config(dir: &Path, body: &str) -> PathBuf {
     let path = dir.join("newsriver.toml");
-    std::fs::write(&path, body).unwrap();
+    std::fs::write(&path, with_storage(dir, body)).unwrap();
     path
+}
+
+fn with_storage(dir: &Path, body: &str) -> String {
+    format!("{}{body}", common::storage_toml(&dir.join("newsriver.db")))
 }
 
 /// Like an editor that saves by writing a new file and renaming it over the old.
 fn replace_config(path: &Path, body: &str) {
     let temp = path.with_extension("toml.swp");
-    std::fs::write(&temp, body).unwrap();
+    let dir = path.parent().unwrap();
+    std::fs::write(&temp, with_storage(dir, body)).unwrap();
     std::fs::rename(&temp, path).unwrap();
 }
 
@@ -95,7 +102,14 @@ async fn reload_on_file_change_adds_and_removes_feeds_and_keeps_entries() {
     assert!(server.seen("/b.xml").is_empty());
 
     // Added by rewriting the file in place: polled at once.
-    std::fs::write(&path, format!("{HEAD}{}{}", feed_table(&a), feed_table(&b))).unwrap();
+    std::fs::write(
+        &path,
+        with_storage(
+            dir.path(),
+            &format!("{HEAD}{}{}", feed_table(&a), feed_table(&b)),
+        ),
+    )
+    .unwrap();
     wait_until(10, "added feed b polled", || {
         !server.seen("/b.xml").is_empty()
     })
@@ -174,7 +188,7 @@ async fn invalid_config_is_refused_with_its_position_and_the_running_one_stays()
     let text = response.text().await.unwrap();
     assert!(
         text.contains(&format!(
-            "{}:11:12: invalid duration \"often\"",
+            "{}:13:12: invalid duration \"often\"",
             path.display()
         )),
         "{text}"
@@ -197,7 +211,7 @@ async fn invalid_config_is_refused_with_its_position_and_the_running_one_stays()
 
     // Fixed: the reload goes through and reports what changed.
     let fixed = format!("{good}[[feed]]\nurl = \"{b}\"\n");
-    std::fs::write(&path, fixed).unwrap();
+    std::fs::write(&path, with_storage(dir.path(), &fixed)).unwrap();
     let response = client
         .post(daemon.url("/admin/reload"))
         .bearer_auth("let-me-in")
@@ -548,7 +562,7 @@ async fn reload_applies_fetch_settings_and_feed_credentials_to_the_next_polls() 
         "[access]\nadmin_token = \"t\"\n[fetch]\njitter = 0.0\nuser_agent = \"after/2\"\n{}headers = {{ X-Api-Key = \"k\" }}\n",
         feed_table(&a)
     );
-    std::fs::write(&path, after).unwrap();
+    std::fs::write(&path, with_storage(dir.path(), &after)).unwrap();
     let r = reqwest::Client::new()
         .post(daemon.url("/admin/reload"))
         .bearer_auth("t")

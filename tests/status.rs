@@ -635,11 +635,7 @@ async fn feeds_command_takes_the_same_filters() {
     let dir = tempfile::tempdir().unwrap();
     drop(river(dir.path()));
     let config = dir.path().join("c.toml");
-    std::fs::write(
-        &config,
-        common::storage_toml(&dir.path().join("river.db")),
-    )
-    .unwrap();
+    std::fs::write(&config, common::storage_toml(&dir.path().join("river.db"))).unwrap();
     let run = |args: &[&str]| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_newsriver"))
             .arg("feeds")

@@ -32,8 +32,12 @@ pub trait Feeds {
         now: DateTime<Utc>,
     ) -> Result<Option<FeedToPoll>, StoreError>;
 
-    /// When the next feed (not in `busy`) falls due.
-    fn next_due(&self, busy: &HashSet<FeedId>) -> Result<Option<DateTime<Utc>>, StoreError>;
+    /// When the next feed (not in `busy`) falls due, as seen at `now`.
+    fn next_due(
+        &self,
+        busy: &HashSet<FeedId>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, StoreError>;
 
     /// A 304: only the schedule moves.
     fn record_not_modified(
@@ -61,4 +65,10 @@ pub trait Feeds {
     /// daemon takes them while they wait. A backend that one daemon owns
     /// claims nothing and has nothing to renew.
     fn renew_claims(&self, ids: &[FeedId], now: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// The per-host politeness every daemon on this database keeps together:
+    /// at most `per_host` requests to one host at once, starts at least `gap`
+    /// apart. A backend that one daemon owns leaves this to the scheduler's
+    /// own host gate.
+    fn set_politeness(&self, per_host: usize, gap: std::time::Duration);
 }

@@ -45,7 +45,7 @@ mod status;
 mod websub;
 
 /// A transaction of the pool's.
-pub(super) type Tx<'a> = deadpool_postgres::Transaction<'a>;
+pub(crate) type Tx<'a> = deadpool_postgres::Transaction<'a>;
 /// A connection of the pool's.
 pub(super) type Conn = deadpool_postgres::Client;
 /// The queries of one store method, borrowing the transaction or connection.
@@ -53,7 +53,7 @@ pub(super) type Work<'a, R> = Pin<Box<dyn Future<Output = Result<R, StoreError>>
 
 /// Column `i` of a row, as `T`; a column of another type is an error, not
 /// a panic.
-pub(super) fn get<'r, T: FromSql<'r>>(r: &'r Row, i: usize) -> Result<T, StoreError> {
+pub(crate) fn get<'r, T: FromSql<'r>>(r: &'r Row, i: usize) -> Result<T, StoreError> {
     Ok(r.try_get(i)?)
 }
 
@@ -89,6 +89,8 @@ pub(crate) struct Postgres {
     daemon: String,
     /// How entries are told apart and merged into stories.
     dedup: Arc<std::sync::RwLock<crate::identity::DedupSettings>>,
+    /// Per-host politeness all daemons keep together: (requests at once, gap).
+    politeness: Arc<std::sync::RwLock<(usize, Duration)>>,
 }
 
 impl std::fmt::Debug for Postgres {
@@ -103,10 +105,11 @@ impl std::fmt::Debug for Postgres {
 impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
         // The message and the server's detail; never the connection string.
-        let detail = e
-            .as_db_error()
-            .map(|db| format!("{}: {}", db.severity(), db.message()))
-            .unwrap_or_else(|| e.to_string());
+        let detail = match (e.as_db_error(), std::error::Error::source(&e)) {
+            (Some(db), _) => format!("{}: {}", db.severity(), db.message()),
+            (None, Some(cause)) => format!("{e}: {cause}"),
+            (None, None) => e.to_string(),
+        };
         StoreError::Postgres(detail)
     }
 }
@@ -227,6 +230,7 @@ impl Postgres {
             writes: Arc::default(),
             daemon: daemon_name(),
             dedup: Arc::default(),
+            politeness: Arc::new(std::sync::RwLock::new((1, Duration::ZERO))),
         };
         let pool = store.pool();
         let server = store.server.clone();
@@ -237,7 +241,8 @@ impl Postgres {
                     StoreError::from(e)
                 ))
             })?;
-            migrate(&mut client).await
+            migrate(&mut client).await?;
+            release_dead_neighbours(&client).await
         })?;
         Ok(store)
     }
@@ -269,8 +274,9 @@ impl Postgres {
     }
 
     /// Runs `f` in a transaction of its own and commits it; the river's
-    /// version moves with it (see `river_version` in the schema), so every
-    /// daemon's caches learn of the change.
+    /// version moves with it (see `river_version` in the schema): every
+    /// daemon's render cache reads it at least once a second
+    /// (`server::documents::EXTERNAL_CHECK`) and so follows the others' writes.
     pub(crate) fn write<R, F>(&self, f: F) -> Result<R, StoreError>
     where
         F: for<'t> FnOnce(&'t Tx<'t>) -> Work<'t, R> + Send + 'static,
@@ -303,7 +309,6 @@ impl Postgres {
                 // Last, so the row is locked for the commit alone.
                 tx.execute("UPDATE river_version SET version = version + 1", &[])
                     .await?;
-                tx.execute("NOTIFY newsriver_river", &[]).await?;
             }
             tx.commit().await?;
             Ok(value)
@@ -346,6 +351,15 @@ impl Postgres {
         self.writes.load(Ordering::Acquire)
     }
 
+    /// (requests to one host at once, least gap between their starts).
+    pub(crate) fn politeness(&self) -> (usize, Duration) {
+        *self.politeness.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn set_politeness_to(&self, per_host: usize, gap: Duration) {
+        *self.politeness.write().unwrap_or_else(|p| p.into_inner()) = (per_host.max(1), gap);
+    }
+
     /// This daemon's name in its claims.
     pub(crate) fn daemon(&self) -> &str {
         &self.daemon
@@ -362,6 +376,43 @@ impl Postgres {
             Ok(row.get(0))
         })
     }
+}
+
+/// Lets go of the claims of daemons that ran on this machine and are gone
+/// (their process no longer exists): a daemon restarted after a crash polls
+/// its feeds at once instead of after the lease. Claims of other machines'
+/// daemons wait for their lease.
+async fn release_dead_neighbours(client: &Conn) -> Result<(), StoreError> {
+    let host = hostname();
+    let rows = client
+        .query(
+            "SELECT DISTINCT claimed_by FROM feeds WHERE claimed_by LIKE $1",
+            &[&format!("{}:%", host.replace('%', "\\%").replace('_', "\\_"))],
+        )
+        .await?;
+    for r in &rows {
+        let name: String = get(r, 0)?;
+        let pid = name.rsplit(':').nth(1).and_then(|p| p.parse::<u32>().ok());
+        if let Some(pid) = pid
+            && pid != std::process::id()
+            && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        {
+            let released = client
+                .execute(
+                    "UPDATE feeds SET claimed_by = NULL, claim_until = NULL WHERE claimed_by = $1",
+                    &[&name],
+                )
+                .await?;
+            tracing::info!(daemon = %name, feeds = released, "took back the claims of a daemon of this machine that is gone");
+        }
+    }
+    Ok(())
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "host".into())
 }
 
 /// host, process id and a random part: unique among daemons, readable in

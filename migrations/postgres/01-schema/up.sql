@@ -60,10 +60,15 @@ CREATE TABLE feeds (
     -- Several daemons: the daemon polling the feed now, and until when its
     -- claim holds unless renewed (store::CLAIM_LEASE). NULL: unclaimed.
     claimed_by         TEXT,
-    claim_until        BIGINT
+    claim_until        BIGINT,
+    -- The host requests go to (as scheduler::host_of: lower-case, no port),
+    -- for per-host politeness across daemons.
+    host               TEXT GENERATED ALWAYS AS (lower(substring(COALESCE(fetch_url, url)
+                           FROM '^[A-Za-z][A-Za-z0-9+.-]*://(?:[^@/?#]*@)?(\[[^]]*\]|[^:/?#]*)'))) STORED
 );
 
 CREATE INDEX feeds_due ON feeds (next_poll_at) WHERE active = 1;
+CREATE INDEX feeds_claimed ON feeds (host) WHERE claim_until IS NOT NULL;
 
 CREATE TABLE feed_tags (
     feed_id BIGINT NOT NULL REFERENCES feeds (id) ON DELETE CASCADE,

@@ -17,6 +17,9 @@ use crate::store::{
     CLAIM_LEASE, FeedSpec, Feeds, HISTORY_PER_FEED, SaveCounts, StoreError, from_ts, ts,
 };
 
+/// The advisory lock key one daemon at a time claims due feeds under ("claims!!").
+const CLAIM_LOCK: i64 = 0x636c_6169_6d73_2121;
+
 /// The columns [`feed_status`] reads, of `feeds f`.
 pub(super) const STATUS_COLUMNS: &str =
     "f.id, f.url, COALESCE(f.config_title, f.title), f.active = 1, f.state, f.last_status,
@@ -232,9 +235,13 @@ impl Feeds for Postgres {
     }
 
     /// Claims the due feeds it returns for this daemon (a lease of
-    /// `CLAIM_LEASE`): feeds another daemon holds a live claim on are not
-    /// due here, and rows another daemon is claiming at this moment are
-    /// skipped, not waited for.
+    /// `CLAIM_LEASE`), keeping per-host politeness across every daemon on
+    /// the database: a host has at most `per_host` live claims, and the
+    /// claims on one host are spaced by the gap (`host_gates`), so the
+    /// requests they lead to start at least that far apart whichever daemon
+    /// makes them. Claims are taken one daemon at a time (a transaction-level
+    /// advisory lock: a claim reads and moves the host counts), and a feed
+    /// another daemon holds a live claim on is not due here.
     fn due_feeds(
         &self,
         now: DateTime<Utc>,
@@ -244,27 +251,75 @@ impl Feeds for Postgres {
         let busy: Vec<FeedId> = busy.iter().copied().collect();
         let daemon = self.daemon().to_string();
         let lease = CLAIM_LEASE.as_secs() as i64;
+        let (per_host, gap) = self.politeness();
+        let (per_host, gap_ms) = (
+            per_host as i64,
+            gap.as_millis().min(i64::MAX as u128) as i64,
+        );
+        let now_ms = now.timestamp_millis();
         let mut due = self.write_unseen(move |tx| {
             Box::pin(async move {
+                tx.execute("SELECT pg_advisory_xact_lock($1)", &[&CLAIM_LOCK])
+                    .await?;
+                // Due feeds, numbered within their host, beside the host's
+                // live claims and its gate: a host takes as many as it has
+                // room for, and none before its gate opens.
                 let rows = tx
                     .query(
-                        &format!(
-                            "WITH due AS (
-                                SELECT id FROM feeds
-                                WHERE active = 1 AND state != 'gone' AND next_poll_at <= $1
-                                  AND (claim_until IS NULL OR claim_until < $1)
-                                  AND NOT (id = ANY($3))
-                                ORDER BY next_poll_at, id LIMIT $2
-                                FOR UPDATE SKIP LOCKED)
-                             UPDATE feeds SET claimed_by = $4, claim_until = $1 + $5
-                             FROM due WHERE feeds.id = due.id
-                             RETURNING {TO_POLL}, {}, feeds.next_poll_at",
-                            pushed_at("$1")
-                        ),
-                        &[&ts(now), &(limit as i64), &busy, &daemon, &lease],
+                        "WITH live AS (
+                            SELECT host, COUNT(*) AS n FROM feeds
+                            WHERE claim_until >= $1 GROUP BY host),
+                         due AS (
+                            SELECT id, host, next_poll_at, ROW_NUMBER() OVER (
+                                PARTITION BY host ORDER BY next_poll_at, id) AS nth
+                            FROM feeds
+                            WHERE active = 1 AND state != 'gone' AND next_poll_at <= $1
+                              AND (claim_until IS NULL OR claim_until < $1)
+                              AND NOT (id = ANY($3)))
+                         SELECT d.id, d.host FROM due d
+                         LEFT JOIN live l ON l.host IS NOT DISTINCT FROM d.host
+                         LEFT JOIN host_gates g ON g.host = d.host
+                         WHERE d.nth + COALESCE(l.n, 0) <= $4
+                           AND COALESCE(g.next_start_ms, 0) <= $5
+                         ORDER BY d.next_poll_at, d.id LIMIT $2",
+                        &[&ts(now), &(limit as i64), &busy, &per_host, &now_ms],
                     )
                     .await?;
-                rows.iter()
+                let mut ids = Vec::with_capacity(rows.len());
+                let mut per: HashMap<String, i64> = HashMap::new();
+                for r in &rows {
+                    ids.push(get::<i64>(r, 0)?);
+                    if let Some(host) = get::<Option<String>>(r, 1)? {
+                        *per.entry(host).or_default() += 1;
+                    }
+                }
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let claimed = tx
+                    .query(
+                        &format!(
+                            "UPDATE feeds SET claimed_by = $2, claim_until = $3::BIGINT + $4::BIGINT
+                             WHERE id = ANY($1)
+                             RETURNING {TO_POLL}, {}, feeds.next_poll_at",
+                            pushed_at("$3")
+                        ),
+                        &[&ids, &daemon, &ts(now), &lease],
+                    )
+                    .await?;
+                // The next start on each host: after the ones claimed now.
+                for (host, n) in per {
+                    tx.execute(
+                        "INSERT INTO host_gates (host, next_start_ms)
+                         VALUES ($1, $2::BIGINT + $3::BIGINT * $4::BIGINT)
+                         ON CONFLICT (host) DO UPDATE SET next_start_ms =
+                            GREATEST(host_gates.next_start_ms, $2::BIGINT) + $3::BIGINT * $4::BIGINT",
+                        &[&host, &now_ms, &gap_ms, &n],
+                    )
+                    .await?;
+                }
+                claimed
+                    .iter()
                     .map(|r| Ok((get::<i64>(r, 16)?, feed_to_poll(r)?)))
                     .collect::<Result<Vec<_>, StoreError>>()
             })
@@ -317,21 +372,42 @@ impl Feeds for Postgres {
     }
 
     /// The next time a feed falls due that this daemon may claim then:
-    /// another daemon's claim holds a feed until its lease ends.
-    fn next_due(&self, busy: &HashSet<FeedId>) -> Result<Option<DateTime<Utc>>, StoreError> {
+    /// another daemon's claim holds a feed until its lease ends, a host's
+    /// gate until it opens; a host with no room is looked at again in a
+    /// second (its claims end as their polls do, in any daemon).
+    fn next_due(
+        &self,
+        busy: &HashSet<FeedId>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
         let busy: Vec<FeedId> = busy.iter().copied().collect();
+        let per_host = self.politeness().0 as i64;
         self.read(move |client| {
             Box::pin(async move {
                 let row = client
                     .query_one(
-                        "SELECT MIN(GREATEST(next_poll_at, COALESCE(claim_until + 1, 0)))
-                         FROM feeds WHERE active = 1 AND state != 'gone' AND NOT (id = ANY($1))",
-                        &[&busy],
+                        "WITH live AS (
+                            SELECT host, COUNT(*) AS n FROM feeds
+                            WHERE claim_until >= $2 GROUP BY host)
+                         SELECT MIN(GREATEST(
+                            f.next_poll_at * 1000,
+                            COALESCE(f.claim_until + 1, 0) * 1000,
+                            COALESCE(g.next_start_ms, 0),
+                            CASE WHEN COALESCE(l.n, 0) >= $3 THEN ($2 + 1) * 1000 ELSE 0 END))
+                         FROM feeds f
+                         LEFT JOIN live l ON l.host IS NOT DISTINCT FROM f.host
+                         LEFT JOIN host_gates g ON g.host = f.host
+                         WHERE f.active = 1 AND f.state != 'gone' AND NOT (f.id = ANY($1))",
+                        &[&busy, &ts(now), &per_host],
                     )
                     .await?;
-                Ok(get::<Option<i64>>(&row, 0)?.map(from_ts))
+                Ok(get::<Option<i64>>(&row, 0)?.and_then(chrono::DateTime::from_timestamp_millis))
             })
         })
+    }
+
+    fn set_politeness(&self, per_host: usize, gap: Duration) {
+        self.set_politeness_to(per_host, gap);
     }
 
     fn record_not_modified(

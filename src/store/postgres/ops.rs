@@ -186,7 +186,7 @@ impl Retention for Postgres {
 }
 
 impl Maintenance for Postgres {
-    /// This process's writes and, through LISTEN, every other daemon's.
+    /// This process's writes; other daemons' show in `data_version`.
     fn local_writes(&self) -> u64 {
         self.local_write_count()
     }

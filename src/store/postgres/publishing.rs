@@ -33,8 +33,10 @@ fn story_in_view(filter: &StoryFilter, search: Option<&str>) -> String {
             "s.id IN (SELECT e.story_id FROM entries e JOIN feeds f ON f.id = e.feed_id
                       JOIN search_docs d ON d.entry_id = e.id
                       WHERE f.active = 1
+                        AND ($1::BIGINT IS NULL OR e.feed_id = $1)
                         AND ($6::TEXT[] IS NULL OR e.feed_id IN (
                             SELECT feed_id FROM feed_tags WHERE tag = ANY($6)))
+                        AND ($2::TEXT IS NULL OR $2 = ANY($6))
                         AND {condition})"
         ),
         (StoryFilter::All, _) => format!(

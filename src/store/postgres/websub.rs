@@ -115,6 +115,7 @@ impl WebSub for Postgres {
                                        AND s.state IN ('new', 'failed', 'stale') THEN 'subscribe'
                                   WHEN f.active = 1 AND f.state != 'gone' AND s.pending_mode IS NULL
                                        AND s.next_attempt_at <= $1 AND s.state = 'active'
+                                       AND s.lease_seconds IS NOT NULL
                                        AND s.lease_end - GREATEST(30, LEAST(86400,
                                            s.lease_seconds / 10)) <= $1
                                        THEN 'renew'
@@ -195,7 +196,7 @@ impl WebSub for Postgres {
                 self,
                 "UPDATE websub_subscriptions SET state = 'active', pending_mode = NULL,
                     pending_topic = NULL, verified_at = $4, lease_seconds = $5,
-                    lease_end = $4 + $5, failures = 0, last_error = NULL,
+                    lease_end = $4::BIGINT + $5::BIGINT, failures = 0, last_error = NULL,
                     next_attempt_at = 0, safety_polls = 0
                  WHERE token = $1 AND pending_mode = $2 AND pending_topic = $3",
                 token,
@@ -294,7 +295,7 @@ impl WebSub for Postgres {
                         "UPDATE websub_subscriptions SET state = 'stale', next_attempt_at = $2,
                             last_error = 'a poll found entries the hub did not push'
                          WHERE feed_id = $1 AND state = 'active' AND safety_polls >= 1
-                           AND $3 > 0",
+                           AND $3::BIGINT > 0",
                         &[&feed_id, &ts(resubscribe_at), &new_entries],
                     )
                     .await?;
@@ -466,5 +467,94 @@ impl WebSub for Postgres {
             error
         )?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use chrono::TimeZone;
+
+    use crate::store::{FeedSpec, Store, StoreError, WebSubWork};
+
+    /// A subscription's life on one backend: what `websub_work` asks for at
+    /// each step, and the states it goes through.
+    fn lifecycle(store: &Store) -> Result<Vec<String>, StoreError> {
+        let t0 = chrono::Utc.with_ymd_and_hms(2026, 5, 1, 12, 0, 0).unwrap();
+        store.sync_feeds(
+            &[FeedSpec {
+                url: "http://a.example/feed".into(),
+                title: None,
+                interval: Duration::from_secs(600),
+                tags: vec![],
+                fixed_interval: false,
+            }],
+            t0,
+        )?;
+        let id = store.feed_statuses()?[0].id;
+        let mut log = Vec::new();
+        let note = |log: &mut Vec<String>, what: &str, store: &Store| -> Result<(), StoreError> {
+            let work: Vec<String> = store
+                .websub_work(t0, Duration::from_secs(60))?
+                .iter()
+                .map(|t| format!("{:?}", t.work))
+                .collect();
+            let state: Vec<String> = store
+                .websub_statuses(t0)?
+                .iter()
+                .map(|s| format!("{}/{}", s.state, s.pushed))
+                .collect();
+            log.push(format!("{what}: work {work:?} state {state:?}"));
+            Ok(())
+        };
+        assert!(store.record_websub_discovery(id, "http://hub/", "http://a.example/feed", t0)?);
+        note(&mut log, "discovered", store)?;
+        store.websub_begin(id, "subscribe", "tok", "sec", t0)?;
+        note(&mut log, "asked", store)?;
+        let target = store.websub_push_target("tok")?.map(|t| t.secret);
+        log.push(format!("target {target:?}"));
+        let verified =
+            store.websub_verify("tok", "subscribe", "http://a.example/feed", 3600, t0)?;
+        log.push(format!("verified {verified}"));
+        note(&mut log, "verified", store)?;
+        store.websub_pushed(id, t0)?;
+        let stale = store.websub_safety_poll(id, 0, t0)?;
+        log.push(format!("stale {stale}"));
+        store.hub_subscribe(
+            "http://t/",
+            "http://cb/",
+            Some("s"),
+            t0 + chrono::Duration::hours(1),
+            t0,
+        )?;
+        log.push(format!(
+            "{:?}",
+            store.hub_subscriber_count("http://t/", "http://cb/", t0)?
+        ));
+        let subs = store.hub_subscribers_of("http://t/", t0)?;
+        store.hub_delivered(subs[0].id, None)?;
+        store.hub_delivered(subs[0].id, Some("boom"))?;
+        log.push(format!(
+            "unsubscribed {}",
+            store.hub_unsubscribe("http://t/", "http://cb/")?
+        ));
+        let _ = WebSubWork::Renew;
+        Ok(log)
+    }
+
+    #[test]
+    fn a_subscription_lives_the_same_on_both_backends() {
+        let dir = tempfile::tempdir().unwrap();
+        let sqlite = Store::open(&dir.path().join("w.db")).unwrap();
+        let postgres =
+            Store::open_postgres(&super::super::test_database(), Duration::from_secs(10), 2)
+                .unwrap();
+        let expected = lifecycle(&sqlite).unwrap();
+        assert!(
+            expected.iter().any(|l| l.contains("Subscribe")),
+            "{expected:?}"
+        );
+        assert_eq!(lifecycle(&postgres).unwrap(), expected);
     }
 }

@@ -101,6 +101,9 @@ fn feed_to_poll(r: &rusqlite::Row<'_>) -> rusqlite::Result<FeedToPoll> {
 }
 
 impl Feeds for Sqlite {
+    /// One daemon: its scheduler's host gate is the whole of it.
+    fn set_politeness(&self, _per_host: usize, _gap: Duration) {}
+
     /// Nothing is claimed in a file one daemon owns.
     fn renew_claims(&self, _ids: &[FeedId], _now: DateTime<Utc>) -> Result<(), StoreError> {
         Ok(())
@@ -275,7 +278,11 @@ impl Feeds for Sqlite {
             .optional()?)
     }
 
-    fn next_due(&self, busy: &HashSet<FeedId>) -> Result<Option<DateTime<Utc>>, StoreError> {
+    fn next_due(
+        &self,
+        busy: &HashSet<FeedId>,
+        _now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
         let conn = lock(&self.reader);
         let mut stmt = conn.prepare_cached(
             "SELECT id, next_poll_at FROM feeds WHERE active = 1 AND state != 'gone'
