@@ -382,12 +382,17 @@ impl Postgres {
 /// (their process no longer exists): a daemon restarted after a crash polls
 /// its feeds at once instead of after the lease. Claims of other machines'
 /// daemons wait for their lease.
-async fn release_dead_neighbours(client: &Conn) -> Result<(), StoreError> {
+pub(super) async fn release_dead_neighbours(
+    client: &impl deadpool_postgres::GenericClient,
+) -> Result<(), StoreError> {
     let host = hostname();
     let rows = client
         .query(
             "SELECT DISTINCT claimed_by FROM feeds WHERE claimed_by LIKE $1",
-            &[&format!("{}:%", host.replace('%', "\\%").replace('_', "\\_"))],
+            &[&format!(
+                "{}:%",
+                host.replace('%', "\\%").replace('_', "\\_")
+            )],
         )
         .await?;
     for r in &rows {

@@ -36,7 +36,13 @@ const TABLES: [&str; 9] = [
 ];
 
 /// Tables whose `id` is an identity: its sequence continues after the copy.
-const IDENTITIES: [&str; 5] = ["feeds", "stories", "entries", "poll_history", "websub_hub_subscribers"];
+const IDENTITIES: [&str; 5] = [
+    "feeds",
+    "stories",
+    "entries",
+    "poll_history",
+    "websub_hub_subscribers",
+];
 
 /// Rows read from SQLite per batch.
 const BATCH: usize = 5_000;
@@ -68,10 +74,8 @@ pub fn sqlite_to_postgres(
     }
     // Brings the file's own schema up to date first (as `run` would).
     drop(Store::open(from)?);
-    let source = rusqlite::Connection::open_with_flags(
-        from,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )?;
+    let source =
+        rusqlite::Connection::open_with_flags(from, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     let target = Postgres::connect(url, connect_timeout, 2)?;
     let (rows, done) = std::sync::mpsc::sync_channel::<Batch>(4);
     // SQLite is read on this thread, PostgreSQL written on the backend's
@@ -100,7 +104,8 @@ pub fn sqlite_to_postgres(
                                 .copy_in(&format!("COPY {table} ({list}) FROM STDIN BINARY"))
                                 .await?;
                             columns_of.insert(table.clone(), types.clone());
-                            sink = Some((table, Box::pin(BinaryCopyInWriter::new(copy, &types)), 0));
+                            sink =
+                                Some((table, Box::pin(BinaryCopyInWriter::new(copy, &types)), 0));
                         }
                         Batch::Rows(rows) => {
                             let Some((table, writer, n)) = sink.as_mut() else {
@@ -109,8 +114,10 @@ pub fn sqlite_to_postgres(
                             let types = &columns_of[table.as_str()];
                             for row in rows {
                                 let values = typed(row, types)?;
-                                let refs: Vec<&(dyn ToSql + Sync)> =
-                                    values.iter().map(|v| v.as_ref() as &(dyn ToSql + Sync)).collect();
+                                let refs: Vec<&(dyn ToSql + Sync)> = values
+                                    .iter()
+                                    .map(|v| v.as_ref() as &(dyn ToSql + Sync))
+                                    .collect();
                                 writer.as_mut().write(&refs).await?;
                                 *n += 1;
                             }
@@ -170,37 +177,60 @@ async fn refuse_a_river(tx: &Tx<'_>) -> Result<(), StoreError> {
 }
 
 /// The PostgreSQL types of `columns` of `table`.
-async fn column_types(tx: &Tx<'_>, table: &str, columns: &[String]) -> Result<Vec<Type>, StoreError> {
+async fn column_types(
+    tx: &Tx<'_>,
+    table: &str,
+    columns: &[String],
+) -> Result<Vec<Type>, StoreError> {
     let statement = tx
-        .prepare(&format!("SELECT {} FROM {table} LIMIT 0", columns.join(", ")))
+        .prepare(&format!(
+            "SELECT {} FROM {table} LIMIT 0",
+            columns.join(", ")
+        ))
         .await?;
-    Ok(statement.columns().iter().map(|c| c.type_().clone()).collect())
+    Ok(statement
+        .columns()
+        .iter()
+        .map(|c| c.type_().clone())
+        .collect())
 }
 
 /// One SQLite row as the PostgreSQL column types want it.
 fn typed(row: Vec<Value>, types: &[Type]) -> Result<Vec<Box<dyn ToSql + Sync + Send>>, StoreError> {
     row.into_iter()
         .zip(types)
-        .map(|(value, ty)| -> Result<Box<dyn ToSql + Sync + Send>, StoreError> {
-            let mismatch = |v: &Value| {
-                StoreError::Migration(format!("a {v:?} cannot go into a {ty} column"))
-            };
-            Ok(match (*ty == Type::INT8, *ty == Type::TEXT, *ty == Type::BYTEA, value) {
-                (true, _, _, Value::Integer(i)) => Box::new(i),
-                (true, _, _, Value::Null) => Box::new(None::<i64>),
-                (_, true, _, Value::Text(t)) => Box::new(t),
-                (_, true, _, Value::Null) => Box::new(None::<String>),
-                (_, _, true, Value::Blob(b)) => Box::new(b),
-                (_, _, true, Value::Text(t)) => Box::new(t.into_bytes()),
-                (_, _, true, Value::Null) => Box::new(None::<Vec<u8>>),
-                (_, _, _, other) => return Err(mismatch(&other)),
-            })
-        })
+        .map(
+            |(value, ty)| -> Result<Box<dyn ToSql + Sync + Send>, StoreError> {
+                let mismatch = |v: &Value| {
+                    StoreError::Migration(format!("a {v:?} cannot go into a {ty} column"))
+                };
+                Ok(
+                    match (
+                        *ty == Type::INT8,
+                        *ty == Type::TEXT,
+                        *ty == Type::BYTEA,
+                        value,
+                    ) {
+                        (true, _, _, Value::Integer(i)) => Box::new(i),
+                        (true, _, _, Value::Null) => Box::new(None::<i64>),
+                        (_, true, _, Value::Text(t)) => Box::new(t),
+                        (_, true, _, Value::Null) => Box::new(None::<String>),
+                        (_, _, true, Value::Blob(b)) => Box::new(b),
+                        (_, _, true, Value::Text(t)) => Box::new(t.into_bytes()),
+                        (_, _, true, Value::Null) => Box::new(None::<Vec<u8>>),
+                        (_, _, _, other) => return Err(mismatch(&other)),
+                    },
+                )
+            },
+        )
         .collect()
 }
 
 /// Reads every copied table from SQLite (one snapshot) and sends it on.
-fn read_all(source: &rusqlite::Connection, out: &std::sync::mpsc::SyncSender<Batch>) -> Result<(), StoreError> {
+fn read_all(
+    source: &rusqlite::Connection,
+    out: &std::sync::mpsc::SyncSender<Batch>,
+) -> Result<(), StoreError> {
     let stopped = || StoreError::Task("the copy into PostgreSQL stopped".into());
     source.execute_batch("BEGIN").map_err(sqlite_error)?;
     for table in TABLES {
@@ -264,7 +294,10 @@ async fn derive(tx: &Tx<'_>) -> Result<(), StoreError> {
     let copy = tx
         .copy_in("COPY story_bands (band_key, story_id, sort_time) FROM STDIN BINARY")
         .await?;
-    let mut bands = pin!(BinaryCopyInWriter::new(copy, &[Type::INT8, Type::INT8, Type::INT8]));
+    let mut bands = pin!(BinaryCopyInWriter::new(
+        copy,
+        &[Type::INT8, Type::INT8, Type::INT8]
+    ));
     for r in &stories {
         let (id, sort_time): (i64, i64) = (get(r, 0)?, get(r, 1)?);
         let Some(fingerprint) = Fingerprint::from_bytes(&get::<Vec<u8>>(r, 2)?) else {
@@ -295,9 +328,7 @@ async fn derive(tx: &Tx<'_>) -> Result<(), StoreError> {
             &[],
         )
         .await?;
-    let copy = tx
-        .copy_in("COPY search_text FROM STDIN BINARY")
-        .await?;
+    let copy = tx.copy_in("COPY search_text FROM STDIN BINARY").await?;
     let mut text = pin!(BinaryCopyInWriter::new(
         copy,
         &[Type::INT8, Type::INT8, Type::TEXT, Type::TEXT, Type::TEXT]
@@ -307,7 +338,13 @@ async fn derive(tx: &Tx<'_>) -> Result<(), StoreError> {
         let body = body_text(summary.as_deref(), content.as_deref());
         let author: String = get::<Option<String>>(r, 3)?.unwrap_or_default();
         text.as_mut()
-            .write(&[&get::<i64>(r, 0)?, &get::<i64>(r, 1)?, &get::<String>(r, 2)?, &body, &author])
+            .write(&[
+                &get::<i64>(r, 0)?,
+                &get::<i64>(r, 1)?,
+                &get::<String>(r, 2)?,
+                &body,
+                &author,
+            ])
             .await?;
     }
     text.as_mut().finish().await?;

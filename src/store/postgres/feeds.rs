@@ -472,21 +472,23 @@ impl Feeds for Postgres {
         })
     }
 
+    /// Also lets go of the claims of daemons of this machine that are gone,
+    /// so that, beside them, a killed daemon's feeds wait one renewal at
+    /// most rather than the lease.
     fn renew_claims(&self, ids: &[FeedId], now: DateTime<Utc>) -> Result<(), StoreError> {
-        if ids.is_empty() {
-            return Ok(());
-        }
         let ids = ids.to_vec();
         let daemon = self.daemon().to_string();
         let until = ts(now) + CLAIM_LEASE.as_secs() as i64;
         self.write_unseen(move |tx| {
             Box::pin(async move {
-                tx.execute(
-                    "UPDATE feeds SET claim_until = $3 WHERE id = ANY($1) AND claimed_by = $2",
-                    &[&ids, &daemon, &until],
-                )
-                .await?;
-                Ok(())
+                if !ids.is_empty() {
+                    tx.execute(
+                        "UPDATE feeds SET claim_until = $3 WHERE id = ANY($1) AND claimed_by = $2",
+                        &[&ids, &daemon, &until],
+                    )
+                    .await?;
+                }
+                super::release_dead_neighbours(tx).await
             })
         })
     }
