@@ -669,7 +669,18 @@ async fn cached(
         .call(move |store| {
             // Read the versions first: a write that lands while rendering makes
             // the next request render again, never serves stale data as fresh.
-            let version = store.data_version()?;
+            let version = match store.data_version() {
+                Ok(version) => version,
+                // The database is down: what was rendered last is still the
+                // best answer (it was current when the database went away).
+                Err(e) => match state.cache.get(&key) {
+                    Some(doc) => {
+                        tracing::warn!(error = %e, "database unavailable; serving the document rendered last");
+                        return Ok(Outcome::Document(doc));
+                    }
+                    None => return Err(e),
+                },
+            };
             state.cache.confirm(version);
             let previous = state.cache.get(&key);
             if let Some(doc) = previous
