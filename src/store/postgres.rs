@@ -128,7 +128,7 @@ impl From<deadpool_postgres::PoolError> for StoreError {
 fn settings(
     url: &str,
     connect_timeout: Duration,
-) -> Result<(tokio_postgres::Config, String), StoreError> {
+) -> Result<(tokio_postgres::Config, String, bool), StoreError> {
     let bad = |why: String| StoreError::Postgres(format!("the database URL {why}"));
     let mut parsed = url::Url::parse(url).map_err(|e| bad(format!("is not a URL ({e})")))?;
     if !matches!(parsed.scheme(), "postgres" | "postgresql") {
@@ -139,9 +139,8 @@ fn settings(
     }
     let host = parsed.host_str().unwrap_or("localhost").to_string();
     let server = format!("{host}:{}", parsed.port().unwrap_or(5432));
-    // tokio-postgres knows disable/prefer/require; the certificate is
-    // always checked when TLS is used (see `tls`), so verify-ca and
-    // verify-full are require here.
+    // tokio-postgres knows disable/prefer/require; verify-ca and verify-full
+    // are require with the certificate checked (see `tls`), as libpq does.
     let mut ssl = None;
     let pairs: Vec<(String, String)> = parsed
         .query_pairs()
@@ -160,10 +159,11 @@ fn settings(
     }
     let mut config = tokio_postgres::Config::from_str(parsed.as_str())
         .map_err(|e| bad(format!("cannot be read ({e})")))?;
-    let mode = match ssl.as_deref() {
-        None | Some("prefer") | Some("allow") => SslMode::Prefer,
-        Some("disable") => SslMode::Disable,
-        Some("require") | Some("verify-ca") | Some("verify-full") => SslMode::Require,
+    let (mode, verify) = match ssl.as_deref() {
+        None | Some("prefer") | Some("allow") => (SslMode::Prefer, false),
+        Some("disable") => (SslMode::Disable, false),
+        Some("require") => (SslMode::Require, false),
+        Some("verify-ca") | Some("verify-full") => (SslMode::Require, true),
         Some(other) => return Err(bad(format!("has an unknown sslmode {other:?}"))),
     };
     config
@@ -173,16 +173,79 @@ fn settings(
     if config.get_hosts().is_empty() {
         config.host("localhost");
     }
-    Ok((config, server))
+    Ok((config, server, verify))
 }
 
-/// TLS by rustls, the server's certificate checked by the platform's
-/// verifier (the system's roots).
-fn tls() -> Result<tokio_postgres_rustls::MakeRustlsConnect, StoreError> {
+/// TLS by rustls. With `verify` (sslmode verify-ca/verify-full) the
+/// server's certificate is checked by the platform's verifier (the system's
+/// roots); otherwise (prefer, require) the link is encrypted and the
+/// certificate taken as it is, as libpq does: Debian's own servers present
+/// a self-signed one.
+fn tls(verify: bool) -> Result<tokio_postgres_rustls::MakeRustlsConnect, StoreError> {
     use rustls_platform_verifier::ConfigVerifierExt;
-    let config = rustls::ClientConfig::with_platform_verifier()
-        .map_err(|e| StoreError::Postgres(format!("cannot set up TLS: {e}")))?;
+    let failed = |e: rustls::Error| StoreError::Postgres(format!("cannot set up TLS: {e}"));
+    let config = if verify {
+        rustls::ClientConfig::with_platform_verifier().map_err(failed)?
+    } else {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(failed)?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(Unverified(provider)))
+            .with_no_client_auth()
+    };
     Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
+
+/// Takes any server certificate (sslmode prefer and require), still
+/// checking that the handshake is signed by it.
+#[derive(Debug)]
+struct Unverified(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for Unverified {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }
 
 impl Postgres {
@@ -194,7 +257,7 @@ impl Postgres {
         connect_timeout: Duration,
         pool_size: usize,
     ) -> Result<Self, StoreError> {
-        let (config, server) = settings(url, connect_timeout)?;
+        let (config, server, verify) = settings(url, connect_timeout)?;
         let unix_socket = config
             .get_hosts()
             .iter()
@@ -207,7 +270,7 @@ impl Postgres {
             .map_err(|e| StoreError::Task(format!("cannot start the PostgreSQL runtime: {e}")))?;
         let manager = Manager::from_config(
             config,
-            tls()?,
+            tls(verify)?,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -646,17 +709,20 @@ mod tests {
 
     #[test]
     fn urls_are_read_without_their_sslmode_reaching_tokio_postgres() {
-        let (config, server) = settings(
+        let (config, server, verify) = settings(
             "postgres://river:s3cret@db.example:6543/news?sslmode=verify-full&application_name=x",
             Duration::from_secs(3),
         )
         .unwrap();
         assert_eq!(server, "db.example:6543");
         assert_eq!(config.get_ssl_mode(), SslMode::Require);
+        assert!(verify);
         assert_eq!(config.get_dbname(), Some("news"));
         assert_eq!(config.get_connect_timeout(), Some(&Duration::from_secs(3)));
-        let (_, server) = settings("postgresql://db.example/news", Duration::from_secs(3)).unwrap();
+        let (config, server, verify) =
+            settings("postgresql://db.example/news", Duration::from_secs(3)).unwrap();
         assert_eq!(server, "db.example:5432");
+        assert_eq!((config.get_ssl_mode(), verify), (SslMode::Prefer, false));
     }
 
     #[test]

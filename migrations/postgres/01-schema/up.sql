@@ -147,11 +147,14 @@ CREATE INDEX entry_tombstones_link ON entry_tombstones (feed_id, canonical_link)
 -- Search: one weighted tsvector per entry (A title, B text, C author, D
 -- outlet), so `title:word` is `word:A`; built from the same first 600 bytes
 -- of each text as SQLite's FTS5 index. English stemming with accents folded
--- (unaccent), like FTS5's `porter unicode61 remove_diacritics 2`.
+-- (unaccent) and no stop words, like FTS5's `porter unicode61
+-- remove_diacritics 2` (a phrase such as "the who" must still be found).
 CREATE EXTENSION IF NOT EXISTS unaccent;
+CREATE TEXT SEARCH DICTIONARY newsriver_stem (TEMPLATE = snowball, LANGUAGE = english);
 CREATE TEXT SEARCH CONFIGURATION newsriver (COPY = english);
 ALTER TEXT SEARCH CONFIGURATION newsriver
-    ALTER MAPPING FOR hword, hword_part, word WITH unaccent, english_stem;
+    ALTER MAPPING FOR asciiword, asciihword, hword_asciipart, hword, hword_part, word
+    WITH unaccent, newsriver_stem;
 
 CREATE TABLE search_docs (
     entry_id BIGINT PRIMARY KEY REFERENCES entries (id) ON DELETE CASCADE,

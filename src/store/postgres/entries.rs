@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use tokio_postgres::Row;
 
 use super::{Postgres, Tx, get};
-use crate::identity::fingerprint::{BANDS, Candidate, Fingerprint, MatchSettings, same_story};
+use crate::identity::fingerprint::{BANDS, Candidate, Fingerprint, same_story};
 use crate::identity::{self, DedupSettings, Rung};
 use crate::model::{FeedId, IdentifiedEntry, SourceMeta, Validators};
 use crate::store::entries::{Entries, PolledDocument};
@@ -148,6 +148,22 @@ async fn save_entries(
     } else {
         HashSet::new()
     };
+    // The stored entries under this document's keys, in one query.
+    let mut stored: HashMap<String, Existing> = HashMap::new();
+    if has_entries {
+        let keys: Vec<&str> = items.iter().map(|i| i.key.as_str()).collect();
+        for r in tx
+            .query(
+                &format!(
+                    "SELECT {EXISTING_COLUMNS}, key FROM entries WHERE feed_id = $1 AND key = ANY($2)"
+                ),
+                &[&feed_id, &keys],
+            )
+            .await?
+        {
+            stored.insert(get(&r, 7)?, existing(&r)?);
+        }
+    }
     for item in &items {
         let e = &item.entry;
         let canonical = item.canonical.as_deref();
@@ -156,7 +172,7 @@ async fn save_entries(
             resolved.push((item, key, canonical, None));
             continue;
         }
-        let mut found = by_key(tx, feed_id, &key).await?;
+        let mut found = stored.remove(key.as_ref());
         if let Some(old) = &found
             && key.starts_with("guid:")
             && canonical.is_some()
@@ -177,7 +193,8 @@ async fn save_entries(
         }
         resolved.push((item, key, canonical, found));
     }
-    let mut locked = false;
+    let mut fresh: Vec<New<'_>> = Vec::new();
+    let mut seen: Vec<i64> = Vec::new();
     for (item, key, canonical, mut found) in resolved {
         let e = &item.entry;
         if found.is_none()
@@ -208,6 +225,8 @@ async fn save_entries(
             }
         }
         match found {
+            // Unchanged: only seen again (all of them in one statement below).
+            Some(old) if old.hash == item.hash && old.churn_hash.is_some() => seen.push(old.id),
             Some(old) => {
                 if update_entry(tx, &old, item, canonical, now, settings).await? {
                     counts.updated += 1;
@@ -218,19 +237,25 @@ async fn save_entries(
                     buried_count += 1;
                     continue;
                 }
-                if !locked {
-                    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&STORY_LOCK])
-                        .await?;
-                    locked = true;
-                }
                 let uid = identity::new_entry_uid(&feed_uid, &key, now);
-                let id =
-                    insert_entry(tx, feed_id, &key, &uid, item, canonical, now, settings).await?;
-                matched.insert(id);
-                counts.new += 1;
+                fresh.push(New {
+                    item,
+                    key: key.into_owned(),
+                    canonical,
+                    uid,
+                });
             }
         }
     }
+    if !seen.is_empty() {
+        tx.execute(
+            "UPDATE entries SET last_seen = $2 WHERE id = ANY($1)",
+            &[&seen, &ts(now)],
+        )
+        .await?;
+    }
+    counts.new = fresh.len();
+    insert_new(tx, feed_id, now, fresh, settings).await?;
     if buried_count > 0 {
         tracing::debug!(feed = %feed_url, entries = buried_count, "removed entries shown again by the source stay removed");
     }
@@ -273,79 +298,6 @@ async fn is_tombstoned(
         )
         .await?;
     Ok(touched > 0)
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn insert_entry(
-    tx: &Tx<'_>,
-    feed_id: FeedId,
-    key: &str,
-    uid: &str,
-    item: &IdentifiedEntry,
-    canonical: Option<&str>,
-    now: DateTime<Utc>,
-    settings: &DedupSettings,
-) -> Result<i64, StoreError> {
-    let e = &item.entry;
-    let now_ts = ts(now);
-    let floor = ts(now - settings.max_date_skew);
-    let sort_time = e
-        .published
-        .or(e.updated)
-        .map_or(now_ts, |d| ts(d).clamp(floor, now_ts));
-    let story = assign_story(
-        tx,
-        feed_id,
-        uid,
-        &e.title,
-        canonical.filter(|_| item.article_link),
-        item.fingerprint.as_ref(),
-        sort_time,
-        now,
-        &settings.matching,
-    )
-    .await?;
-    let row = tx
-        .query_one(
-            "INSERT INTO entries (feed_id, key, uid, title, link, author, summary, content, rights,
-                published, updated, first_seen, changed_at, sort_time, hash, canonical_link,
-                fingerprint, churn_hash, last_seen, story_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14, $15, $16,
-                $17, $12, $18)
-             RETURNING id",
-            &[
-                &feed_id,
-                &key,
-                &uid,
-                &e.title,
-                &e.link,
-                &e.author,
-                &e.summary,
-                &e.content,
-                &e.rights,
-                &e.published.map(ts),
-                &e.updated.map(ts),
-                &now_ts,
-                &sort_time,
-                &item.hash,
-                &canonical,
-                &item.fingerprint.as_ref().map(Fingerprint::to_bytes),
-                &item.churn,
-                &story,
-            ],
-        )
-        .await?;
-    let id: i64 = get(&row, 0)?;
-    super::search::index_entry(
-        tx,
-        id,
-        feed_id,
-        &e.title,
-        e.author.as_deref(),
-        &body_text(e.summary.as_deref(), e.content.as_deref()),
-    )
-    .await?;
-    Ok(id)
 }
 
 /// Stores what changed in a known entry (see the SQLite backend's
@@ -441,120 +393,315 @@ fn band_keys(fingerprint: &Fingerprint) -> Vec<i64> {
         .collect()
 }
 
-/// Puts a newly stored entry into a story, by the same rules as the SQLite
-/// backend's `assign_story`, reading candidates from the database.
-#[allow(clippy::too_many_arguments)]
-async fn assign_story(
-    tx: &Tx<'_>,
-    feed_id: i64,
-    uid: &str,
-    title: &str,
-    article_link: Option<&str>,
-    fingerprint: Option<&Fingerprint>,
+/// A new entry of this document, keyed and with its permanent id.
+struct New<'a> {
+    item: &'a IdentifiedEntry,
+    key: String,
+    canonical: Option<&'a str>,
+    uid: String,
+}
+
+/// A stored story a new entry may repeat: its first entry's fingerprint.
+struct Known {
+    fingerprint: Fingerprint,
     sort_time: i64,
+    title: String,
+}
+
+/// Stores a document's new entries, each in its story (the rules of the
+/// SQLite backend's `assign_story`: another feed's entry with the same
+/// article link, else the most similar story of another feed within the
+/// window, else a story of its own), in a handful of statements for the
+/// whole document. Holds the story lock from the first lookup to the commit:
+/// two daemons storing copies of one report take turns, and the second
+/// finds the first's story.
+async fn insert_new(
+    tx: &Tx<'_>,
+    feed_id: FeedId,
     now: DateTime<Utc>,
-    settings: &MatchSettings,
-) -> Result<i64, StoreError> {
-    let mut story: Option<i64> = None;
-    if let Some(link) = article_link {
-        story = tx
-            .query_opt(
-                "SELECT story_id FROM entries
-                 WHERE canonical_link = $1 AND feed_id != $2 AND story_id IS NOT NULL
-                 ORDER BY first_seen, id LIMIT 1",
-                &[&link, &feed_id],
+    fresh: Vec<New<'_>>,
+    settings: &DedupSettings,
+) -> Result<(), StoreError> {
+    if fresh.is_empty() {
+        return Ok(());
+    }
+    let now_ts = ts(now);
+    let floor = ts(now - settings.max_date_skew);
+    let sort_times: Vec<i64> = fresh
+        .iter()
+        .map(|n| {
+            let e = &n.item.entry;
+            e.published
+                .or(e.updated)
+                .map_or(now_ts, |d| ts(d).clamp(floor, now_ts))
+        })
+        .collect();
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&STORY_LOCK])
+        .await?;
+    let matching = &settings.matching;
+    // Article links another feed's entries carry: their first entry's story.
+    let links: Vec<&str> = fresh
+        .iter()
+        .filter(|n| n.item.article_link)
+        .filter_map(|n| n.canonical)
+        .collect();
+    let mut by_link: HashMap<String, i64> = HashMap::new();
+    if !links.is_empty() {
+        for r in tx
+            .query(
+                "SELECT DISTINCT ON (canonical_link) canonical_link, story_id FROM entries
+                 WHERE canonical_link = ANY($1) AND feed_id != $2 AND story_id IS NOT NULL
+                 ORDER BY canonical_link, first_seen, id",
+                &[&links, &feed_id],
             )
             .await?
-            .map(|r| get(&r, 0))
-            .transpose()?;
+        {
+            by_link.insert(get(&r, 0)?, get(&r, 1)?);
+        }
     }
-    if story.is_none()
-        && settings.enabled
-        && let Some(fingerprint) = fingerprint.filter(|f| f.shingles >= settings.min_shingles)
-    {
-        let window = settings.window.num_seconds();
+    let mut stories: Vec<Option<i64>> = fresh
+        .iter()
+        .map(|n| {
+            n.canonical
+                .filter(|_| n.item.article_link)
+                .and_then(|l| by_link.get(l).copied())
+        })
+        .collect();
+    // Near duplicates: the stories sharing an LSH band with the entries
+    // still without one, read in one query.
+    let window = matching.window.num_seconds();
+    let wanted: Vec<usize> = (0..fresh.len())
+        .filter(|&i| {
+            stories[i].is_none()
+                && matching.enabled
+                && fresh[i]
+                    .item
+                    .fingerprint
+                    .as_ref()
+                    .is_some_and(|f| f.shingles >= matching.min_shingles)
+        })
+        .collect();
+    if !wanted.is_empty() {
+        let mut keys: Vec<i64> = wanted
+            .iter()
+            .filter_map(|&i| fresh[i].item.fingerprint.as_ref())
+            .flat_map(band_keys)
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let (low, high) = wanted.iter().fold((i64::MAX, i64::MIN), |(lo, hi), &i| {
+            (
+                lo.min(sort_times[i] - window),
+                hi.max(sort_times[i] + window),
+            )
+        });
         let rows = tx
             .query(
-                "SELECT DISTINCT s.id, e.fingerprint, s.sort_time, e.title, e.feed_id
+                "SELECT b.band_key, s.id, e.fingerprint, s.sort_time, e.title
                  FROM story_bands b
                  JOIN stories s ON s.id = b.story_id
                  JOIN entries e ON e.uid = s.uid
                  WHERE b.band_key = ANY($1) AND b.sort_time BETWEEN $2 AND $3
                    AND e.fingerprint IS NOT NULL AND e.feed_id != $4",
-                &[
-                    &band_keys(fingerprint),
-                    &(sort_time - window),
-                    &(sort_time + window),
-                    &feed_id,
-                ],
+                &[&keys, &low, &high, &feed_id],
             )
             .await?;
-        let me = Candidate {
-            fingerprint: fingerprint.clone(),
-            time: from_ts(sort_time),
-            title: title.to_string(),
-        };
-        let mut best: Option<(f64, i64)> = None;
+        let mut known: HashMap<i64, Known> = HashMap::new();
+        let mut in_band: HashMap<i64, Vec<i64>> = HashMap::new();
         for r in &rows {
-            let candidate: i64 = get(r, 0)?;
-            let other_time: i64 = get(r, 2)?;
-            if (other_time - sort_time).abs() > window {
-                continue;
+            let (band, story): (i64, i64) = (get(r, 0)?, get(r, 1)?);
+            in_band.entry(band).or_default().push(story);
+            if let std::collections::hash_map::Entry::Vacant(slot) = known.entry(story)
+                && let Some(fingerprint) = Fingerprint::from_bytes(&get::<Vec<u8>>(r, 2)?)
+            {
+                slot.insert(Known {
+                    fingerprint,
+                    sort_time: get(r, 3)?,
+                    title: get(r, 4)?,
+                });
             }
-            let Some(other) = Fingerprint::from_bytes(&get::<Vec<u8>>(r, 1)?) else {
+        }
+        for &i in &wanted {
+            let Some(fingerprint) = fresh[i].item.fingerprint.as_ref() else {
                 continue;
             };
-            let other = Candidate {
-                fingerprint: other,
-                time: from_ts(other_time),
-                title: get(r, 3)?,
+            let me = Candidate {
+                fingerprint: fingerprint.clone(),
+                time: from_ts(sort_times[i]),
+                title: fresh[i].item.entry.title.clone(),
             };
-            if same_story(&me, &other, settings) {
-                let score = me.fingerprint.containment(&other.fingerprint);
-                if best.is_none_or(|(b, id)| score > b || (score == b && candidate < id)) {
-                    best = Some((score, candidate));
+            let mut candidates: Vec<i64> = band_keys(fingerprint)
+                .iter()
+                .filter_map(|k| in_band.get(k))
+                .flatten()
+                .copied()
+                .collect();
+            candidates.sort_unstable();
+            candidates.dedup();
+            let mut best: Option<(f64, i64)> = None;
+            for story in candidates {
+                let Some(other) = known.get(&story) else {
+                    continue;
+                };
+                if (other.sort_time - sort_times[i]).abs() > window {
+                    continue;
+                }
+                let other = Candidate {
+                    fingerprint: other.fingerprint.clone(),
+                    time: from_ts(other.sort_time),
+                    title: other.title.clone(),
+                };
+                if same_story(&me, &other, matching) {
+                    let score = me.fingerprint.containment(&other.fingerprint);
+                    if best.is_none_or(|(b, _)| score > b) {
+                        best = Some((score, story));
+                    }
+                }
+            }
+            stories[i] = best.map(|(_, id)| id);
+        }
+    }
+    // Stories joined move to the earliest time of their copies.
+    let (joined, joined_at): (Vec<i64>, Vec<i64>) = stories
+        .iter()
+        .zip(&sort_times)
+        .filter_map(|(s, t)| s.map(|s| (s, *t)))
+        .unzip();
+    if !joined.is_empty() {
+        tx.execute(
+            "UPDATE stories s SET sort_time = LEAST(s.sort_time, v.t)
+             FROM unnest($1::BIGINT[], $2::BIGINT[]) AS v(id, t) WHERE s.id = v.id",
+            &[&joined, &joined_at],
+        )
+        .await?;
+    }
+    // Stories of their own for the others, with their band keys.
+    let alone: Vec<usize> = (0..fresh.len()).filter(|&i| stories[i].is_none()).collect();
+    if !alone.is_empty() {
+        let uids: Vec<&str> = alone.iter().map(|&i| fresh[i].uid.as_str()).collect();
+        let times: Vec<i64> = alone.iter().map(|&i| sort_times[i]).collect();
+        tx.execute(
+            "INSERT INTO stories (uid, first_seen, sort_time)
+             SELECT u, $2, t FROM unnest($1::TEXT[], $3::BIGINT[]) AS v(u, t)
+             ON CONFLICT (uid) DO NOTHING",
+            &[&uids, &now_ts, &times],
+        )
+        .await?;
+        let mut ids: HashMap<String, i64> = HashMap::new();
+        for r in tx
+            .query("SELECT uid, id FROM stories WHERE uid = ANY($1)", &[&uids])
+            .await?
+        {
+            ids.insert(get(&r, 0)?, get(&r, 1)?);
+        }
+        let (mut band, mut story, mut at) = (Vec::new(), Vec::new(), Vec::new());
+        for &i in &alone {
+            let id = ids.get(&fresh[i].uid).copied().ok_or_else(|| {
+                StoreError::Postgres(format!("story {} was not stored", fresh[i].uid))
+            })?;
+            stories[i] = Some(id);
+            if let Some(fingerprint) = &fresh[i].item.fingerprint {
+                for key in band_keys(fingerprint) {
+                    band.push(key);
+                    story.push(id);
+                    at.push(sort_times[i]);
                 }
             }
         }
-        story = best.map(|(_, id)| id);
-    }
-    match story {
-        Some(id) => {
+        if !band.is_empty() {
             tx.execute(
-                "UPDATE stories SET sort_time = LEAST(sort_time, $2) WHERE id = $1",
-                &[&id, &sort_time],
+                "INSERT INTO story_bands (band_key, story_id, sort_time)
+                 SELECT DISTINCT k, s, t FROM unnest($1::BIGINT[], $2::BIGINT[], $3::BIGINT[])
+                    AS v(k, s, t)
+                 ON CONFLICT DO NOTHING",
+                &[&band, &story, &at],
             )
             .await?;
-            Ok(id)
-        }
-        None => {
-            let inserted = tx
-                .query_opt(
-                    "INSERT INTO stories (uid, first_seen, sort_time) VALUES ($1, $2, $3)
-                     ON CONFLICT (uid) DO NOTHING RETURNING id",
-                    &[&uid, &ts(now), &sort_time],
-                )
-                .await?;
-            let id: i64 = match inserted {
-                Some(r) => get(&r, 0)?,
-                None => get(
-                    &tx.query_one("SELECT id FROM stories WHERE uid = $1", &[&uid])
-                        .await?,
-                    0,
-                )?,
-            };
-            if let Some(fingerprint) = fingerprint {
-                tx.execute(
-                    "INSERT INTO story_bands (band_key, story_id, sort_time)
-                     SELECT DISTINCT k, $2::BIGINT, $3::BIGINT FROM unnest($1::BIGINT[]) AS k
-                     ON CONFLICT DO NOTHING",
-                    &[&band_keys(fingerprint), &id, &sort_time],
-                )
-                .await?;
-            }
-            Ok(id)
         }
     }
+    // The entries, in one statement, and their search vectors.
+    let text = |f: &dyn Fn(&New<'_>) -> Option<String>| -> Vec<Option<String>> {
+        fresh.iter().map(f).collect()
+    };
+    let keys: Vec<&str> = fresh.iter().map(|n| n.key.as_str()).collect();
+    let uids: Vec<&str> = fresh.iter().map(|n| n.uid.as_str()).collect();
+    let titles: Vec<&str> = fresh.iter().map(|n| n.item.entry.title.as_str()).collect();
+    let links = text(&|n| n.item.entry.link.clone());
+    let authors = text(&|n| n.item.entry.author.clone());
+    let summaries = text(&|n| n.item.entry.summary.clone());
+    let contents = text(&|n| n.item.entry.content.clone());
+    let rights = text(&|n| n.item.entry.rights.clone());
+    let published: Vec<Option<i64>> = fresh
+        .iter()
+        .map(|n| n.item.entry.published.map(ts))
+        .collect();
+    let updated: Vec<Option<i64>> = fresh.iter().map(|n| n.item.entry.updated.map(ts)).collect();
+    let hashes: Vec<&str> = fresh.iter().map(|n| n.item.hash.as_str()).collect();
+    let canonicals: Vec<Option<&str>> = fresh.iter().map(|n| n.canonical).collect();
+    let fingerprints: Vec<Option<Vec<u8>>> = fresh
+        .iter()
+        .map(|n| n.item.fingerprint.as_ref().map(Fingerprint::to_bytes))
+        .collect();
+    let churns: Vec<&str> = fresh.iter().map(|n| n.item.churn.as_str()).collect();
+    let rows = tx
+        .query(
+            "INSERT INTO entries (feed_id, key, uid, title, link, author, summary, content, rights,
+                published, updated, first_seen, changed_at, sort_time, hash, canonical_link,
+                fingerprint, churn_hash, last_seen, story_id)
+             SELECT $1, k, u, ti, l, a, su, co, r, p, up, $2, $2, st, h, cl, fp, ch, $2, sid
+             FROM unnest($3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TEXT[], $8::TEXT[],
+                         $9::TEXT[], $10::TEXT[], $11::BIGINT[], $12::BIGINT[], $13::BIGINT[],
+                         $14::TEXT[], $15::TEXT[], $16::BYTEA[], $17::TEXT[], $18::BIGINT[])
+                AS v(k, u, ti, l, a, su, co, r, p, up, st, h, cl, fp, ch, sid)
+             RETURNING id, uid",
+            &[
+                &feed_id,
+                &now_ts,
+                &keys,
+                &uids,
+                &titles,
+                &links,
+                &authors,
+                &summaries,
+                &contents,
+                &rights,
+                &published,
+                &updated,
+                &sort_times,
+                &hashes,
+                &canonicals,
+                &fingerprints,
+                &churns,
+                &stories,
+            ],
+        )
+        .await?;
+    let mut ids: HashMap<String, i64> = HashMap::new();
+    for r in &rows {
+        ids.insert(get(r, 1)?, get(r, 0)?);
+    }
+    let entry_ids = fresh
+        .iter()
+        .map(|n| {
+            ids.get(&n.uid)
+                .copied()
+                .ok_or_else(|| StoreError::Postgres(format!("entry {} was not stored", n.uid)))
+        })
+        .collect::<Result<Vec<i64>, _>>()?;
+    let bodies: Vec<String> = fresh
+        .iter()
+        .map(|n| {
+            body_text(
+                n.item.entry.summary.as_deref(),
+                n.item.entry.content.as_deref(),
+            )
+        })
+        .collect();
+    let search_authors: Vec<&str> = fresh
+        .iter()
+        .map(|n| n.item.entry.author.as_deref().unwrap_or_default())
+        .collect();
+    super::search::index_entries(tx, feed_id, &entry_ids, &titles, &bodies, &search_authors).await
 }
 
 impl Entries for Postgres {

@@ -78,6 +78,31 @@ pub(super) async fn index_entry(
     Ok(())
 }
 
+/// Indexes new entries of one feed, in one statement.
+pub(super) async fn index_entries(
+    tx: &Tx<'_>,
+    feed_id: i64,
+    ids: &[i64],
+    titles: &[&str],
+    bodies: &[String],
+    authors: &[&str],
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO search_docs (entry_id, doc)
+         SELECT v.id,
+            setweight(to_tsvector('newsriver', v.title), 'A')
+            || setweight(to_tsvector('newsriver', v.body), 'B')
+            || setweight(to_tsvector('newsriver', v.author), 'C')
+            || setweight(to_tsvector('newsriver', o.name), 'D')
+         FROM unnest($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[]) AS v(id, title, body, author),
+              (SELECT COALESCE(config_title, title, url) AS name FROM feeds WHERE id = $5) o
+         ON CONFLICT (entry_id) DO UPDATE SET doc = excluded.doc",
+        &[&ids, &titles, &bodies, &authors, &feed_id],
+    )
+    .await?;
+    Ok(())
+}
+
 /// Indexes again every entry of a feed whose name changed (the outlet's
 /// name is indexed with each of its entries).
 pub(super) async fn reindex_feed(tx: &Tx<'_>, feed_id: i64) -> Result<(), StoreError> {
