@@ -7,7 +7,7 @@
 //! failed run leaves the target empty and can be run again. A target that
 //! already holds a river is refused. Columns are matched by name: the
 //! schemas keep SQLite's names; what only PostgreSQL has (claims, the
-//! search vectors, the story bands) is worked out from what is copied.
+//! search vectors, the stories' band keys) is worked out from what is copied.
 
 use std::path::Path;
 use std::pin::pin;
@@ -291,31 +291,26 @@ async fn derive(tx: &Tx<'_>) -> Result<(), StoreError> {
             &[],
         )
         .await?;
-    let copy = tx
-        .copy_in("COPY story_bands (band_key, story_id, sort_time) FROM STDIN BINARY")
-        .await?;
-    let mut bands = pin!(BinaryCopyInWriter::new(
-        copy,
-        &[Type::INT8, Type::INT8, Type::INT8]
-    ));
+    let (mut ids, mut bands) = (Vec::new(), Vec::new());
     for r in &stories {
-        let (id, sort_time): (i64, i64) = (get(r, 0)?, get(r, 1)?);
         let Some(fingerprint) = Fingerprint::from_bytes(&get::<Vec<u8>>(r, 2)?) else {
             continue;
         };
-        let mut keys: Vec<i64> = fingerprint
+        ids.push(get::<i64>(r, 0)?);
+        let keys: Vec<String> = fingerprint
             .band_keys()
             .into_iter()
             .take(BANDS)
-            .map(|k| k as i64)
+            .map(|k| (k as i64).to_string())
             .collect();
-        keys.sort_unstable();
-        keys.dedup();
-        for key in keys {
-            bands.as_mut().write(&[&key, &id, &sort_time]).await?;
-        }
+        bands.push(keys.join(","));
     }
-    bands.as_mut().finish().await?;
+    tx.execute(
+        "UPDATE stories s SET bands = string_to_array(v.b, ',')::BIGINT[]
+         FROM unnest($1::BIGINT[], $2::TEXT[]) AS v(id, b) WHERE s.id = v.id",
+        &[&ids, &bands],
+    )
+    .await?;
     // Search vectors from the same text SQLite's index had.
     tx.batch_execute(
         "CREATE TEMP TABLE search_text (entry_id BIGINT, feed_id BIGINT, title TEXT,

@@ -2,7 +2,7 @@
 //! transaction, new and changed entries, and the story each new entry joins.
 //!
 //! Several daemons: story matching reads what is in the database (entries'
-//! canonical links, `story_bands` for near-duplicates), never one process's
+//! canonical links, `stories.bands` for near-duplicates), never one process's
 //! memory, and the step from "which story?" to "insert it" holds a
 //! transaction-level advisory lock, so the same wire story arriving through
 //! two daemons at once still becomes one story. The lock is taken only by a
@@ -383,7 +383,7 @@ async fn update_entry(
     Ok(counts)
 }
 
-/// A fingerprint's LSH band keys as stored (`story_bands.band_key`).
+/// A fingerprint's LSH band keys as stored (`stories.bands`).
 fn band_keys(fingerprint: &Fingerprint) -> Vec<i64> {
     fingerprint
         .band_keys()
@@ -497,11 +497,10 @@ async fn insert_new(
         });
         let rows = tx
             .query(
-                "SELECT b.band_key, s.id, e.fingerprint, s.sort_time, e.title
-                 FROM story_bands b
-                 JOIN stories s ON s.id = b.story_id
+                "SELECT s.bands, s.id, e.fingerprint, s.sort_time, e.title
+                 FROM stories s
                  JOIN entries e ON e.uid = s.uid
-                 WHERE b.band_key = ANY($1) AND b.sort_time BETWEEN $2 AND $3
+                 WHERE s.bands && $1 AND s.sort_time BETWEEN $2 AND $3
                    AND e.fingerprint IS NOT NULL AND e.feed_id != $4",
                 &[&keys, &low, &high, &feed_id],
             )
@@ -509,8 +508,10 @@ async fn insert_new(
         let mut known: HashMap<i64, Known> = HashMap::new();
         let mut in_band: HashMap<i64, Vec<i64>> = HashMap::new();
         for r in &rows {
-            let (band, story): (i64, i64) = (get(r, 0)?, get(r, 1)?);
-            in_band.entry(band).or_default().push(story);
+            let (bands, story): (Vec<i64>, i64) = (get(r, 0)?, get(r, 1)?);
+            for band in bands {
+                in_band.entry(band).or_default().push(story);
+            }
             if let std::collections::hash_map::Entry::Vacant(slot) = known.entry(story)
                 && let Some(fingerprint) = Fingerprint::from_bytes(&get::<Vec<u8>>(r, 2)?)
             {
@@ -580,11 +581,26 @@ async fn insert_new(
     if !alone.is_empty() {
         let uids: Vec<&str> = alone.iter().map(|&i| fresh[i].uid.as_str()).collect();
         let times: Vec<i64> = alone.iter().map(|&i| sort_times[i]).collect();
+        // Each story's band keys, as text ("k1,k2,…"): arrays of arrays of
+        // unequal length do not bind.
+        let bands: Vec<Option<String>> = alone
+            .iter()
+            .map(|&i| {
+                fresh[i].item.fingerprint.as_ref().map(|f| {
+                    band_keys(f)
+                        .iter()
+                        .map(i64::to_string)
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+            })
+            .collect();
         tx.execute(
-            "INSERT INTO stories (uid, first_seen, sort_time)
-             SELECT u, $2, t FROM unnest($1::TEXT[], $3::BIGINT[]) AS v(u, t)
+            "INSERT INTO stories (uid, first_seen, sort_time, bands)
+             SELECT u, $2, t, string_to_array(b, ',')::BIGINT[]
+             FROM unnest($1::TEXT[], $3::BIGINT[], $4::TEXT[]) AS v(u, t, b)
              ON CONFLICT (uid) DO NOTHING",
-            &[&uids, &now_ts, &times],
+            &[&uids, &now_ts, &times, &bands],
         )
         .await?;
         let mut ids: HashMap<String, i64> = HashMap::new();
@@ -594,29 +610,11 @@ async fn insert_new(
         {
             ids.insert(get(&r, 0)?, get(&r, 1)?);
         }
-        let (mut band, mut story, mut at) = (Vec::new(), Vec::new(), Vec::new());
         for &i in &alone {
             let id = ids.get(&fresh[i].uid).copied().ok_or_else(|| {
                 StoreError::Postgres(format!("story {} was not stored", fresh[i].uid))
             })?;
             stories[i] = Some(id);
-            if let Some(fingerprint) = &fresh[i].item.fingerprint {
-                for key in band_keys(fingerprint) {
-                    band.push(key);
-                    story.push(id);
-                    at.push(sort_times[i]);
-                }
-            }
-        }
-        if !band.is_empty() {
-            tx.execute(
-                "INSERT INTO story_bands (band_key, story_id, sort_time)
-                 SELECT DISTINCT k, s, t FROM unnest($1::BIGINT[], $2::BIGINT[], $3::BIGINT[])
-                    AS v(k, s, t)
-                 ON CONFLICT DO NOTHING",
-                &[&band, &story, &at],
-            )
-            .await?;
         }
     }
     // The entries, in one statement, and their search vectors.
