@@ -39,9 +39,13 @@ fn rss(n: usize) -> String {
     )
 }
 
-fn free_addr() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap()
+/// `n` distinct free addresses: every listener is held until all are
+/// chosen (a port released at once may be handed out again).
+fn free_addrs(n: usize) -> Vec<SocketAddr> {
+    let listeners: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    listeners.iter().map(|l| l.local_addr().unwrap()).collect()
 }
 
 /// One daemon's config: the shared database and feeds, its own address.
@@ -65,14 +69,24 @@ fn config(
     path
 }
 
+/// Starts a daemon logging to `<config>.log`, for [`log_of`].
 fn start(config: &Path) -> Child {
+    let log = std::fs::File::create(config.with_extension("log")).unwrap();
     common::process::newsriver()
         .args(["run", "--config"])
         .arg(config)
+        .env("RUST_LOG", "newsriver=info")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .unwrap()
+}
+
+/// The end of a daemon's log, for a failure message.
+fn log_of(config: &Path) -> String {
+    let log = std::fs::read_to_string(config.with_extension("log")).unwrap_or_default();
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
 }
 
 async fn wait_until(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
@@ -104,7 +118,7 @@ async fn three_daemons_share_one_feed_set_survive_a_kill_and_serve_one_river() {
     let feeds: Vec<String> = paths.iter().map(|p| server.url(p)).collect();
     let url = common::backend::fresh_database();
     let dir = tempfile::tempdir().unwrap();
-    let addrs: Vec<SocketAddr> = (0..3).map(|_| free_addr()).collect();
+    let addrs = free_addrs(3);
     let configs: Vec<_> = addrs
         .iter()
         .enumerate()
@@ -172,12 +186,18 @@ async fn three_daemons_share_one_feed_set_survive_a_kill_and_serve_one_river() {
     tokio::time::sleep(INTERVAL + Duration::from_secs(2)).await;
     let client = reqwest::Client::new();
     let mut served = Vec::new();
-    for addr in &addrs[1..] {
+    for (i, addr) in addrs.iter().enumerate().skip(1) {
+        let status = daemons[i].try_wait().unwrap();
+        assert!(
+            status.is_none(),
+            "daemon {i} exited ({status:?}):\n{}",
+            log_of(&configs[i])
+        );
         let response = client
             .get(format!("http://{addr}/feed.atom"))
             .send()
             .await
-            .unwrap();
+            .unwrap_or_else(|e| panic!("daemon {i}: {e}\n{}", log_of(&configs[i])));
         assert_eq!(response.status(), 200);
         let etag = response.headers()["etag"].to_str().unwrap().to_string();
         served.push((etag, response.text().await.unwrap()));
