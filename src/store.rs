@@ -21,6 +21,7 @@ mod search;
 mod sqlite;
 mod status;
 mod stories;
+pub(crate) mod story_index;
 pub mod transfer;
 mod websub;
 

@@ -91,6 +91,8 @@ pub(crate) struct Postgres {
     dedup: Arc<std::sync::RwLock<crate::identity::DedupSettings>>,
     /// Per-host politeness all daemons keep together: (requests at once, gap).
     politeness: Arc<std::sync::RwLock<(usize, Duration)>>,
+    /// Recent stories by LSH band, for near-duplicate matching.
+    story_cache: Arc<std::sync::Mutex<entries::StoryCache>>,
 }
 
 impl std::fmt::Debug for Postgres {
@@ -294,6 +296,7 @@ impl Postgres {
             daemon: daemon_name(),
             dedup: Arc::default(),
             politeness: Arc::new(std::sync::RwLock::new((1, Duration::ZERO))),
+            story_cache: Arc::default(),
         };
         let pool = store.pool();
         let server = store.server.clone();

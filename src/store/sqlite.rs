@@ -86,7 +86,7 @@ impl Drop for WriterGuard<'_> {
 #[derive(Debug, Default)]
 pub(crate) struct Matching {
     /// Stories' fingerprints, by LSH band.
-    pub(crate) stories: story_index::StoryIndex,
+    pub(crate) stories: crate::store::story_index::StoryIndex,
     /// Which canonical links may be stored.
     pub(crate) links: link_filter::LinkFilter,
 }

@@ -2,19 +2,26 @@
 //! `identity::fingerprint::BANDS`): near-duplicate matching compares a new
 //! entry only with the stories that share a band with it, so a cold ingest of
 //! many same-week entries costs time in proportion to the entries, not to
-//! their square. About 1.1 kB a story (chain links, band keys, the map); at most [`MAX_STORIES`] are kept.
+//! their square. About 1.1 kB a story (chain links, band keys, the map); at
+//! most [`MAX_STORIES`] are kept.
+//!
+//! Both backends keep one: SQLite's writer as the only writer; each
+//! PostgreSQL daemon as a cache it brings up to date from the database
+//! (the stories other daemons created) under the story lock before it
+//! matches. Either way the index only proposes candidates; each is looked up
+//! in the database before it is used.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
-
-use super::StoreError;
-use crate::identity::fingerprint::{self, BANDS, Fingerprint};
+use crate::identity::fingerprint::{BANDS, Fingerprint};
 
 /// Stories indexed at most (about 65 MiB); past this the index keeps the
 /// newest half.
 const MAX_STORIES: usize = 60_000;
+
+/// Stories a load reads at most (the newest of the window).
+pub(crate) const LOAD_LIMIT: usize = MAX_STORIES / 2;
 
 const END: u32 = u32::MAX;
 
@@ -56,33 +63,38 @@ pub(crate) struct StoryIndex {
 }
 
 impl StoryIndex {
-    /// Makes sure every story with `sort_time >= since` is indexed: loaded
-    /// from the database on first use or when an older time is asked for.
-    /// Stories created later are added as they are created; past
-    /// [`MAX_STORIES`] the oldest half is dropped (in memory: a cold ingest of
-    /// many stories would otherwise re-read the database again and again).
-    pub(crate) fn ensure_loaded(&mut self, tx: &Connection, since: i64) -> Result<(), StoreError> {
+    /// Whether every story with `sort_time >= since` is indexed (those
+    /// created since the load are added as they are created). Past
+    /// [`MAX_STORIES`] the oldest half is dropped here, in memory: a cold
+    /// ingest of many stories would otherwise re-read the database again and
+    /// again.
+    pub(crate) fn covers(&mut self, since: i64) -> bool {
         if self.since.is_some_and(|s| s <= since) {
             if self.stories.len() >= MAX_STORIES {
                 self.keep_newest(MAX_STORIES / 2);
             }
-            return Ok(());
+            return true;
         }
+        false
+    }
+
+    /// The oldest sort time loaded, if a load completed.
+    #[cfg(test)]
+    pub(crate) fn loaded_since(&self) -> Option<i64> {
+        self.since
+    }
+
+    /// Starts a load of the stories from `since` on (at most
+    /// [`LOAD_LIMIT`], newest first): forgets everything, and counts as
+    /// loaded only once [`StoryIndex::loaded`] is called, so a load that
+    /// fails is tried again.
+    pub(crate) fn start_load(&mut self) {
         self.clear();
-        let mut stmt = tx.prepare_cached(
-            "SELECT s.id, s.sort_time, e.fingerprint FROM stories s JOIN entries e ON e.uid = s.uid
-             WHERE s.sort_time >= ?1 AND e.fingerprint IS NOT NULL
-             ORDER BY s.sort_time DESC, s.id DESC LIMIT ?2",
-        )?;
-        let mut rows = stmt.query(params![since, (MAX_STORIES / 2) as i64])?;
-        while let Some(row) = rows.next()? {
-            let bytes: Vec<u8> = row.get(2)?;
-            if let Some(fingerprint) = Fingerprint::from_bytes(&bytes) {
-                self.add(row.get(0)?, row.get(1)?, &fingerprint);
-            }
-        }
+    }
+
+    /// Ends a load started by [`StoryIndex::start_load`].
+    pub(crate) fn loaded(&mut self, since: i64) {
         self.since = Some(since);
-        Ok(())
     }
 
     fn clear(&mut self) {
@@ -152,72 +164,6 @@ impl StoryIndex {
     }
 }
 
-/// Entries re-fingerprinted per transaction during an upgrade.
-const REFINGERPRINT_CHUNK: i64 = 5_000;
-
-/// After an upgrade that changed the fingerprint format, works out every
-/// stored fingerprint of an older format again from the entry's stored title
-/// and text (an old one would never match anything). In chunks of
-/// [`REFINGERPRINT_CHUNK`], each its own IMMEDIATE transaction, so the WAL
-/// stays small and an interrupted upgrade resumes where it stopped;
-/// `meta.fingerprint_format` is written last, and from then on the check is
-/// one lookup. Returns how many entries were updated.
-pub(super) fn upgrade_fingerprints(conn: &mut Connection) -> Result<usize, StoreError> {
-    let current = fingerprint::FORMAT.to_string();
-    let stored: Option<String> = conn
-        .query_row(
-            "SELECT value FROM meta WHERE key = 'fingerprint_format'",
-            [],
-            |r| r.get(0),
-        )
-        .optional()?;
-    if stored.as_deref() == Some(current.as_str()) {
-        return Ok(0);
-    }
-    let format = vec![fingerprint::FORMAT];
-    let mut updated = 0;
-    let mut after = 0_i64;
-    loop {
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let rows: Vec<(i64, String, String)> = {
-            let mut select = tx.prepare(
-                "SELECT id, title, COALESCE(content, summary, '') FROM entries
-                 WHERE id > ?1 AND fingerprint IS NOT NULL AND substr(fingerprint, 1, 1) != ?2
-                 ORDER BY id LIMIT ?3",
-            )?;
-            let found = select.query_map(params![after, format, REFINGERPRINT_CHUNK], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })?;
-            found.collect::<Result<_, _>>()?
-        };
-        {
-            let mut update = tx.prepare("UPDATE entries SET fingerprint = ?2 WHERE id = ?1")?;
-            for (id, title, body) in &rows {
-                let fingerprint = Fingerprint::of(title, body).map(|f| f.to_bytes());
-                update.execute(params![id, fingerprint])?;
-            }
-        }
-        let done = rows.len() < REFINGERPRINT_CHUNK as usize;
-        if done {
-            tx.execute(
-                "INSERT INTO meta (key, value) VALUES ('fingerprint_format', ?1)
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                [&current],
-            )?;
-        }
-        tx.commit()?;
-        updated += rows.len();
-        after = rows.last().map_or(after, |r| r.0);
-        if done {
-            return Ok(updated);
-        }
-        tracing::info!(
-            entries = updated,
-            "re-fingerprinting stored entries in the new format"
-        );
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,23 +208,5 @@ mod tests {
         assert_eq!(index.candidates(&prints[2]), vec![12]);
         assert!(index.candidates(&prints[1]).is_empty());
         assert!(index.candidates(&prints[3]).is_empty());
-    }
-
-    #[test]
-    fn a_load_that_fails_is_tried_again() {
-        let db = Connection::open_in_memory().unwrap();
-        db.execute_batch(
-            "CREATE TABLE stories (id INTEGER PRIMARY KEY, uid TEXT, sort_time INTEGER);
-             CREATE TABLE entries (uid TEXT, fingerprint BLOB);",
-        )
-        .unwrap();
-        let mut index = StoryIndex::default();
-        index.ensure_loaded(&db, 100).unwrap();
-        assert_eq!(index.since, Some(100));
-        // An older time needs a reload; it fails (no tables here).
-        let broken = Connection::open_in_memory().unwrap();
-        assert!(index.ensure_loaded(&broken, 50).is_err());
-        // Not taken for loaded: the next call reads the database again.
-        assert_eq!(index.since, None);
     }
 }

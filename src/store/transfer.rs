@@ -7,7 +7,7 @@
 //! failed run leaves the target empty and can be run again. A target that
 //! already holds a river is refused. Columns are matched by name: the
 //! schemas keep SQLite's names; what only PostgreSQL has (claims, the
-//! search vectors, the stories' band keys) is worked out from what is copied.
+//! search vectors) is worked out from what is copied.
 
 use std::path::Path;
 use std::pin::pin;
@@ -20,7 +20,6 @@ use tokio_postgres::types::{ToSql, Type};
 use super::postgres::{Postgres, Tx, get};
 use super::search::body_text;
 use super::{Store, StoreError};
-use crate::identity::fingerprint::{BANDS, Fingerprint};
 
 /// The tables copied, parents first.
 const TABLES: [&str; 9] = [
@@ -271,8 +270,8 @@ fn read_all(
     Ok(())
 }
 
-/// What PostgreSQL keeps beyond the copied rows: identities continued, the
-/// stories' band keys, every entry's search vector, the river's version.
+/// What PostgreSQL keeps beyond the copied rows: identities continued,
+/// every entry's search vector, the river's version.
 async fn derive(tx: &Tx<'_>) -> Result<(), StoreError> {
     for table in IDENTITIES {
         tx.execute(
@@ -284,33 +283,6 @@ async fn derive(tx: &Tx<'_>) -> Result<(), StoreError> {
         )
         .await?;
     }
-    let stories = tx
-        .query(
-            "SELECT s.id, s.sort_time, e.fingerprint FROM stories s
-             JOIN entries e ON e.uid = s.uid WHERE e.fingerprint IS NOT NULL",
-            &[],
-        )
-        .await?;
-    let (mut ids, mut bands) = (Vec::new(), Vec::new());
-    for r in &stories {
-        let Some(fingerprint) = Fingerprint::from_bytes(&get::<Vec<u8>>(r, 2)?) else {
-            continue;
-        };
-        ids.push(get::<i64>(r, 0)?);
-        let keys: Vec<String> = fingerprint
-            .band_keys()
-            .into_iter()
-            .take(BANDS)
-            .map(|k| (k as i64).to_string())
-            .collect();
-        bands.push(keys.join(","));
-    }
-    tx.execute(
-        "UPDATE stories s SET bands = string_to_array(v.b, ',')::BIGINT[]
-         FROM unnest($1::BIGINT[], $2::TEXT[]) AS v(id, b) WHERE s.id = v.id",
-        &[&ids, &bands],
-    )
-    .await?;
     // Search vectors from the same text SQLite's index had.
     tx.batch_execute(
         "CREATE TEMP TABLE search_text (entry_id BIGINT, feed_id BIGINT, title TEXT,

@@ -2,31 +2,34 @@
 //! transaction, new and changed entries, and the story each new entry joins.
 //!
 //! Several daemons: story matching reads what is in the database (entries'
-//! canonical links, `stories.bands` for near-duplicates), never one process's
-//! memory, and the step from "which story?" to "insert it" holds a
+//! canonical links; for near-duplicates, each daemon's story index brought
+//! up to date from the stories table first, see `StoryCache`), never one
+//! process's memory alone, and the step from "which story?" to "insert it" holds a
 //! transaction-level advisory lock, so the same wire story arriving through
 //! two daemons at once still becomes one story. The lock is taken only by a
 //! poll that stores a new entry, and held until its commit.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 use tokio_postgres::Row;
 
 use super::{Postgres, Tx, get};
-use crate::identity::fingerprint::{BANDS, Candidate, Fingerprint, same_story};
+use crate::identity::fingerprint::{Candidate, Fingerprint, same_story};
 use crate::identity::{self, DedupSettings, Rung};
 use crate::model::{FeedId, IdentifiedEntry, SourceMeta, Validators};
 use crate::store::entries::{Entries, PolledDocument};
 use crate::store::search::body_text;
+use crate::store::story_index::{LOAD_LIMIT, StoryIndex};
 use crate::store::{
     FeedRank, PageStart, PollRecord, Publishing, SaveCounts, StoreError, Stories, StoryFilter,
     from_ts, ts,
 };
 
 /// The advisory lock key serialising story assignment ("stories!").
-const STORY_LOCK: i64 = 0x7374_6f72_6965_7321;
+pub(super) const STORY_LOCK: i64 = 0x7374_6f72_6965_7321;
 
 /// Records what the source said about itself, its validators and a
 /// successful poll.
@@ -121,7 +124,7 @@ async fn save_entries(
     now: DateTime<Utc>,
     entries: Vec<IdentifiedEntry>,
     settings: &DedupSettings,
-) -> Result<SaveCounts, StoreError> {
+) -> Result<(SaveCounts, Vec<Unassigned>), StoreError> {
     let row = tx
         .query_one(
             "SELECT uid, url, identity_rung FROM feeds WHERE id = $1",
@@ -255,7 +258,7 @@ async fn save_entries(
         .await?;
     }
     counts.new = fresh.len();
-    insert_new(tx, feed_id, now, fresh, settings).await?;
+    let unassigned = insert_new(tx, feed_id, now, fresh, settings).await?;
     if buried_count > 0 {
         tracing::debug!(feed = %feed_url, entries = buried_count, "removed entries shown again by the source stay removed");
     }
@@ -278,7 +281,7 @@ async fn save_entries(
         )
         .await?;
     }
-    Ok(counts)
+    Ok((counts, unassigned))
 }
 
 /// Whether this item was pruned from this feed, by its key or (under another
@@ -383,14 +386,74 @@ async fn update_entry(
     Ok(counts)
 }
 
-/// A fingerprint's LSH band keys as stored (`stories.bands`).
-fn band_keys(fingerprint: &Fingerprint) -> Vec<i64> {
-    fingerprint
-        .band_keys()
-        .into_iter()
-        .take(BANDS)
-        .map(|k| k as i64)
-        .collect()
+/// This daemon's index of recent stories by LSH band (`store::story_index`),
+/// and the newest story id it has read: a cache of the `stories` table that
+/// each poll storing new entries brings up to date under the story lock (the
+/// stories other daemons created since), so matching never depends on what
+/// one process saw alone.
+#[derive(Debug, Default)]
+pub(crate) struct StoryCache {
+    index: StoryIndex,
+    synced: i64,
+}
+
+fn lock(cache: &Mutex<StoryCache>) -> std::sync::MutexGuard<'_, StoryCache> {
+    cache.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Brings `cache` up to date with the stories table, holding the story lock
+/// (so no story is being created meanwhile): a full load of the stories from
+/// `since` on when it does not cover them yet, else the stories created
+/// after the newest one it has read.
+async fn sync_cache(tx: &Tx<'_>, cache: &Mutex<StoryCache>, since: i64) -> Result<(), StoreError> {
+    let (covered, synced) = {
+        let mut c = lock(cache);
+        (c.index.covers(since), c.synced)
+    };
+    let rows = if covered {
+        tx.query(
+            "SELECT s.id, s.sort_time, e.fingerprint FROM stories s
+             LEFT JOIN entries e ON e.uid = s.uid
+             WHERE s.id > $1 ORDER BY s.id",
+            &[&synced],
+        )
+        .await?
+    } else {
+        lock(cache).index.start_load();
+        tx.query(
+            "SELECT s.id, s.sort_time, e.fingerprint, (SELECT MAX(id) FROM stories)
+             FROM stories s JOIN entries e ON e.uid = s.uid
+             WHERE s.sort_time >= $1 AND e.fingerprint IS NOT NULL
+             ORDER BY s.sort_time DESC, s.id DESC LIMIT $2",
+            &[&since, &(LOAD_LIMIT as i64)],
+        )
+        .await?
+    };
+    let newest = if covered {
+        None
+    } else {
+        // An empty window still knows where the table ends.
+        match rows.first() {
+            Some(r) => get::<Option<i64>>(r, 3)?,
+            None => get(&tx.query_one("SELECT MAX(id) FROM stories", &[]).await?, 0)?,
+        }
+    };
+    let mut c = lock(cache);
+    for r in &rows {
+        let (id, sort_time): (i64, i64) = (get(r, 0)?, get(r, 1)?);
+        if let Some(fingerprint) = get::<Option<Vec<u8>>>(r, 2)?
+            .as_deref()
+            .and_then(Fingerprint::from_bytes)
+        {
+            c.index.add(id, sort_time, &fingerprint);
+        }
+        c.synced = c.synced.max(id);
+    }
+    if !covered {
+        c.synced = newest.unwrap_or(0);
+        c.index.loaded(since);
+    }
+    Ok(())
 }
 
 /// A new entry of this document, keyed and with its permanent id.
@@ -408,22 +471,18 @@ struct Known {
     title: String,
 }
 
-/// Stores a document's new entries, each in its story (the rules of the
-/// SQLite backend's `assign_story`: another feed's entry with the same
-/// article link, else the most similar story of another feed within the
-/// window, else a story of its own), in a handful of statements for the
-/// whole document. Holds the story lock from the first lookup to the commit:
-/// two daemons storing copies of one report take turns, and the second
-/// finds the first's story.
+/// Stores a document's new entries and their search vectors, without their
+/// stories yet: [`assign_stories`] puts them in stories as the transaction's
+/// last step, so the story lock is held for that step and the commit alone.
 async fn insert_new(
     tx: &Tx<'_>,
     feed_id: FeedId,
     now: DateTime<Utc>,
     fresh: Vec<New<'_>>,
     settings: &DedupSettings,
-) -> Result<(), StoreError> {
+) -> Result<Vec<Unassigned>, StoreError> {
     if fresh.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let now_ts = ts(now);
     let floor = ts(now - settings.max_date_skew);
@@ -436,14 +495,150 @@ async fn insert_new(
                 .map_or(now_ts, |d| ts(d).clamp(floor, now_ts))
         })
         .collect();
+    // The entries, in one statement, and their search vectors.
+    let text = |f: &dyn Fn(&New<'_>) -> Option<String>| -> Vec<Option<String>> {
+        fresh.iter().map(f).collect()
+    };
+    let keys: Vec<&str> = fresh.iter().map(|n| n.key.as_str()).collect();
+    let uids: Vec<&str> = fresh.iter().map(|n| n.uid.as_str()).collect();
+    let titles: Vec<&str> = fresh.iter().map(|n| n.item.entry.title.as_str()).collect();
+    let links = text(&|n| n.item.entry.link.clone());
+    let authors = text(&|n| n.item.entry.author.clone());
+    let summaries = text(&|n| n.item.entry.summary.clone());
+    let contents = text(&|n| n.item.entry.content.clone());
+    let rights = text(&|n| n.item.entry.rights.clone());
+    let published: Vec<Option<i64>> = fresh
+        .iter()
+        .map(|n| n.item.entry.published.map(ts))
+        .collect();
+    let updated: Vec<Option<i64>> = fresh.iter().map(|n| n.item.entry.updated.map(ts)).collect();
+    let hashes: Vec<&str> = fresh.iter().map(|n| n.item.hash.as_str()).collect();
+    let canonicals: Vec<Option<&str>> = fresh.iter().map(|n| n.canonical).collect();
+    let fingerprints: Vec<Option<Vec<u8>>> = fresh
+        .iter()
+        .map(|n| n.item.fingerprint.as_ref().map(Fingerprint::to_bytes))
+        .collect();
+    let churns: Vec<&str> = fresh.iter().map(|n| n.item.churn.as_str()).collect();
+    let rows = tx
+        .query(
+            "INSERT INTO entries (feed_id, key, uid, title, link, author, summary, content, rights,
+                published, updated, first_seen, changed_at, sort_time, hash, canonical_link,
+                fingerprint, churn_hash, last_seen)
+             SELECT $1, k, u, ti, l, a, su, co, r, p, up, $2, $2, st, h, cl, fp, ch, $2
+             FROM unnest($3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TEXT[], $8::TEXT[],
+                         $9::TEXT[], $10::TEXT[], $11::BIGINT[], $12::BIGINT[], $13::BIGINT[],
+                         $14::TEXT[], $15::TEXT[], $16::BYTEA[], $17::TEXT[])
+                AS v(k, u, ti, l, a, su, co, r, p, up, st, h, cl, fp, ch)
+             RETURNING id, uid",
+            &[
+                &feed_id,
+                &now_ts,
+                &keys,
+                &uids,
+                &titles,
+                &links,
+                &authors,
+                &summaries,
+                &contents,
+                &rights,
+                &published,
+                &updated,
+                &sort_times,
+                &hashes,
+                &canonicals,
+                &fingerprints,
+                &churns,
+            ],
+        )
+        .await?;
+    let mut ids: HashMap<String, i64> = HashMap::new();
+    for r in &rows {
+        ids.insert(get(r, 1)?, get(r, 0)?);
+    }
+    let entry_ids = fresh
+        .iter()
+        .map(|n| {
+            ids.get(&n.uid)
+                .copied()
+                .ok_or_else(|| StoreError::Postgres(format!("entry {} was not stored", n.uid)))
+        })
+        .collect::<Result<Vec<i64>, _>>()?;
+    let bodies: Vec<String> = fresh
+        .iter()
+        .map(|n| {
+            body_text(
+                n.item.entry.summary.as_deref(),
+                n.item.entry.content.as_deref(),
+            )
+        })
+        .collect();
+    let search_authors: Vec<&str> = fresh
+        .iter()
+        .map(|n| n.item.entry.author.as_deref().unwrap_or_default())
+        .collect();
+    super::search::index_entries(tx, feed_id, &entry_ids, &titles, &bodies, &search_authors)
+        .await?;
+    let entries = fresh
+        .iter()
+        .zip(entry_ids)
+        .zip(sort_times)
+        .map(|((n, id), sort_time)| Unassigned {
+            id,
+            uid: n.uid.clone(),
+            article_link: n
+                .canonical
+                .filter(|_| n.item.article_link)
+                .map(str::to_owned),
+            fingerprint: n.item.fingerprint.clone(),
+            title: n.item.entry.title.clone(),
+            sort_time,
+        })
+        .collect();
+    Ok(entries)
+}
+
+/// A new entry stored without its story yet.
+pub(super) struct Unassigned {
+    id: i64,
+    uid: String,
+    /// Its canonical link, when that names the article itself.
+    article_link: Option<String>,
+    fingerprint: Option<Fingerprint>,
+    title: String,
+    sort_time: i64,
+}
+
+/// Puts a document's new entries into stories (the rules of the SQLite
+/// backend's `assign_story`: another feed's entry with the same article
+/// link, else the most similar story of another feed within the window,
+/// else a story of its own), in a handful of statements for the whole
+/// document. Holds the story lock from the first lookup to the commit, so
+/// call it last: two daemons storing copies of one report take turns, and
+/// the second finds the first's story.
+pub(super) async fn assign_stories(
+    tx: &Tx<'_>,
+    feed_id: FeedId,
+    now: DateTime<Utc>,
+    fresh: Vec<Unassigned>,
+    settings: &DedupSettings,
+    cache: &Mutex<StoryCache>,
+) -> Result<(), StoreError> {
+    if fresh.is_empty() {
+        return Ok(());
+    }
+    let now_ts = ts(now);
+    let floor = ts(now - settings.max_date_skew);
+    let sort_times: Vec<i64> = fresh.iter().map(|n| n.sort_time).collect();
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&STORY_LOCK])
         .await?;
     let matching = &settings.matching;
+    if matching.enabled {
+        sync_cache(tx, cache, floor - matching.window.num_seconds()).await?;
+    }
     // Article links another feed's entries carry: their first entry's story.
     let links: Vec<&str> = fresh
         .iter()
-        .filter(|n| n.item.article_link)
-        .filter_map(|n| n.canonical)
+        .filter_map(|n| n.article_link.as_deref())
         .collect();
     let mut by_link: HashMap<String, i64> = HashMap::new();
     if !links.is_empty() {
@@ -462,8 +657,8 @@ async fn insert_new(
     let mut stories: Vec<Option<i64>> = fresh
         .iter()
         .map(|n| {
-            n.canonical
-                .filter(|_| n.item.article_link)
+            n.article_link
+                .as_deref()
                 .and_then(|l| by_link.get(l).copied())
         })
         .collect();
@@ -475,72 +670,66 @@ async fn insert_new(
             stories[i].is_none()
                 && matching.enabled
                 && fresh[i]
-                    .item
                     .fingerprint
                     .as_ref()
                     .is_some_and(|f| f.shingles >= matching.min_shingles)
         })
         .collect();
     if !wanted.is_empty() {
-        let mut keys: Vec<i64> = wanted
-            .iter()
-            .filter_map(|&i| fresh[i].item.fingerprint.as_ref())
-            .flat_map(band_keys)
-            .collect();
-        keys.sort_unstable();
-        keys.dedup();
-        let (low, high) = wanted.iter().fold((i64::MAX, i64::MIN), |(lo, hi), &i| {
-            (
-                lo.min(sort_times[i] - window),
-                hi.max(sort_times[i] + window),
+        let proposed: Vec<Vec<i64>> = {
+            let cache = lock(cache);
+            wanted
+                .iter()
+                .map(|&i| {
+                    fresh[i]
+                        .fingerprint
+                        .as_ref()
+                        .map(|f| cache.index.candidates(f))
+                        .unwrap_or_default()
+                })
+                .collect()
+        };
+        let ids: Vec<i64> = {
+            let mut all: Vec<i64> = proposed.iter().flatten().copied().collect();
+            all.sort_unstable();
+            all.dedup();
+            all
+        };
+        let rows = if ids.is_empty() {
+            Vec::new()
+        } else {
+            tx.query(
+                "SELECT s.id, e.fingerprint, s.sort_time, e.title
+                 FROM stories s JOIN entries e ON e.uid = s.uid
+                 WHERE s.id = ANY($1) AND e.fingerprint IS NOT NULL AND e.feed_id != $2",
+                &[&ids, &feed_id],
             )
-        });
-        let rows = tx
-            .query(
-                "SELECT s.bands, s.id, e.fingerprint, s.sort_time, e.title
-                 FROM stories s
-                 JOIN entries e ON e.uid = s.uid
-                 WHERE s.bands && $1 AND s.sort_time BETWEEN $2 AND $3
-                   AND e.fingerprint IS NOT NULL AND e.feed_id != $4",
-                &[&keys, &low, &high, &feed_id],
-            )
-            .await?;
+            .await?
+        };
         let mut known: HashMap<i64, Known> = HashMap::new();
-        let mut in_band: HashMap<i64, Vec<i64>> = HashMap::new();
         for r in &rows {
-            let (bands, story): (Vec<i64>, i64) = (get(r, 0)?, get(r, 1)?);
-            for band in bands {
-                in_band.entry(band).or_default().push(story);
-            }
-            if let std::collections::hash_map::Entry::Vacant(slot) = known.entry(story)
-                && let Some(fingerprint) = Fingerprint::from_bytes(&get::<Vec<u8>>(r, 2)?)
-            {
-                slot.insert(Known {
-                    fingerprint,
-                    sort_time: get(r, 3)?,
-                    title: get(r, 4)?,
-                });
+            if let Some(fingerprint) = Fingerprint::from_bytes(&get::<Vec<u8>>(r, 1)?) {
+                known.insert(
+                    get(r, 0)?,
+                    Known {
+                        fingerprint,
+                        sort_time: get(r, 2)?,
+                        title: get(r, 3)?,
+                    },
+                );
             }
         }
-        for &i in &wanted {
-            let Some(fingerprint) = fresh[i].item.fingerprint.as_ref() else {
+        for (&i, candidates) in wanted.iter().zip(&proposed) {
+            let Some(fingerprint) = fresh[i].fingerprint.as_ref() else {
                 continue;
             };
             let me = Candidate {
                 fingerprint: fingerprint.clone(),
                 time: from_ts(sort_times[i]),
-                title: fresh[i].item.entry.title.clone(),
+                title: fresh[i].title.clone(),
             };
-            let mut candidates: Vec<i64> = band_keys(fingerprint)
-                .iter()
-                .filter_map(|k| in_band.get(k))
-                .flatten()
-                .copied()
-                .collect();
-            candidates.sort_unstable();
-            candidates.dedup();
             let mut best: Option<(f64, i64)> = None;
-            for story in candidates {
+            for &story in candidates {
                 let Some(other) = known.get(&story) else {
                     continue;
                 };
@@ -581,26 +770,11 @@ async fn insert_new(
     if !alone.is_empty() {
         let uids: Vec<&str> = alone.iter().map(|&i| fresh[i].uid.as_str()).collect();
         let times: Vec<i64> = alone.iter().map(|&i| sort_times[i]).collect();
-        // Each story's band keys, as text ("k1,k2,…"): arrays of arrays of
-        // unequal length do not bind.
-        let bands: Vec<Option<String>> = alone
-            .iter()
-            .map(|&i| {
-                fresh[i].item.fingerprint.as_ref().map(|f| {
-                    band_keys(f)
-                        .iter()
-                        .map(i64::to_string)
-                        .collect::<Vec<_>>()
-                        .join(",")
-                })
-            })
-            .collect();
         tx.execute(
-            "INSERT INTO stories (uid, first_seen, sort_time, bands)
-             SELECT u, $2, t, string_to_array(b, ',')::BIGINT[]
-             FROM unnest($1::TEXT[], $3::BIGINT[], $4::TEXT[]) AS v(u, t, b)
+            "INSERT INTO stories (uid, first_seen, sort_time)
+             SELECT u, $2, t FROM unnest($1::TEXT[], $3::BIGINT[]) AS v(u, t)
              ON CONFLICT (uid) DO NOTHING",
-            &[&uids, &now_ts, &times, &bands],
+            &[&uids, &now_ts, &times],
         )
         .await?;
         let mut ids: HashMap<String, i64> = HashMap::new();
@@ -616,90 +790,25 @@ async fn insert_new(
             })?;
             stories[i] = Some(id);
         }
+        if matching.enabled {
+            let mut cache = lock(cache);
+            for &i in &alone {
+                if let (Some(id), Some(fingerprint)) = (stories[i], &fresh[i].fingerprint) {
+                    cache.index.add(id, sort_times[i], fingerprint);
+                    cache.synced = cache.synced.max(id);
+                }
+            }
+        }
     }
-    // The entries, in one statement, and their search vectors.
-    let text = |f: &dyn Fn(&New<'_>) -> Option<String>| -> Vec<Option<String>> {
-        fresh.iter().map(f).collect()
-    };
-    let keys: Vec<&str> = fresh.iter().map(|n| n.key.as_str()).collect();
-    let uids: Vec<&str> = fresh.iter().map(|n| n.uid.as_str()).collect();
-    let titles: Vec<&str> = fresh.iter().map(|n| n.item.entry.title.as_str()).collect();
-    let links = text(&|n| n.item.entry.link.clone());
-    let authors = text(&|n| n.item.entry.author.clone());
-    let summaries = text(&|n| n.item.entry.summary.clone());
-    let contents = text(&|n| n.item.entry.content.clone());
-    let rights = text(&|n| n.item.entry.rights.clone());
-    let published: Vec<Option<i64>> = fresh
-        .iter()
-        .map(|n| n.item.entry.published.map(ts))
-        .collect();
-    let updated: Vec<Option<i64>> = fresh.iter().map(|n| n.item.entry.updated.map(ts)).collect();
-    let hashes: Vec<&str> = fresh.iter().map(|n| n.item.hash.as_str()).collect();
-    let canonicals: Vec<Option<&str>> = fresh.iter().map(|n| n.canonical).collect();
-    let fingerprints: Vec<Option<Vec<u8>>> = fresh
-        .iter()
-        .map(|n| n.item.fingerprint.as_ref().map(Fingerprint::to_bytes))
-        .collect();
-    let churns: Vec<&str> = fresh.iter().map(|n| n.item.churn.as_str()).collect();
-    let rows = tx
-        .query(
-            "INSERT INTO entries (feed_id, key, uid, title, link, author, summary, content, rights,
-                published, updated, first_seen, changed_at, sort_time, hash, canonical_link,
-                fingerprint, churn_hash, last_seen, story_id)
-             SELECT $1, k, u, ti, l, a, su, co, r, p, up, $2, $2, st, h, cl, fp, ch, $2, sid
-             FROM unnest($3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TEXT[], $8::TEXT[],
-                         $9::TEXT[], $10::TEXT[], $11::BIGINT[], $12::BIGINT[], $13::BIGINT[],
-                         $14::TEXT[], $15::TEXT[], $16::BYTEA[], $17::TEXT[], $18::BIGINT[])
-                AS v(k, u, ti, l, a, su, co, r, p, up, st, h, cl, fp, ch, sid)
-             RETURNING id, uid",
-            &[
-                &feed_id,
-                &now_ts,
-                &keys,
-                &uids,
-                &titles,
-                &links,
-                &authors,
-                &summaries,
-                &contents,
-                &rights,
-                &published,
-                &updated,
-                &sort_times,
-                &hashes,
-                &canonicals,
-                &fingerprints,
-                &churns,
-                &stories,
-            ],
-        )
-        .await?;
-    let mut ids: HashMap<String, i64> = HashMap::new();
-    for r in &rows {
-        ids.insert(get(r, 1)?, get(r, 0)?);
-    }
-    let entry_ids = fresh
-        .iter()
-        .map(|n| {
-            ids.get(&n.uid)
-                .copied()
-                .ok_or_else(|| StoreError::Postgres(format!("entry {} was not stored", n.uid)))
-        })
-        .collect::<Result<Vec<i64>, _>>()?;
-    let bodies: Vec<String> = fresh
-        .iter()
-        .map(|n| {
-            body_text(
-                n.item.entry.summary.as_deref(),
-                n.item.entry.content.as_deref(),
-            )
-        })
-        .collect();
-    let search_authors: Vec<&str> = fresh
-        .iter()
-        .map(|n| n.item.entry.author.as_deref().unwrap_or_default())
-        .collect();
-    super::search::index_entries(tx, feed_id, &entry_ids, &titles, &bodies, &search_authors).await
+    // The entries join their stories.
+    let ids: Vec<i64> = fresh.iter().map(|n| n.id).collect();
+    tx.execute(
+        "UPDATE entries e SET story_id = v.s
+         FROM unnest($1::BIGINT[], $2::BIGINT[]) AS v(id, s) WHERE e.id = v.id",
+        &[&ids, &stories],
+    )
+    .await?;
+    Ok(())
 }
 
 impl Entries for Postgres {
@@ -721,10 +830,13 @@ impl Entries for Postgres {
             entries: entries.to_vec(),
             parse_warnings: Vec::new(),
         };
+        let cache = self.story_cache.clone();
         self.write(move |tx| {
             Box::pin(async move {
                 update_source(tx, id, now, &doc, next_poll).await?;
-                save_entries(tx, id, now, doc.entries, &settings).await
+                let (counts, fresh) = save_entries(tx, id, now, doc.entries, &settings).await?;
+                assign_stories(tx, id, now, fresh, &settings, &cache).await?;
+                Ok(counts)
             })
         })
     }
@@ -737,11 +849,14 @@ impl Entries for Postgres {
         record: PollRecord,
     ) -> Result<SaveCounts, StoreError> {
         let settings = self.dedup_settings();
+        let cache = self.story_cache.clone();
         self.write(move |tx| {
             Box::pin(async move {
                 update_source(tx, id, now, &doc, record.next_poll).await?;
-                let counts = save_entries(tx, id, now, doc.entries, &settings).await?;
+                let (counts, fresh) = save_entries(tx, id, now, doc.entries, &settings).await?;
                 super::feeds::apply_record(tx, id, now, &record, counts).await?;
+                // Last: it holds the story lock until the commit.
+                assign_stories(tx, id, now, fresh, &settings, &cache).await?;
                 Ok(counts)
             })
         })
@@ -813,5 +928,111 @@ impl Stories for Postgres {
 
     fn story_count(&self) -> Result<u64, StoreError> {
         self.count("SELECT COUNT(*) FROM stories")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::model::ParsedEntry;
+    use crate::store::{FeedSpec, Feeds};
+
+    const TEXT: &str = "the harbour authority said the strike ended on wednesday after a nine day \
+        stoppage that stranded forty ships at anchor off the coast while talks went on";
+
+    fn item(guid: &str, link: &str, title: &str, body: &str) -> IdentifiedEntry {
+        let entry = ParsedEntry {
+            guid: Some(guid.into()),
+            link: Some(link.into()),
+            title: title.into(),
+            summary: Some(body.into()),
+            ..Default::default()
+        };
+        IdentifiedEntry::new(identity::entry_key(&entry), entry)
+    }
+
+    fn save(store: &Postgres, feed: FeedId, entries: &[IdentifiedEntry]) {
+        let now = Utc::now();
+        store
+            .save_poll(
+                feed,
+                now,
+                200,
+                &SourceMeta::default(),
+                &Validators::default(),
+                entries,
+                now + chrono::Duration::hours(1),
+            )
+            .unwrap();
+    }
+
+    /// Two daemons: each has its own story index, and a near duplicate that
+    /// one stores finds the story the other created after its index was
+    /// loaded (caught up from the database under the story lock).
+    #[test]
+    fn a_near_duplicate_joins_a_story_another_daemon_created() {
+        let url = super::super::test_database();
+        let open = || Postgres::connect(&url, Duration::from_secs(10), 2).unwrap();
+        let (a, b) = (open(), open());
+        let spec = |url: &str| FeedSpec {
+            url: url.into(),
+            title: None,
+            interval: Duration::from_secs(600),
+            tags: vec![],
+            fixed_interval: false,
+        };
+        a.sync_feeds(
+            &[
+                spec("http://one.example/feed"),
+                spec("http://two.example/feed"),
+            ],
+            Utc::now(),
+        )
+        .unwrap();
+        let feeds = a.active_feeds().unwrap();
+        let (one, two) = (feeds[0].id, feeds[1].id);
+        // b loads its index first, with an unrelated story.
+        save(
+            &b,
+            two,
+            &[item(
+                "b-1",
+                "http://two.example/budget",
+                "Council budget",
+                "the council approved a budget for new bike lanes along the river and a \
+                 library extension next spring with a small rise in fees for parking",
+            )],
+        );
+        // a stores the report; b, storing its copy under another link, must
+        // find a's story though its index never saw it created.
+        save(
+            &a,
+            one,
+            &[item(
+                "a-1",
+                "http://one.example/strike",
+                "Port strike ends",
+                TEXT,
+            )],
+        );
+        save(
+            &b,
+            two,
+            &[item(
+                "b-2",
+                "http://two.example/strike",
+                "Port strike ends",
+                &format!("{TEXT} reporting by our staff"),
+            )],
+        );
+        assert_eq!(a.story_count().unwrap(), 2);
+        let stories = b.stories(10).unwrap();
+        let strike = stories
+            .iter()
+            .find(|s| s.title == "Port strike ends")
+            .unwrap();
+        assert_eq!(strike.also.len(), 1, "{stories:?}");
     }
 }

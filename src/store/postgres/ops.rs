@@ -160,6 +160,14 @@ impl Retention for Postgres {
                         &[],
                     )
                     .await?;
+                // A story left without entries goes, unless a poll is
+                // putting a new entry into it right now: deleting under the
+                // story lock waits for that poll's commit and then sees its entry.
+                tx.execute(
+                    "SELECT pg_advisory_xact_lock($1)",
+                    &[&super::entries::STORY_LOCK],
+                )
+                .await?;
                 tx.execute(
                     "DELETE FROM stories WHERE id IN (SELECT id FROM doomed_stories)
                         AND NOT EXISTS (SELECT 1 FROM entries e WHERE e.story_id = stories.id)",

@@ -269,9 +269,11 @@ fn insert_entry(
         .map_or(now_ts, |d| ts(d).clamp(floor, now_ts));
     // Every story this entry could match: its sort time is at least `floor`,
     // and matches lie within the window of it.
-    matching
-        .stories
-        .ensure_loaded(tx, floor - settings.matching.window.num_seconds())?;
+    super::story_index::ensure_loaded(
+        &mut matching.stories,
+        tx,
+        floor - settings.matching.window.num_seconds(),
+    )?;
     // The story is decided first, so the entry is written once, with it.
     let story = super::stories::assign_story(
         tx,
