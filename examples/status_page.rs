@@ -183,6 +183,7 @@ async fn main() -> anyhow::Result<()> {
         cache: Default::default(),
         searches: Arc::new(Default::default()),
         hub: None,
+        agreement: Default::default(),
     };
     tokio::spawn(newsriver::server::serve(
         listener,

@@ -218,6 +218,11 @@ pub async fn run_with(
         stop_rx.clone(),
         hooks.clone(),
     ));
+    tokio::spawn(reload::watch_agreement(
+        live.agreement.clone(),
+        store.clone(),
+        stop_rx.clone(),
+    ));
     tokio::spawn(prune_in_background(
         store.clone(),
         clock,
@@ -282,6 +287,7 @@ pub async fn run_with(
         cache: Default::default(),
         searches: live.searches.clone(),
         hub: config.websub_hub(),
+        agreement: live.agreement.clone(),
     };
     let mut server_stop = stop_rx;
     // Tell systemd (Type=notify) we are up; a no-op elsewhere.

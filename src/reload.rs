@@ -146,6 +146,7 @@ pub struct Reloader {
     filters: Arc<Filters>,
     wake: Arc<Notify>,
     searches: Arc<crate::search::Searches>,
+    agreement: Arc<Agreement>,
     /// The configuration in force, and a hash of the text it came from; the
     /// lock also keeps two reloads from interleaving.
     current: Mutex<(Config, Option<[u8; 32]>)>,
@@ -163,6 +164,8 @@ pub struct Live {
     pub wake: Arc<Notify>,
     /// Named searches (`[[search]]`), served as feeds.
     pub searches: Arc<crate::search::Searches>,
+    /// Whether the feed list in force is this daemon's own.
+    pub agreement: Arc<Agreement>,
 }
 
 impl Live {
@@ -174,6 +177,7 @@ impl Live {
             filters: Arc::new(Filters::from_config(config)),
             wake: Arc::new(Notify::new()),
             searches: crate::search::Searches::new(config),
+            agreement: Arc::new(Agreement::new(&feed_specs(config))),
         })
     }
 }
@@ -202,6 +206,7 @@ impl Reloader {
             filters: live.filters.clone(),
             wake: live.wake.clone(),
             searches: live.searches.clone(),
+            agreement: live.agreement.clone(),
             current: Mutex::new((config, hash)),
         }
     }
@@ -261,7 +266,11 @@ impl Reloader {
         let specs = feed_specs(&new);
         let summary = summarise(&feed_specs(old), &specs, old, &new);
         let now = self.clock.now();
+        let applied = specs.clone();
         self.store.call(move |s| s.sync_feeds(&specs, now)).await?;
+        // The database follows this file now.
+        self.agreement.set_own(&applied);
+        let _ = self.agreement.check(&self.store).await;
         // Ranks decide which copy of a story is primary from the next page
         // rendered on; dedup settings apply from the next poll.
         let ranks = feed_ranks(&new);
@@ -508,5 +517,100 @@ mod tests {
         );
         let same = summarise(&feed_specs(&new), &feed_specs(&new), &new, &new);
         assert_eq!(same, ReloadSummary::default());
+    }
+}
+
+/// Whether the feed list the database follows is the one this daemon's file
+/// gives. Daemons sharing a database share one feed list: the last one any
+/// of them applied (at start-up or a reload; `newsriver poll --once` too).
+/// A daemon whose file gives another list polls the list in force, and says
+/// so in its log and on `/status` until the files agree again.
+#[derive(Debug, Default)]
+pub struct Agreement {
+    /// This daemon's list: its digest and how many feeds.
+    own: RwLock<(String, usize)>,
+    /// The list in force, when it is not this daemon's.
+    differs: RwLock<Option<crate::store::AppliedFeedSet>>,
+}
+
+/// How often a daemon compares its feed list with the one in force.
+pub const AGREEMENT_CHECK: Duration = Duration::from_secs(30);
+
+impl Agreement {
+    pub fn new(specs: &[FeedSpec]) -> Self {
+        let agreement = Self::default();
+        agreement.set_own(specs);
+        agreement
+    }
+
+    /// This daemon's list changed (a reload applied it).
+    pub fn set_own(&self, specs: &[FeedSpec]) {
+        let urls: std::collections::HashSet<&str> = specs.iter().map(|f| f.url.as_str()).collect();
+        *self.own.write().unwrap_or_else(|p| p.into_inner()) =
+            (crate::store::feed_set_digest(specs), urls.len());
+    }
+
+    /// How many feeds this daemon's file lists.
+    pub fn own_feeds(&self) -> usize {
+        self.own.read().unwrap_or_else(|p| p.into_inner()).1
+    }
+
+    /// The list in force as last checked, when it is not this daemon's.
+    pub fn differs(&self) -> Option<crate::store::AppliedFeedSet> {
+        self.differs
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Compares this daemon's list with the one in force, logging when that
+    /// changes (a warning when they come apart, a note when they agree
+    /// again), and returns [`Agreement::differs`].
+    pub async fn check(
+        &self,
+        store: &Store,
+    ) -> Result<Option<crate::store::AppliedFeedSet>, StoreError> {
+        let applied = store.call(|s| s.applied_feed_set()).await?;
+        let (own, own_feeds) = self.own.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let now = applied.filter(|a| a.digest != own);
+        let mut differs = self.differs.write().unwrap_or_else(|p| p.into_inner());
+        let before = differs.as_ref().map(|a| a.digest.clone());
+        match &now {
+            Some(a) if before.as_deref() != Some(a.digest.as_str()) => tracing::warn!(
+                applied_by = %a.by,
+                applied_at = %a.at.to_rfc3339(),
+                feeds_in_force = a.feeds,
+                feeds_in_this_file = own_feeds,
+                "this daemon's configuration lists other feeds than the list in force, \
+                 which another process applied; it polls the list in force until the files agree \
+                 (reload a daemon to apply its file)"
+            ),
+            None if before.is_some() => {
+                tracing::info!("the feed list in force is this daemon's own again");
+            }
+            _ => {}
+        }
+        *differs = now.clone();
+        Ok(now)
+    }
+}
+
+/// Checks the [`Agreement`] every [`AGREEMENT_CHECK`] until `stop`.
+pub async fn watch_agreement(
+    agreement: Arc<Agreement>,
+    store: Store,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut every = tokio::time::interval(AGREEMENT_CHECK);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {
+                if let Err(e) = agreement.check(&store).await {
+                    tracing::debug!(error = %e, "cannot compare the feed list with the one in force");
+                }
+            }
+            () = stopped(&mut stop) => return,
+        }
     }
 }

@@ -37,6 +37,9 @@ pub struct AppState {
     pub searches: Arc<crate::search::Searches>,
     /// `[websub] hub`: announced in every published feed.
     pub hub: Option<String>,
+    /// Whether the feed list in force is this daemon's own (`/status` says
+    /// when it is not).
+    pub agreement: Arc<crate::reload::Agreement>,
 }
 
 pub fn router(state: AppState) -> Router {

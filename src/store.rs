@@ -26,7 +26,7 @@ pub mod transfer;
 mod websub;
 
 pub use entries::{Entries, PolledDocument};
-pub use feeds::Feeds;
+pub use feeds::{AppliedFeedSet, Feeds, feed_set_digest};
 pub use fetch_state::{Failures, FetchState, Moved, PollRecord};
 pub use ops::{Ops, OpsSnapshot, Subscription};
 pub use publishing::{Cursor, FeedView, PageStart, Publishing, SearchView, StoryFilter, StoryPage};

@@ -614,3 +614,85 @@ async fn the_daemon_prunes_in_the_background() {
     assert!(text.contains("newsriver_tombstones 3"), "{text}");
     daemon.stop().await;
 }
+
+/// Daemons sharing a database share the feed list the last of them applied:
+/// a daemon whose file lists other feeds says so on /status and in
+/// /status.json, and agrees again once a reload applies its own file.
+#[tokio::test]
+async fn a_daemon_whose_feed_list_is_not_the_one_in_force_says_so() {
+    let server = FixtureServer::start().await;
+    server.set("/a.xml", Route::fixture("rss2.xml"));
+    server.set("/b.xml", Route::fixture("atom.xml"));
+    let (a, b) = (server.url("/a.xml"), server.url("/b.xml"));
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(
+        dir.path(),
+        &format!(
+            "[access]\nadmin_token = \"let-me-in\"\n{HEAD}{}",
+            feed_table(&a)
+        ),
+    );
+    let daemon = Daemon::start(&path).await;
+    wait_until(10, "feed a polled", || !server.seen("/a.xml").is_empty()).await;
+    let client = reqwest::Client::new();
+    let status = |path: &'static str| {
+        let client = client.clone();
+        let url = daemon.url(path);
+        async move {
+            client
+                .get(url)
+                .bearer_auth("let-me-in")
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    let list =
+        |json: &str| serde_json::from_str::<serde_json::Value>(json).unwrap()["feed_list"].clone();
+    assert_eq!(list(&status("/status.json").await)["agrees"], true);
+    assert!(!status("/status").await.contains("id=\"feed-list\""));
+
+    // Another process applies a list of two feeds to the same database.
+    let other = common::open_store(&dir.path().join("newsriver.db")).unwrap();
+    let spec = |url: &str| newsriver::store::FeedSpec {
+        url: url.into(),
+        title: None,
+        interval: Duration::from_secs(1),
+        tags: vec![],
+        fixed_interval: true,
+    };
+    other
+        .sync_feeds(&[spec(&a), spec(&b)], chrono::Utc::now())
+        .unwrap();
+    let json = list(&status("/status.json").await);
+    assert_eq!(json["agrees"], false, "{json}");
+    assert_eq!(json["feeds_in_this_file"], 1);
+    assert_eq!(json["in_force"]["feeds"], 2);
+    assert!(
+        json["in_force"]["applied_by"]
+            .as_str()
+            .unwrap()
+            .contains(':')
+    );
+    let page = status("/status").await;
+    assert!(
+        page.contains("lists other feeds than the list in force")
+            && page.contains("1 feeds in its file; 2 in the list"),
+        "{page}"
+    );
+
+    // A reload applies this daemon's file again.
+    let response = client
+        .post(daemon.url("/admin/reload"))
+        .bearer_auth("let-me-in")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(list(&status("/status.json").await)["agrees"], true);
+    assert!(!status("/status").await.contains("id=\"feed-list\""));
+    daemon.stop().await;
+}

@@ -660,6 +660,7 @@ async fn documents_render_once_per_change_of_the_stored_data() {
         cache: Default::default(),
         searches: Default::default(),
         hub: None,
+        agreement: Default::default(),
     };
     let cache = state.cache.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -346,6 +346,7 @@ impl Server {
             cache: Default::default(),
             searches: Arc::new(Default::default()),
             hub: None,
+            agreement: Default::default(),
         };
         let access = AccessControl::new(Tokens {
             admin: Some(Secret::new(ADMIN)),

@@ -471,6 +471,7 @@ fn secs(n: u64) -> std::time::Duration {
 #[derive(Debug, Serialize)]
 struct StatusJson<'a> {
     summary: &'a Summary,
+    feed_list: &'a FeedList,
     filter: FilterJson<'a>,
     page: usize,
     pages: usize,
@@ -494,12 +495,14 @@ struct FilterJson<'a> {
 pub fn status_json(
     river: &River,
     summary: &Summary,
+    feed_list: &FeedList,
     page: &FeedPage,
     filter: &FeedFilter,
     now: DateTime<Utc>,
 ) -> String {
     let doc = StatusJson {
         summary,
+        feed_list,
         filter: FilterJson {
             state: filter.state,
             tag: filter.tag.as_deref(),
@@ -523,6 +526,41 @@ pub fn status_json(
     let mut text = serde_json::to_string_pretty(&doc).unwrap_or_else(|_| "{}".to_string());
     text.push('\n');
     text
+}
+
+/// Whether the feed list in force is the one this daemon's file gives
+/// (daemons sharing a database share the list the last of them applied).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FeedList {
+    pub agrees: bool,
+    pub feeds_in_this_file: usize,
+    /// The list in force, when it is another's.
+    pub in_force: Option<FeedListInForce>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FeedListInForce {
+    pub feeds: usize,
+    pub applied_by: String,
+    pub applied_at: DateTime<Utc>,
+}
+
+/// `/status`'s notice when the list in force is not this daemon's; empty
+/// when it is.
+pub fn feed_list_html(list: &FeedList) -> String {
+    match &list.in_force {
+        Some(other) if !list.agrees => format!(
+            "<p class=\"warning\" id=\"feed-list\"><strong>This daemon's configuration lists \
+             other feeds than the list in force</strong> ({} feeds in its file; {} in the list \
+             {} applied at {}). It polls the list in force; reload this daemon to apply its \
+             own file, or give every daemon the same file.</p>\n",
+            list.feeds_in_this_file,
+            other.feeds,
+            esc(&other.applied_by),
+            time(Some(other.applied_at)),
+        ),
+        _ => String::new(),
+    }
 }
 
 #[cfg(test)]

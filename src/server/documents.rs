@@ -343,6 +343,36 @@ pub async fn home(
     respond(&headers, response, OUTPUT_CACHE_CONTROL)
 }
 
+/// Whether this daemon's feed list is the one in force, checked now (a
+/// database that cannot answer leaves the last check's answer).
+async fn feed_list(state: &AppState) -> publish::status::FeedList {
+    let differs = match state.agreement.check(&state.store).await {
+        Ok(differs) => differs,
+        Err(_) => state.agreement.differs(),
+    };
+    publish::status::FeedList {
+        agrees: differs.is_none(),
+        feeds_in_this_file: state.agreement.own_feeds(),
+        in_force: differs.map(|a| publish::status::FeedListInForce {
+            feeds: a.feeds,
+            applied_by: a.by,
+            applied_at: a.at,
+        }),
+    }
+}
+
+/// The part of a status page's cache key the feed-list notice decides.
+fn feed_list_key(list: &publish::status::FeedList) -> String {
+    match &list.in_force {
+        Some(other) => format!(
+            "differs:{}:{}",
+            other.applied_by,
+            other.applied_at.timestamp()
+        ),
+        None => "agrees".into(),
+    }
+}
+
 /// `/status`: the summary and one page of feeds, as `?state=&tag=&host=&q=&page=` ask.
 pub async fn status(
     State(state): State<Arc<AppState>>,
@@ -355,11 +385,13 @@ pub async fn status(
     };
     let river = state.river(&headers);
     let searches = search_links(&state);
+    let list = feed_list(&state).await;
     let key = format!(
-        "{}|status|{}|{}",
+        "{}|status|{}|{}|{}",
         river.base_url,
         filter.query_string(filter.page),
-        searches_key(&searches)
+        searches_key(&searches),
+        feed_list_key(&list)
     );
     let response = cached(&state, key, move |s| {
         let summary = s.status_summary(Utc::now())?;
@@ -374,6 +406,15 @@ pub async fn status(
             .filter(|w| on_page.contains(&w.feed_id))
             .collect();
         let html = publish::status::status_page(&river, &summary, &page, &filter, &tags);
+        // A notice first when this daemon's feed list is not the one in force.
+        let notice = publish::status::feed_list_html(&list);
+        let html = match html.find("<main>\n") {
+            Some(at) if !notice.is_empty() => {
+                let at = at + "<main>\n".len();
+                format!("{}{notice}{}", &html[..at], &html[at..])
+            }
+            _ => html,
+        };
         // The named searches and WebSub, as sections of their own before the end.
         let section =
             publish::html::searches_list(&river, &searches) + &publish::html::websub_list(&websub);
@@ -401,16 +442,18 @@ pub async fn status_json(
         Err(e) => return bad_filter(&e),
     };
     let river = state.river(&headers);
+    let list = feed_list(&state).await;
     let key = format!(
-        "{}|status.json|{}",
+        "{}|status.json|{}|{}",
         river.base_url,
-        filter.query_string(filter.page)
+        filter.query_string(filter.page),
+        feed_list_key(&list)
     );
     let response = cached(&state, key, move |s| {
         let now = Utc::now();
         let summary = s.status_summary(now)?;
         let page = s.feed_page(&filter)?;
-        let json = publish::status::status_json(&river, &summary, &page, &filter, now);
+        let json = publish::status::status_json(&river, &summary, &list, &page, &filter, now);
         Ok(Ok(("application/json", json)))
     })
     .await;

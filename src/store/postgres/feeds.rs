@@ -106,8 +106,11 @@ struct StoredFeed {
     fixed_interval: bool,
 }
 
+use crate::store::feeds::{AppliedFeedSet, FEED_SET_KEY};
+
 impl Feeds for Postgres {
     fn sync_feeds(&self, feeds: &[FeedSpec], now: DateTime<Utc>) -> Result<(), StoreError> {
+        let applied = AppliedFeedSet::of(feeds, self.daemon(), now).encode();
         let feeds = feeds.to_vec();
         self.write(move |tx| {
             Box::pin(async move {
@@ -229,7 +232,27 @@ impl Feeds for Postgres {
                     tx.execute("UPDATE feeds SET active = 0 WHERE id = ANY($1)", &[&gone])
                         .await?;
                 }
+                // Who applied this list first, and when.
+                tx.execute(
+                    "INSERT INTO meta (key, value) VALUES ($1, $2)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value
+                     WHERE substr(meta.value, 1, 32) != substr(excluded.value, 1, 32)",
+                    &[&FEED_SET_KEY, &applied],
+                )
+                .await?;
                 Ok(())
+            })
+        })
+    }
+
+    fn applied_feed_set(&self) -> Result<Option<AppliedFeedSet>, StoreError> {
+        self.read(|client| {
+            Box::pin(async move {
+                let row = client
+                    .query_opt("SELECT value FROM meta WHERE key = $1", &[&FEED_SET_KEY])
+                    .await?;
+                let text: Option<String> = row.map(|r| get(&r, 0)).transpose()?;
+                Ok(text.as_deref().and_then(AppliedFeedSet::decode))
             })
         })
     }

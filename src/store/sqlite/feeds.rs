@@ -100,6 +100,8 @@ fn feed_to_poll(r: &rusqlite::Row<'_>) -> rusqlite::Result<FeedToPoll> {
     })
 }
 
+use crate::store::feeds::{AppliedFeedSet, FEED_SET_KEY, this_process};
+
 impl Feeds for Sqlite {
     /// One daemon: its scheduler's host gate is the whole of it.
     fn set_politeness(&self, _per_host: usize, _gap: Duration) {}
@@ -225,8 +227,29 @@ impl Feeds for Sqlite {
             }
         }
         drop((upsert, find, clear_tags, add_tag, deactivate));
+        // Who applied this list first, and when: the same list applied
+        // again (a restart) rewrites nothing.
+        let applied = AppliedFeedSet::of(feeds, &this_process(), now);
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value
+             WHERE substr(meta.value, 1, 32) != substr(excluded.value, 1, 32)",
+            params![FEED_SET_KEY, applied.encode()],
+        )?;
         tx.commit()?;
         Ok(())
+    }
+
+    fn applied_feed_set(&self) -> Result<Option<AppliedFeedSet>, StoreError> {
+        let conn = lock(&self.reader);
+        let text: Option<String> = conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = ?1",
+                [FEED_SET_KEY],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(text.as_deref().and_then(AppliedFeedSet::decode))
     }
 
     fn due_feeds(
