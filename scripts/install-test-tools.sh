@@ -16,6 +16,8 @@ command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-pip)
 # Debian's server binaries are not on PATH; the package has unaccent (contrib).
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+# The test server's self-signed certificate (TLS tests).
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "== installing ${missing[*]}"
     as_root apt-get update

@@ -746,6 +746,45 @@ mod tests {
         }
     }
 
+    /// Whether this store's connections are encrypted, as the server sees it.
+    fn encrypted(store: &Postgres) -> bool {
+        let pool = store.pool();
+        store
+            .run(async move {
+                let client = pool.get().await?;
+                let row = client
+                    .query_one(
+                        "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                        &[],
+                    )
+                    .await?;
+                get::<bool>(&row, 0)
+            })
+            .unwrap()
+    }
+
+    /// The test server speaks TLS with a self-signed certificate
+    /// (scripts/pg-test-server.sh): prefer and require encrypt without
+    /// checking it, disable does not encrypt, verify-full refuses it.
+    #[test]
+    fn tls_follows_the_sslmode_and_verify_full_checks_the_certificate() {
+        let url = test_database();
+        let with = |mode: &str| {
+            Postgres::connect(&format!("{url}?sslmode={mode}"), Duration::from_secs(10), 1)
+        };
+        assert!(encrypted(&with("require").unwrap()));
+        assert!(encrypted(&with("prefer").unwrap()));
+        assert!(!encrypted(&with("disable").unwrap()));
+        for mode in ["verify-full", "verify-ca"] {
+            let refused = with(mode).unwrap_err().to_string();
+            assert!(
+                refused.to_lowercase().contains("certificate"),
+                "{mode}: {refused}"
+            );
+            assert!(refused.contains("127.0.0.1"), "{mode}: {refused}");
+        }
+    }
+
     #[test]
     fn migrations_are_numbered_in_order() {
         let list = migrations().unwrap();
