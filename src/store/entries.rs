@@ -46,3 +46,31 @@ pub trait Entries {
     /// Number of stored entries.
     fn entry_count(&self) -> Result<u64, StoreError>;
 }
+
+/// The identity rung a feed is keyed by after a poll: the rung its entries
+/// were re-keyed at, one lower when too many of its guids changed or were
+/// reused (`unstable` of `total`, more than `tolerance` of them). Returns the
+/// new rung when it is not the stored one, and logs why the feed moved.
+pub(crate) fn settle_rung(
+    feed_url: &str,
+    stored: crate::identity::Rung,
+    rekeyed: crate::identity::Rung,
+    unstable: usize,
+    total: usize,
+    tolerance: f64,
+) -> Option<crate::identity::Rung> {
+    use crate::identity::Rung;
+    let unstable_guids =
+        rekeyed == Rung::Guid && unstable > 0 && unstable as f64 > total as f64 * tolerance;
+    let rung = if unstable_guids { Rung::Link } else { rekeyed };
+    if rung == stored {
+        return None;
+    }
+    let reason = if unstable_guids {
+        "its guids change or are reused between polls"
+    } else {
+        "its entries' ids are missing or repeated"
+    };
+    tracing::warn!(feed = %feed_url, from = stored.as_str(), to = rung.as_str(), unstable, total, "{reason}: the feed moves down the identity ladder and its entries are keyed by {} from now on", rung.as_str());
+    Some(rung)
+}

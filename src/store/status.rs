@@ -10,6 +10,24 @@ use super::*;
 /// Polls kept per feed in `poll_history`.
 pub const HISTORY_PER_FEED: i64 = 20;
 
+/// Failing feeds counted by kind of failure, most first (`Summary::failures`);
+/// the same SQL on both backends.
+pub(crate) const FAILURE_KINDS: &str = "SELECT kind, COUNT(*) FROM (
+    SELECT CASE
+        WHEN last_error LIKE 'this is a web page%' THEN 'web page, not a feed'
+        WHEN last_status >= 400 THEN 'HTTP ' || last_status
+        WHEN last_error LIKE 'not a readable feed%'
+          OR last_error LIKE 'the response%'
+          OR last_error LIKE 'parser crashed%' THEN 'not a readable feed'
+        WHEN last_error LIKE '%larger than%' THEN 'too large'
+        WHEN last_error LIKE '%redirect%' THEN 'redirects'
+        WHEN last_error LIKE '%not finished within%'
+          OR last_error LIKE '%timed out%' THEN 'timeout'
+        WHEN last_error LIKE 'storing failed%' THEN 'database'
+        ELSE 'network' END AS kind
+    FROM feeds WHERE active = 1 AND state = 'failing') kinds
+ GROUP BY kind ORDER BY COUNT(*) DESC, kind";
+
 /// Failing first, then by title (the URL for a feed with none), then by id.
 pub(crate) const ORDER: &str = "CASE WHEN f.active = 1 AND f.state = 'failing' THEN 0 ELSE 1 END,
      LOWER(COALESCE(f.config_title, f.title, f.url)), f.id";

@@ -134,7 +134,7 @@ async fn save_entries(
     let (feed_uid, feed_url): (String, String) = (get(&row, 0)?, get(&row, 1)?);
     let stored_rung = Rung::parse(&get::<String>(&row, 2)?);
     let total = entries.len();
-    let (mut rung, items) = identity::rekey_at(entries, stored_rung, settings.guid_tolerance);
+    let (rung, items) = identity::rekey_at(entries, stored_rung, settings.guid_tolerance);
     let exists = |sql: &'static str| async move {
         let row = tx.query_one(sql, &[&feed_id]).await?;
         get::<bool>(&row, 0)
@@ -262,19 +262,14 @@ async fn save_entries(
     if buried_count > 0 {
         tracing::debug!(feed = %feed_url, entries = buried_count, "removed entries shown again by the source stay removed");
     }
-    let unstable_guids = rung == Rung::Guid
-        && unstable > 0
-        && unstable as f64 > total as f64 * settings.guid_tolerance;
-    if unstable_guids {
-        rung = Rung::Link;
-    }
-    if rung != stored_rung {
-        let reason = if unstable_guids {
-            "its guids change or are reused between polls"
-        } else {
-            "its entries' ids are missing or repeated"
-        };
-        tracing::warn!(feed = %feed_url, from = stored_rung.as_str(), to = rung.as_str(), unstable, total, "{reason}: the feed moves down the identity ladder and its entries are keyed by {} from now on", rung.as_str());
+    if let Some(rung) = crate::store::entries::settle_rung(
+        &feed_url,
+        stored_rung,
+        rung,
+        unstable,
+        total,
+        settings.guid_tolerance,
+    ) {
         tx.execute(
             "UPDATE feeds SET identity_rung = $2 WHERE id = $1",
             &[&feed_id, &rung.as_str()],

@@ -11,7 +11,7 @@ use crate::status::{
     FailureKind, FeedDetail, FeedFilter, FeedPage, NextPoll, PAGE_SIZE, PendingMove, PollEntry,
     StateCounts, Summary,
 };
-use crate::store::status::{ORDER, parse_warnings_text, where_clause};
+use crate::store::status::{FAILURE_KINDS, ORDER, parse_warnings_text, where_clause};
 use crate::store::{HISTORY_PER_FEED, Status, StoreError, from_ts, ts};
 
 impl Status for Postgres {
@@ -43,24 +43,7 @@ impl Status for Postgres {
                     retired: n(5)?,
                 };
                 let failures = client
-                    .query(
-                        "SELECT kind, COUNT(*) FROM (
-                            SELECT CASE
-                                WHEN last_error LIKE 'this is a web page%' THEN 'web page, not a feed'
-                                WHEN last_status >= 400 THEN 'HTTP ' || last_status
-                                WHEN last_error LIKE 'not a readable feed%'
-                                  OR last_error LIKE 'the response%'
-                                  OR last_error LIKE 'parser crashed%' THEN 'not a readable feed'
-                                WHEN last_error LIKE '%larger than%' THEN 'too large'
-                                WHEN last_error LIKE '%redirect%' THEN 'redirects'
-                                WHEN last_error LIKE '%not finished within%'
-                                  OR last_error LIKE '%timed out%' THEN 'timeout'
-                                WHEN last_error LIKE 'storing failed%' THEN 'database'
-                                ELSE 'network' END AS kind
-                            FROM feeds WHERE active = 1 AND state = 'failing') kinds
-                         GROUP BY kind ORDER BY COUNT(*) DESC, kind",
-                        &[],
-                    )
+                    .query(FAILURE_KINDS, &[])
                     .await?
                     .iter()
                     .map(|r| {

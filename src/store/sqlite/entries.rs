@@ -106,7 +106,7 @@ fn save_entries(
     // ever moves down: a feed that once had unreliable guids is not trusted
     // with them again.
     let total = entries.len();
-    let (mut rung, items) = identity::rekey_at(entries, stored_rung, settings.guid_tolerance);
+    let (rung, items) = identity::rekey_at(entries, stored_rung, settings.guid_tolerance);
 
     let mut by_key = tx.prepare_cached(&format!(
         "SELECT {EXISTING_COLUMNS} FROM entries WHERE feed_id = ?1 AND key = ?2"
@@ -224,19 +224,14 @@ fn save_entries(
     if buried_count > 0 {
         tracing::debug!(feed = %feed_url, entries = buried_count, "removed entries shown again by the source stay removed");
     }
-    let unstable_guids = rung == Rung::Guid
-        && unstable > 0
-        && unstable as f64 > total as f64 * settings.guid_tolerance;
-    if unstable_guids {
-        rung = Rung::Link;
-    }
-    if rung != stored_rung {
-        let reason = if unstable_guids {
-            "its guids change or are reused between polls"
-        } else {
-            "its entries' ids are missing or repeated"
-        };
-        tracing::warn!(feed = %feed_url, from = stored_rung.as_str(), to = rung.as_str(), unstable, total, "{reason}: the feed moves down the identity ladder and its entries are keyed by {} from now on", rung.as_str());
+    if let Some(rung) = crate::store::entries::settle_rung(
+        &feed_url,
+        stored_rung,
+        rung,
+        unstable,
+        total,
+        settings.guid_tolerance,
+    ) {
         tx.execute(
             "UPDATE feeds SET identity_rung = ?2 WHERE id = ?1",
             params![feed_id, rung.as_str()],

@@ -17,7 +17,7 @@ use crate::status::{
     StateCounts, Summary,
 };
 use crate::store::status::*;
-use crate::store::status::{ORDER, parse_warnings_text, where_clause};
+use crate::store::status::{FAILURE_KINDS, ORDER, parse_warnings_text, where_clause};
 
 /// Adds one poll to the feed's history and forgets all but the newest
 /// [`HISTORY_PER_FEED`]. Runs in the poll's own savepoint.
@@ -82,23 +82,7 @@ impl Status for Sqlite {
             .prepare_cached("SELECT COUNT(*) FROM poll_history WHERE started_at > ?1")?
             .query_row([ts(now) - 3600], |r| r.get(0))?;
         let failures = conn
-            .prepare_cached(
-                "SELECT kind, COUNT(*) FROM (
-                    SELECT CASE
-                        WHEN last_error LIKE 'this is a web page%' THEN 'web page, not a feed'
-                        WHEN last_status >= 400 THEN 'HTTP ' || last_status
-                        WHEN last_error LIKE 'not a readable feed%'
-                          OR last_error LIKE 'the response%'
-                          OR last_error LIKE 'parser crashed%' THEN 'not a readable feed'
-                        WHEN last_error LIKE '%larger than%' THEN 'too large'
-                        WHEN last_error LIKE '%redirect%' THEN 'redirects'
-                        WHEN last_error LIKE '%not finished within%'
-                          OR last_error LIKE '%timed out%' THEN 'timeout'
-                        WHEN last_error LIKE 'storing failed%' THEN 'database'
-                        ELSE 'network' END AS kind
-                    FROM feeds WHERE active = 1 AND state = 'failing') kinds
-                 GROUP BY kind ORDER BY COUNT(*) DESC, kind",
-            )?
+            .prepare_cached(FAILURE_KINDS)?
             .query_map([], |r| {
                 Ok(FailureKind {
                     kind: r.get(0)?,
