@@ -375,6 +375,40 @@ fn check_renamed_outlets_are_found_by_their_new_name(store: &Store) {
     assert_eq!(found(store, "source:agency"), ["harbour news"]);
 }
 
+/// An outlet without a configured title is named by its feed; when the feed
+/// renames itself at a poll, its entries are found by the new name.
+fn check_a_feed_that_renames_itself_is_found_by_its_new_name(store: &Store) {
+    store
+        .sync_feeds(&[spec("https://blog.example/feed", None, &[])], now())
+        .unwrap();
+    let blog = store.active_feeds().unwrap()[0].id;
+    let poll = |title: &str, items: &[IdentifiedEntry]| {
+        let meta = SourceMeta {
+            title: Some(title.into()),
+            ..Default::default()
+        };
+        store
+            .save_poll(
+                blog,
+                now(),
+                200,
+                &meta,
+                &Validators::default(),
+                items,
+                now(),
+            )
+            .unwrap();
+    };
+    poll(
+        "Harbourside Notes",
+        &[item("n1", 1, "tide tables", "x", None)],
+    );
+    assert_eq!(found(store, "source:harbourside"), ["tide tables"]);
+    poll("Quayside Notes", &[item("n1", 1, "tide tables", "x", None)]);
+    assert_eq!(found(store, "source:harbourside"), Vec::<String>::new());
+    assert_eq!(found(store, "source:quayside"), ["tide tables"]);
+}
+
 fn check_tags_narrow_a_search_to_their_feeds(store: &Store) {
     let (wire, paper) = outlets(store);
     save(store, wire, &[item("t1", 1, "sqlite release", "x", None)]);
@@ -490,6 +524,7 @@ on_every_backend! {
     updates_move_stories_out_of_and_into_a_query => check_updates_move_stories_out_of_and_into_a_query,
     pruned_stories_leave_the_index => check_pruned_stories_leave_the_index,
     renamed_outlets_are_found_by_their_new_name => check_renamed_outlets_are_found_by_their_new_name,
+    a_feed_that_renames_itself_is_found_by_its_new_name => check_a_feed_that_renames_itself_is_found_by_its_new_name,
     tags_narrow_a_search_to_their_feeds => check_tags_narrow_a_search_to_their_feeds,
     a_story_carried_by_two_outlets_is_one_result_crediting_both => check_a_story_carried_by_two_outlets_is_one_result_crediting_both,
     common_and_rare_words_page_alike => check_common_and_rare_words_page_alike,

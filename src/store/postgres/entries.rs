@@ -41,41 +41,40 @@ async fn update_source(
     next_poll: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     let (meta, validators) = (&doc.meta, &doc.validators);
+    let warnings = (!doc.parse_warnings.is_empty()).then(|| doc.parse_warnings.join("\n"));
+    // One trip: the update says whether the outlet's name changed (its
+    // entries are then indexed again under the new one).
     let renamed = tx
         .query_opt(
-            "SELECT config_title IS NULL AND title IS DISTINCT FROM $2
-                AND EXISTS (SELECT 1 FROM entries WHERE feed_id = $1)
-             FROM feeds WHERE id = $1",
-            &[&id, &meta.title],
+            "UPDATE feeds f SET source_id = $2, title = $3, site_url = $4, rights = $5,
+                author = $6, source_updated = $7, etag = $8, last_modified = $9, state = 'ok',
+                last_status = $10, last_error = NULL, failures = 0, last_polled_at = $11,
+                last_success_at = $11, next_poll_at = $12, parse_warnings = $13,
+                claimed_by = NULL, claim_until = NULL
+             FROM (SELECT id, title AS old_title FROM feeds WHERE id = $1) old
+             WHERE f.id = old.id
+             RETURNING f.config_title IS NULL AND old.old_title IS DISTINCT FROM $3
+                AND EXISTS (SELECT 1 FROM entries WHERE feed_id = $1)",
+            &[
+                &id,
+                &meta.id,
+                &meta.title,
+                &meta.site_url,
+                &meta.rights,
+                &meta.author,
+                &meta.updated.map(ts),
+                &validators.etag,
+                &validators.last_modified,
+                &i64::from(doc.status),
+                &ts(now),
+                &ts(next_poll),
+                &warnings,
+            ],
         )
         .await?
         .map(|r| get::<bool>(&r, 0))
         .transpose()?
         .unwrap_or(false);
-    let warnings = (!doc.parse_warnings.is_empty()).then(|| doc.parse_warnings.join("\n"));
-    tx.execute(
-        "UPDATE feeds SET source_id = $2, title = $3, site_url = $4, rights = $5, author = $6,
-            source_updated = $7, etag = $8, last_modified = $9, state = 'ok', last_status = $10,
-            last_error = NULL, failures = 0, last_polled_at = $11, last_success_at = $11,
-            next_poll_at = $12, parse_warnings = $13, claimed_by = NULL, claim_until = NULL
-         WHERE id = $1",
-        &[
-            &id,
-            &meta.id,
-            &meta.title,
-            &meta.site_url,
-            &meta.rights,
-            &meta.author,
-            &meta.updated.map(ts),
-            &validators.etag,
-            &validators.last_modified,
-            &i64::from(doc.status),
-            &ts(now),
-            &ts(next_poll),
-            &warnings,
-        ],
-    )
-    .await?;
     if renamed {
         super::search::reindex_feed(tx, id).await?;
     }
@@ -125,23 +124,21 @@ async fn save_entries(
     entries: Vec<IdentifiedEntry>,
     settings: &DedupSettings,
 ) -> Result<(SaveCounts, Vec<Unassigned>), StoreError> {
+    // The feed, and whether it has entries and tombstones yet, in one trip.
     let row = tx
         .query_one(
-            "SELECT uid, url, identity_rung FROM feeds WHERE id = $1",
+            "SELECT uid, url, identity_rung,
+                EXISTS (SELECT 1 FROM entries WHERE feed_id = $1),
+                EXISTS (SELECT 1 FROM entry_tombstones WHERE feed_id = $1)
+             FROM feeds WHERE id = $1",
             &[&feed_id],
         )
         .await?;
     let (feed_uid, feed_url): (String, String) = (get(&row, 0)?, get(&row, 1)?);
     let stored_rung = Rung::parse(&get::<String>(&row, 2)?);
+    let (has_entries, has_tombstones): (bool, bool) = (get(&row, 3)?, get(&row, 4)?);
     let total = entries.len();
     let (rung, items) = identity::rekey_at(entries, stored_rung, settings.guid_tolerance);
-    let exists = |sql: &'static str| async move {
-        let row = tx.query_one(sql, &[&feed_id]).await?;
-        get::<bool>(&row, 0)
-    };
-    let has_entries = exists("SELECT EXISTS (SELECT 1 FROM entries WHERE feed_id = $1)").await?;
-    let has_tombstones =
-        exists("SELECT EXISTS (SELECT 1 FROM entry_tombstones WHERE feed_id = $1)").await?;
     let mut counts = SaveCounts::default();
     let mut matched = HashSet::new();
     let (mut unstable, mut buried_count) = (0usize, 0usize);
