@@ -93,9 +93,11 @@ pub(super) async fn index_entries(
             setweight(to_tsvector('newsriver', v.title), 'A')
             || setweight(to_tsvector('newsriver', v.body), 'B')
             || setweight(to_tsvector('newsriver', v.author), 'C')
-            || setweight(to_tsvector('newsriver', o.name), 'D')
+            || o.name
          FROM unnest($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[]) AS v(id, title, body, author),
-              (SELECT COALESCE(config_title, title, url) AS name FROM feeds WHERE id = $5) o
+              -- The outlet's name, worked out once for the whole document.
+              (SELECT setweight(to_tsvector('newsriver', COALESCE(config_title, title, url)), 'D')
+                 AS name FROM feeds WHERE id = $5) o
          ON CONFLICT (entry_id) DO UPDATE SET doc = excluded.doc",
         &[&ids, &titles, &bodies, &authors, &feed_id],
     )
