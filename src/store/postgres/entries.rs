@@ -762,16 +762,22 @@ pub(super) async fn assign_stories(
     if !alone.is_empty() {
         let uids: Vec<&str> = alone.iter().map(|&i| fresh[i].uid.as_str()).collect();
         let times: Vec<i64> = alone.iter().map(|&i| sort_times[i]).collect();
-        tx.execute(
-            "INSERT INTO stories (uid, first_seen, sort_time)
-             SELECT u, $2, t FROM unnest($1::TEXT[], $3::BIGINT[]) AS v(u, t)
-             ON CONFLICT (uid) DO NOTHING",
-            &[&uids, &now_ts, &times],
-        )
-        .await?;
+        // Inserted, and any already there (a story id is never taken twice),
+        // in one trip.
         let mut ids: HashMap<String, i64> = HashMap::new();
         for r in tx
-            .query("SELECT uid, id FROM stories WHERE uid = ANY($1)", &[&uids])
+            .query(
+                "WITH made AS (
+                    INSERT INTO stories (uid, first_seen, sort_time)
+                    SELECT u, $2, t FROM unnest($1::TEXT[], $3::BIGINT[]) AS v(u, t)
+                    ON CONFLICT (uid) DO NOTHING
+                    RETURNING uid, id)
+                 SELECT uid, id FROM made
+                 UNION ALL
+                 SELECT uid, id FROM stories
+                 WHERE uid = ANY($1) AND uid NOT IN (SELECT uid FROM made)",
+                &[&uids, &now_ts, &times],
+            )
             .await?
         {
             ids.insert(get(&r, 0)?, get(&r, 1)?);
