@@ -468,9 +468,13 @@ pub(super) async fn release_dead_neighbours(
             && pid != std::process::id()
             && !std::path::Path::new(&format!("/proc/{pid}")).exists()
         {
+            // Rows locked in id order, as every multi-row write of feeds does.
             let released = client
                 .execute(
-                    "UPDATE feeds SET claimed_by = NULL, claim_until = NULL WHERE claimed_by = $1",
+                    &format!(
+                        "UPDATE feeds SET claimed_by = NULL, claim_until = NULL WHERE {}",
+                        feeds::CLAIMED_BY_IN_ORDER
+                    ),
                     &[&name],
                 )
                 .await?;

@@ -878,21 +878,38 @@ impl Stories for Postgres {
         let ranks = ranks.to_vec();
         self.write(move |tx| {
             Box::pin(async move {
-                let mut stored: HashMap<String, (i64, bool)> = HashMap::new();
+                tx.execute(
+                    "SELECT pg_advisory_xact_lock($1)",
+                    &[&super::feeds::FEED_LIST_LOCK],
+                )
+                .await?;
+                let mut stored: HashMap<String, (FeedId, i64, bool)> = HashMap::new();
                 for r in tx
-                    .query("SELECT url, priority, original FROM feeds", &[])
+                    .query("SELECT url, id, priority, original FROM feeds", &[])
                     .await?
                 {
-                    stored.insert(get(&r, 0)?, (get(&r, 1)?, get::<i64>(&r, 2)? != 0));
+                    stored.insert(
+                        get(&r, 0)?,
+                        (get(&r, 1)?, get(&r, 2)?, get::<i64>(&r, 3)? != 0),
+                    );
                 }
-                for rank in &ranks {
-                    if stored.get(&rank.url) != Some(&(rank.priority, rank.original)) {
-                        tx.execute(
-                            "UPDATE feeds SET priority = $2, original = $3 WHERE url = $1",
-                            &[&rank.url, &rank.priority, &i64::from(rank.original)],
-                        )
-                        .await?;
-                    }
+                let changed: Vec<(FeedId, &FeedRank)> = ranks
+                    .iter()
+                    .filter_map(|rank| {
+                        let &(id, priority, original) = stored.get(&rank.url)?;
+                        ((priority, original) != (rank.priority, rank.original))
+                            .then_some((id, rank))
+                    })
+                    .collect();
+                let mut ids: Vec<FeedId> = changed.iter().map(|(id, _)| *id).collect();
+                ids.sort_unstable();
+                super::feeds::lock_feeds(tx, &ids).await?;
+                for (id, rank) in changed {
+                    tx.execute(
+                        "UPDATE feeds SET priority = $2, original = $3 WHERE id = $1",
+                        &[&id, &rank.priority, &i64::from(rank.original)],
+                    )
+                    .await?;
                 }
                 Ok(())
             })

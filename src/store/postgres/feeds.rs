@@ -108,12 +108,41 @@ struct StoredFeed {
 
 use crate::store::feeds::{AppliedFeedSet, FEED_SET_KEY};
 
+/// The advisory lock key serialising writes of the whole feed list
+/// (`sync_feeds`, ranks, forgetting body hashes) across daemons ("feedlist").
+pub(super) const FEED_LIST_LOCK: i64 = 0x6665_6564_6c69_7374;
+
+/// Locks the rows of `ids` in id order. Every transaction that writes
+/// several feed rows takes their locks this way first (a poll writes only
+/// its own), so two daemons' writes never wait on each other in a circle:
+/// a reload's sync, a claim, a renewal. `FOR NO KEY UPDATE` is what an
+/// UPDATE takes; inserting rows that refer to a feed still may.
+pub(super) async fn lock_feeds(tx: &Tx<'_>, ids: &[FeedId]) -> Result<(), StoreError> {
+    if !ids.is_empty() {
+        tx.execute(
+            "SELECT id FROM feeds WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE",
+            &[&ids],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// A WHERE condition for a one-statement write of the feeds `claimed_by =
+/// $1`, that locks them in id order before writing (the array is worked out
+/// once, before the rows are scanned): see [`lock_feeds`].
+pub(super) const CLAIMED_BY_IN_ORDER: &str = "id = ANY(ARRAY(
+    SELECT id FROM feeds WHERE claimed_by = $1 ORDER BY id FOR NO KEY UPDATE))
+    AND claimed_by = $1";
+
 impl Feeds for Postgres {
     fn sync_feeds(&self, feeds: &[FeedSpec], now: DateTime<Utc>) -> Result<(), StoreError> {
         let applied = AppliedFeedSet::of(feeds, self.daemon(), now).encode();
         let feeds = feeds.to_vec();
         self.write(move |tx| {
             Box::pin(async move {
+                tx.execute("SELECT pg_advisory_xact_lock($1)", &[&FEED_LIST_LOCK])
+                    .await?;
                 let mut stored: HashMap<String, StoredFeed> = HashMap::new();
                 for r in tx
                     .query(
@@ -161,15 +190,33 @@ impl Feeds for Postgres {
                          RETURNING id",
                     )
                     .await?;
+                let as_configured = |feed: &FeedSpec, row: &StoredFeed| {
+                    row.active
+                        && row.title == feed.title
+                        && row.interval == feed.interval.as_secs() as i64
+                        && row.fixed_interval == feed.fixed_interval
+                };
+                // The stored rows this sync writes, locked first, in order.
+                let listed: HashSet<&str> = feeds.iter().map(|f| f.url.as_str()).collect();
+                let mut writes: Vec<FeedId> = feeds
+                    .iter()
+                    .filter_map(|f| stored.get(&f.url).filter(|row| !as_configured(f, row)))
+                    .chain(
+                        stored
+                            .iter()
+                            .filter(|(url, row)| row.active && !listed.contains(url.as_str()))
+                            .map(|(_, row)| row),
+                    )
+                    .map(|row| row.id)
+                    .collect();
+                writes.sort_unstable();
+                writes.dedup();
+                lock_feeds(tx, &writes).await?;
                 let mut configured = HashSet::with_capacity(feeds.len());
                 for feed in &feeds {
                     let interval = feed.interval.as_secs() as i64;
-                    let as_configured = stored.get(&feed.url).filter(|row| {
-                        row.active
-                            && row.title == feed.title
-                            && row.interval == interval
-                            && row.fixed_interval == feed.fixed_interval
-                    });
+                    let as_configured =
+                        stored.get(&feed.url).filter(|row| as_configured(feed, row));
                     let id = match as_configured {
                         Some(row) => row.id,
                         None => {
@@ -319,6 +366,7 @@ impl Feeds for Postgres {
                 if ids.is_empty() {
                     return Ok(Vec::new());
                 }
+                lock_feeds(tx, &ids).await?;
                 let claimed = tx
                     .query(
                         &format!(
@@ -502,18 +550,21 @@ impl Feeds for Postgres {
         let ids = ids.to_vec();
         let daemon = self.daemon().to_string();
         let until = ts(now) + CLAIM_LEASE.as_secs() as i64;
-        self.write_unseen(move |tx| {
-            Box::pin(async move {
-                if !ids.is_empty() {
+        if !ids.is_empty() {
+            self.write_unseen(move |tx| {
+                Box::pin(async move {
+                    lock_feeds(tx, &ids).await?;
                     tx.execute(
                         "UPDATE feeds SET claim_until = $3 WHERE id = ANY($1) AND claimed_by = $2",
                         &[&ids, &daemon, &until],
                     )
                     .await?;
-                }
-                super::release_dead_neighbours(tx).await
-            })
-        })
+                    Ok(())
+                })
+            })?;
+        }
+        // Apart: its rows are locked in an order of their own.
+        self.read(|client| Box::pin(super::release_dead_neighbours(client)))
     }
 }
 
@@ -661,7 +712,19 @@ impl FetchState for Postgres {
     fn forget_body_hashes(&self) -> Result<(), StoreError> {
         self.write(|tx| {
             Box::pin(async move {
-                tx.execute("UPDATE feeds SET body_hash = NULL", &[]).await?;
+                tx.execute("SELECT pg_advisory_xact_lock($1)", &[&FEED_LIST_LOCK])
+                    .await?;
+                tx.execute(
+                    "SELECT id FROM feeds WHERE body_hash IS NOT NULL
+                     ORDER BY id FOR NO KEY UPDATE",
+                    &[],
+                )
+                .await?;
+                tx.execute(
+                    "UPDATE feeds SET body_hash = NULL WHERE body_hash IS NOT NULL",
+                    &[],
+                )
+                .await?;
                 Ok(())
             })
         })
@@ -697,5 +760,69 @@ impl FetchState for Postgres {
                 Ok(get::<i64>(&row, 0)?.max(0) as u64)
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use rand::seq::SliceRandom;
+
+    use super::*;
+
+    /// Daemons reloading different orders of one list at once, while others
+    /// claim and renew: every multi-row write of feeds locks its rows in id
+    /// order, so none of them fails with a deadlock.
+    #[test]
+    fn reloads_claims_and_renewals_of_several_daemons_do_not_deadlock() {
+        const FEEDS: usize = 400;
+        let url = super::super::test_database();
+        let open = || Postgres::connect(&url, Duration::from_secs(10), 2).unwrap();
+        let spec = |n: usize, secs: u64| FeedSpec {
+            url: format!("http://h{}.example/{n}", n % 7),
+            title: None,
+            interval: Duration::from_secs(secs),
+            tags: vec![format!("t{}", n % 3)],
+            fixed_interval: true,
+        };
+        let first: Vec<FeedSpec> = (0..FEEDS).map(|n| spec(n, 60)).collect();
+        open().sync_feeds(&first, Utc::now()).unwrap();
+        let daemons: Vec<_> = (0..3)
+            .map(|d| {
+                let store = open();
+                store.set_politeness(50, Duration::ZERO);
+                std::thread::spawn(move || -> Result<(), StoreError> {
+                    for round in 0..12_u64 {
+                        // A reload: every interval changes, in an order of its own.
+                        let mut list: Vec<FeedSpec> =
+                            (0..FEEDS).map(|n| spec(n, 61 + round)).collect();
+                        list.shuffle(&mut rand::rng());
+                        store.sync_feeds(&list, Utc::now())?;
+                        // Claims, renewals and a forgotten body hash between.
+                        let later = Utc::now() + chrono::Duration::hours(round as i64 + 1);
+                        let due = store.due_feeds(later, 100, &HashSet::new())?;
+                        let ids: Vec<FeedId> = due.iter().map(|f| f.id).rev().collect();
+                        store.renew_claims(&ids, later)?;
+                        if round % 4 == d {
+                            store.forget_body_hashes()?;
+                        }
+                        for f in due.iter().take(20) {
+                            store.record_not_modified(
+                                f.id,
+                                later,
+                                later + chrono::Duration::hours(1),
+                            )?;
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for daemon in daemons {
+            daemon.join().unwrap().unwrap();
+        }
+        let stored = open().feed_statuses().unwrap();
+        assert_eq!(stored.len(), FEEDS);
     }
 }
