@@ -46,6 +46,51 @@ mod websub;
 
 /// A transaction of the pool's.
 pub(crate) type Tx<'a> = deadpool_postgres::Transaction<'a>;
+
+/// The statements a poll runs, prepared once per connection (deadpool's
+/// statement cache) rather than at every call: one round trip a statement
+/// instead of two. For SQL whose text is fixed; statements whose text
+/// varies with what a reader asks (searches, filters) are not kept.
+pub(super) mod cached {
+    use tokio_postgres::types::ToSql;
+    use tokio_postgres::{Error, Row};
+
+    use super::Tx;
+
+    type Params<'p> = &'p [&'p (dyn ToSql + Sync)];
+
+    pub(crate) async fn execute(tx: &Tx<'_>, sql: &str, params: Params<'_>) -> Result<u64, Error> {
+        let statement = tx.prepare_cached(sql).await?;
+        tx.execute(&statement, params).await
+    }
+
+    pub(crate) async fn query(
+        tx: &Tx<'_>,
+        sql: &str,
+        params: Params<'_>,
+    ) -> Result<Vec<Row>, Error> {
+        let statement = tx.prepare_cached(sql).await?;
+        tx.query(&statement, params).await
+    }
+
+    pub(crate) async fn query_one(
+        tx: &Tx<'_>,
+        sql: &str,
+        params: Params<'_>,
+    ) -> Result<Row, Error> {
+        let statement = tx.prepare_cached(sql).await?;
+        tx.query_one(&statement, params).await
+    }
+
+    pub(crate) async fn query_opt(
+        tx: &Tx<'_>,
+        sql: &str,
+        params: Params<'_>,
+    ) -> Result<Option<Row>, Error> {
+        let statement = tx.prepare_cached(sql).await?;
+        tx.query_opt(&statement, params).await
+    }
+}
 /// A connection of the pool's.
 pub(super) type Conn = deadpool_postgres::Client;
 /// The queries of one store method, borrowing the transaction or connection.
@@ -373,8 +418,7 @@ impl Postgres {
             let value = f(&tx).await?;
             if seen {
                 // Last, so the row is locked for the commit alone.
-                tx.execute("UPDATE river_version SET version = version + 1", &[])
-                    .await?;
+                cached::execute(&tx, "UPDATE river_version SET version = version + 1", &[]).await?;
             }
             tx.commit().await?;
             Ok(value)
@@ -454,7 +498,9 @@ pub(super) async fn release_dead_neighbours(
     let host = hostname();
     let rows = client
         .query(
-            "SELECT DISTINCT claimed_by FROM feeds WHERE claimed_by LIKE $1",
+            // Claimed rows only, through the partial index `feeds_claimed`.
+            "SELECT DISTINCT claimed_by FROM feeds
+             WHERE claim_until IS NOT NULL AND claimed_by LIKE $1",
             &[&format!(
                 "{}:%",
                 host.replace('%', "\\%").replace('_', "\\_")

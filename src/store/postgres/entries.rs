@@ -16,6 +16,7 @@ use std::sync::Mutex;
 use chrono::{DateTime, Utc};
 use tokio_postgres::Row;
 
+use super::cached;
 use super::{Postgres, Tx, get};
 use crate::identity::fingerprint::{Candidate, Fingerprint, same_story};
 use crate::identity::{self, DedupSettings, Rung};
@@ -44,9 +45,9 @@ async fn update_source(
     let warnings = (!doc.parse_warnings.is_empty()).then(|| doc.parse_warnings.join("\n"));
     // One trip: the update says whether the outlet's name changed (its
     // entries are then indexed again under the new one).
-    let renamed = tx
-        .query_opt(
-            "UPDATE feeds f SET source_id = $2, title = $3, site_url = $4, rights = $5,
+    let renamed = cached::query_opt(
+        tx,
+        "UPDATE feeds f SET source_id = $2, title = $3, site_url = $4, rights = $5,
                 author = $6, source_updated = $7, etag = $8, last_modified = $9, state = 'ok',
                 last_status = $10, last_error = NULL, failures = 0, last_polled_at = $11,
                 last_success_at = $11, next_poll_at = $12, parse_warnings = $13,
@@ -55,26 +56,26 @@ async fn update_source(
              WHERE f.id = old.id
              RETURNING f.config_title IS NULL AND old.old_title IS DISTINCT FROM $3
                 AND EXISTS (SELECT 1 FROM entries WHERE feed_id = $1)",
-            &[
-                &id,
-                &meta.id,
-                &meta.title,
-                &meta.site_url,
-                &meta.rights,
-                &meta.author,
-                &meta.updated.map(ts),
-                &validators.etag,
-                &validators.last_modified,
-                &i64::from(doc.status),
-                &ts(now),
-                &ts(next_poll),
-                &warnings,
-            ],
-        )
-        .await?
-        .map(|r| get::<bool>(&r, 0))
-        .transpose()?
-        .unwrap_or(false);
+        &[
+            &id,
+            &meta.id,
+            &meta.title,
+            &meta.site_url,
+            &meta.rights,
+            &meta.author,
+            &meta.updated.map(ts),
+            &validators.etag,
+            &validators.last_modified,
+            &i64::from(doc.status),
+            &ts(now),
+            &ts(next_poll),
+            &warnings,
+        ],
+    )
+    .await?
+    .map(|r| get::<bool>(&r, 0))
+    .transpose()?
+    .unwrap_or(false);
     if renamed {
         super::search::reindex_feed(tx, id).await?;
     }
@@ -125,15 +126,15 @@ async fn save_entries(
     settings: &DedupSettings,
 ) -> Result<(SaveCounts, Vec<Unassigned>), StoreError> {
     // The feed, and whether it has entries and tombstones yet, in one trip.
-    let row = tx
-        .query_one(
-            "SELECT uid, url, identity_rung,
+    let row = cached::query_one(
+        tx,
+        "SELECT uid, url, identity_rung,
                 EXISTS (SELECT 1 FROM entries WHERE feed_id = $1),
                 EXISTS (SELECT 1 FROM entry_tombstones WHERE feed_id = $1)
              FROM feeds WHERE id = $1",
-            &[&feed_id],
-        )
-        .await?;
+        &[&feed_id],
+    )
+    .await?;
     let (feed_uid, feed_url): (String, String) = (get(&row, 0)?, get(&row, 1)?);
     let stored_rung = Rung::parse(&get::<String>(&row, 2)?);
     let (has_entries, has_tombstones): (bool, bool) = (get(&row, 3)?, get(&row, 4)?);
@@ -248,7 +249,8 @@ async fn save_entries(
         }
     }
     if !seen.is_empty() {
-        tx.execute(
+        cached::execute(
+            tx,
             "UPDATE entries SET last_seen = $2 WHERE id = ANY($1)",
             &[&seen, &ts(now)],
         )
@@ -267,7 +269,8 @@ async fn save_entries(
         total,
         settings.guid_tolerance,
     ) {
-        tx.execute(
+        cached::execute(
+            tx,
             "UPDATE feeds SET identity_rung = $2 WHERE id = $1",
             &[&feed_id, &rung.as_str()],
         )
@@ -285,13 +288,13 @@ async fn is_tombstoned(
     canonical_link: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
-    let touched = tx
-        .execute(
-            "UPDATE entry_tombstones SET last_seen = $4
+    let touched = cached::execute(
+        tx,
+        "UPDATE entry_tombstones SET last_seen = $4
              WHERE feed_id = $1 AND (key = $2 OR ($3::TEXT IS NOT NULL AND canonical_link = $3))",
-            &[&feed_id, &key, &canonical_link, &ts(now)],
-        )
-        .await?;
+        &[&feed_id, &key, &canonical_link, &ts(now)],
+    )
+    .await?;
     Ok(touched > 0)
 }
 
@@ -319,7 +322,8 @@ async fn update_entry(
         Some(_) => now_ts - old.changed_at >= settings.churn_cooldown.num_seconds(),
     };
     if old.hash == item.hash && old.churn_hash.is_some() {
-        tx.execute(
+        cached::execute(
+            tx,
             "UPDATE entries SET last_seen = $2 WHERE id = $1",
             &[&old.id, &now_ts],
         )
@@ -337,7 +341,8 @@ async fn update_entry(
         old.updated
     };
     let changed_at = if counts { now_ts } else { old.changed_at };
-    tx.execute(
+    cached::execute(
+        tx,
         "UPDATE entries SET title = $2, link = $3, author = $4, summary = $5, content = $6,
             rights = $7, published = COALESCE(published, $8), updated = $9, changed_at = $10,
             hash = $11, canonical_link = $12, fingerprint = $13, churn_hash = $14, last_seen = $15
@@ -362,8 +367,7 @@ async fn update_entry(
     )
     .await?;
     let feed_id: i64 = get(
-        &tx.query_one("SELECT feed_id FROM entries WHERE id = $1", &[&old.id])
-            .await?,
+        &cached::query_one(tx, "SELECT feed_id FROM entries WHERE id = $1", &[&old.id]).await?,
         0,
     )?;
     super::search::index_entry(
@@ -403,7 +407,8 @@ async fn sync_cache(tx: &Tx<'_>, cache: &Mutex<StoryCache>, since: i64) -> Resul
         (c.index.covers(since), c.synced)
     };
     let rows = if covered {
-        tx.query(
+        cached::query(
+            tx,
             "SELECT s.id, s.sort_time, e.fingerprint FROM stories s
              LEFT JOIN entries e ON e.uid = s.uid
              WHERE s.id > $1 ORDER BY s.id",
@@ -412,7 +417,8 @@ async fn sync_cache(tx: &Tx<'_>, cache: &Mutex<StoryCache>, since: i64) -> Resul
         .await?
     } else {
         lock(cache).index.start_load();
-        tx.query(
+        cached::query(
+            tx,
             "SELECT s.id, s.sort_time, e.fingerprint, (SELECT MAX(id) FROM stories)
              FROM stories s JOIN entries e ON e.uid = s.uid
              WHERE s.sort_time >= $1 AND e.fingerprint IS NOT NULL
@@ -427,7 +433,10 @@ async fn sync_cache(tx: &Tx<'_>, cache: &Mutex<StoryCache>, since: i64) -> Resul
         // An empty window still knows where the table ends.
         match rows.first() {
             Some(r) => get::<Option<i64>>(r, 3)?,
-            None => get(&tx.query_one("SELECT MAX(id) FROM stories", &[]).await?, 0)?,
+            None => get(
+                &cached::query_one(tx, "SELECT MAX(id) FROM stories", &[]).await?,
+                0,
+            )?,
         }
     };
     let mut c = lock(cache);
@@ -511,9 +520,9 @@ async fn insert_new(
         .map(|n| n.item.fingerprint.as_ref().map(Fingerprint::to_bytes))
         .collect();
     let churns: Vec<&str> = fresh.iter().map(|n| n.item.churn.as_str()).collect();
-    let rows = tx
-        .query(
-            "INSERT INTO entries (feed_id, key, uid, title, link, author, summary, content, rights,
+    let rows = cached::query(
+        tx,
+        "INSERT INTO entries (feed_id, key, uid, title, link, author, summary, content, rights,
                 published, updated, first_seen, changed_at, sort_time, hash, canonical_link,
                 fingerprint, churn_hash, last_seen)
              SELECT $1, k, u, ti, l, a, su, co, r, p, up, $2, $2, st, h, cl, fp, ch, $2
@@ -522,27 +531,27 @@ async fn insert_new(
                          $14::TEXT[], $15::TEXT[], $16::BYTEA[], $17::TEXT[])
                 AS v(k, u, ti, l, a, su, co, r, p, up, st, h, cl, fp, ch)
              RETURNING id, uid",
-            &[
-                &feed_id,
-                &now_ts,
-                &keys,
-                &uids,
-                &titles,
-                &links,
-                &authors,
-                &summaries,
-                &contents,
-                &rights,
-                &published,
-                &updated,
-                &sort_times,
-                &hashes,
-                &canonicals,
-                &fingerprints,
-                &churns,
-            ],
-        )
-        .await?;
+        &[
+            &feed_id,
+            &now_ts,
+            &keys,
+            &uids,
+            &titles,
+            &links,
+            &authors,
+            &summaries,
+            &contents,
+            &rights,
+            &published,
+            &updated,
+            &sort_times,
+            &hashes,
+            &canonicals,
+            &fingerprints,
+            &churns,
+        ],
+    )
+    .await?;
     let mut ids: HashMap<String, i64> = HashMap::new();
     for r in &rows {
         ids.insert(get(r, 1)?, get(r, 0)?);
@@ -621,8 +630,7 @@ pub(super) async fn assign_stories(
     let now_ts = ts(now);
     let floor = ts(now - settings.max_date_skew);
     let sort_times: Vec<i64> = fresh.iter().map(|n| n.sort_time).collect();
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&STORY_LOCK])
-        .await?;
+    cached::execute(tx, "SELECT pg_advisory_xact_lock($1)", &[&STORY_LOCK]).await?;
     let matching = &settings.matching;
     if matching.enabled {
         sync_cache(tx, cache, floor - matching.window.num_seconds()).await?;
@@ -634,14 +642,14 @@ pub(super) async fn assign_stories(
         .collect();
     let mut by_link: HashMap<String, i64> = HashMap::new();
     if !links.is_empty() {
-        for r in tx
-            .query(
-                "SELECT DISTINCT ON (canonical_link) canonical_link, story_id FROM entries
+        for r in cached::query(
+            tx,
+            "SELECT DISTINCT ON (canonical_link) canonical_link, story_id FROM entries
                  WHERE canonical_link = ANY($1) AND feed_id != $2 AND story_id IS NOT NULL
                  ORDER BY canonical_link, first_seen, id",
-                &[&links, &feed_id],
-            )
-            .await?
+            &[&links, &feed_id],
+        )
+        .await?
         {
             by_link.insert(get(&r, 0)?, get(&r, 1)?);
         }
@@ -690,7 +698,8 @@ pub(super) async fn assign_stories(
         let rows = if ids.is_empty() {
             Vec::new()
         } else {
-            tx.query(
+            cached::query(
+                tx,
                 "SELECT s.id, e.fingerprint, s.sort_time, e.title
                  FROM stories s JOIN entries e ON e.uid = s.uid
                  WHERE s.id = ANY($1) AND e.fingerprint IS NOT NULL AND e.feed_id != $2",
@@ -750,7 +759,8 @@ pub(super) async fn assign_stories(
         .filter_map(|(s, t)| s.map(|s| (s, *t)))
         .unzip();
     if !joined.is_empty() {
-        tx.execute(
+        cached::execute(
+            tx,
             "UPDATE stories s SET sort_time = LEAST(s.sort_time, v.t)
              FROM unnest($1::BIGINT[], $2::BIGINT[]) AS v(id, t) WHERE s.id = v.id",
             &[&joined, &joined_at],
@@ -765,9 +775,9 @@ pub(super) async fn assign_stories(
         // Inserted, and any already there (a story id is never taken twice),
         // in one trip.
         let mut ids: HashMap<String, i64> = HashMap::new();
-        for r in tx
-            .query(
-                "WITH made AS (
+        for r in cached::query(
+            tx,
+            "WITH made AS (
                     INSERT INTO stories (uid, first_seen, sort_time)
                     SELECT u, $2, t FROM unnest($1::TEXT[], $3::BIGINT[]) AS v(u, t)
                     ON CONFLICT (uid) DO NOTHING
@@ -776,9 +786,9 @@ pub(super) async fn assign_stories(
                  UNION ALL
                  SELECT uid, id FROM stories
                  WHERE uid = ANY($1) AND uid NOT IN (SELECT uid FROM made)",
-                &[&uids, &now_ts, &times],
-            )
-            .await?
+            &[&uids, &now_ts, &times],
+        )
+        .await?
         {
             ids.insert(get(&r, 0)?, get(&r, 1)?);
         }
@@ -800,7 +810,8 @@ pub(super) async fn assign_stories(
     }
     // The entries join their stories.
     let ids: Vec<i64> = fresh.iter().map(|n| n.id).collect();
-    tx.execute(
+    cached::execute(
+        tx,
         "UPDATE entries e SET story_id = v.s
          FROM unnest($1::BIGINT[], $2::BIGINT[]) AS v(id, s) WHERE e.id = v.id",
         &[&ids, &stories],
@@ -878,15 +889,15 @@ impl Stories for Postgres {
         let ranks = ranks.to_vec();
         self.write(move |tx| {
             Box::pin(async move {
-                tx.execute(
+                cached::execute(
+                    tx,
                     "SELECT pg_advisory_xact_lock($1)",
                     &[&super::feeds::FEED_LIST_LOCK],
                 )
                 .await?;
                 let mut stored: HashMap<String, (FeedId, i64, bool)> = HashMap::new();
-                for r in tx
-                    .query("SELECT url, id, priority, original FROM feeds", &[])
-                    .await?
+                for r in
+                    cached::query(tx, "SELECT url, id, priority, original FROM feeds", &[]).await?
                 {
                     stored.insert(
                         get(&r, 0)?,
@@ -905,7 +916,8 @@ impl Stories for Postgres {
                 ids.sort_unstable();
                 super::feeds::lock_feeds(tx, &ids).await?;
                 for (id, rank) in changed {
-                    tx.execute(
+                    cached::execute(
+                        tx,
                         "UPDATE feeds SET priority = $2, original = $3 WHERE id = $1",
                         &[&id, &rank.priority, &i64::from(rank.original)],
                     )

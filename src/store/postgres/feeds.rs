@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
+use super::cached;
 use super::{Postgres, Tx, get};
 use crate::identity;
 use crate::model::{FeedId, FeedState, FeedStatus, FeedToPoll, MovedTo, Skip, Validators};
@@ -112,6 +113,9 @@ use crate::store::feeds::{AppliedFeedSet, FEED_SET_KEY};
 /// (`sync_feeds`, ranks, forgetting body hashes) across daemons ("feedlist").
 pub(super) const FEED_LIST_LOCK: i64 = 0x6665_6564_6c69_7374;
 
+/// How many of the earliest feeds `next_due` weighs one by one.
+const NEXT_DUE_LOOKS_AT: i64 = 256;
+
 /// Locks the rows of `ids` in id order. Every transaction that writes
 /// several feed rows takes their locks this way first (a poll writes only
 /// its own), so two daemons' writes never wait on each other in a circle:
@@ -119,7 +123,8 @@ pub(super) const FEED_LIST_LOCK: i64 = 0x6665_6564_6c69_7374;
 /// UPDATE takes; inserting rows that refer to a feed still may.
 pub(super) async fn lock_feeds(tx: &Tx<'_>, ids: &[FeedId]) -> Result<(), StoreError> {
     if !ids.is_empty() {
-        tx.execute(
+        cached::execute(
+            tx,
             "SELECT id FROM feeds WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE",
             &[&ids],
         )
@@ -141,16 +146,15 @@ impl Feeds for Postgres {
         let feeds = feeds.to_vec();
         self.write(move |tx| {
             Box::pin(async move {
-                tx.execute("SELECT pg_advisory_xact_lock($1)", &[&FEED_LIST_LOCK])
-                    .await?;
+                cached::execute(tx, "SELECT pg_advisory_xact_lock($1)", &[&FEED_LIST_LOCK]).await?;
                 let mut stored: HashMap<String, StoredFeed> = HashMap::new();
-                for r in tx
-                    .query(
-                        "SELECT url, id, active = 1, config_title, interval_secs, fixed_interval
+                for r in cached::query(
+                    tx,
+                    "SELECT url, id, active = 1, config_title, interval_secs, fixed_interval
                          FROM feeds",
-                        &[],
-                    )
-                    .await?
+                    &[],
+                )
+                .await?
                 {
                     stored.insert(
                         get(&r, 0)?,
@@ -164,7 +168,7 @@ impl Feeds for Postgres {
                     );
                 }
                 let mut stored_tags: HashMap<FeedId, HashSet<String>> = HashMap::new();
-                for r in tx.query("SELECT feed_id, tag FROM feed_tags", &[]).await? {
+                for r in cached::query(tx, "SELECT feed_id, tag FROM feed_tags", &[]).await? {
                     stored_tags
                         .entry(get(&r, 0)?)
                         .or_default()
@@ -257,10 +261,11 @@ impl Feeds for Postgres {
                     let wanted: HashSet<&String> = feed.tags.iter().collect();
                     let tags = stored_tags.entry(id).or_default();
                     if tags.len() != wanted.len() || !wanted.iter().all(|t| tags.contains(*t)) {
-                        tx.execute("DELETE FROM feed_tags WHERE feed_id = $1", &[&id])
+                        cached::execute(tx, "DELETE FROM feed_tags WHERE feed_id = $1", &[&id])
                             .await?;
                         for tag in &feed.tags {
-                            tx.execute(
+                            cached::execute(
+                                tx,
                                 "INSERT INTO feed_tags (feed_id, tag) VALUES ($1, $2)
                                  ON CONFLICT DO NOTHING",
                                 &[&id, tag],
@@ -276,11 +281,16 @@ impl Feeds for Postgres {
                     .map(|row| row.id)
                     .collect();
                 if !gone.is_empty() {
-                    tx.execute("UPDATE feeds SET active = 0 WHERE id = ANY($1)", &[&gone])
-                        .await?;
+                    cached::execute(
+                        tx,
+                        "UPDATE feeds SET active = 0 WHERE id = ANY($1)",
+                        &[&gone],
+                    )
+                    .await?;
                 }
                 // Who applied this list first, and when.
-                tx.execute(
+                cached::execute(
+                    tx,
                     "INSERT INTO meta (key, value) VALUES ($1, $2)
                      ON CONFLICT (key) DO UPDATE SET value = excluded.value
                      WHERE substr(meta.value, 1, 32) != substr(excluded.value, 1, 32)",
@@ -329,14 +339,14 @@ impl Feeds for Postgres {
         let now_ms = now.timestamp_millis();
         let mut due = self.write_unseen(move |tx| {
             Box::pin(async move {
-                tx.execute("SELECT pg_advisory_xact_lock($1)", &[&CLAIM_LOCK])
+                cached::execute(tx, "SELECT pg_advisory_xact_lock($1)", &[&CLAIM_LOCK])
                     .await?;
                 // Due feeds, numbered within their host, beside the host's
                 // live claims and its gate: a host takes as many as it has
                 // room for, and none before its gate opens.
-                let rows = tx
-                    .query(
-                        "WITH live AS (
+                // Planned afresh each time (not kept): what is due changes
+                // the best plan.
+                let rows = tx.query("WITH live AS (
                             SELECT host, COUNT(*) AS n FROM feeds
                             WHERE claim_until >= $1 GROUP BY host),
                          due AS (
@@ -347,7 +357,7 @@ impl Feeds for Postgres {
                               AND (claim_until IS NULL OR claim_until < $1)
                               AND NOT (id = ANY($3)))
                          SELECT d.id, d.host FROM due d
-                         LEFT JOIN live l ON l.host IS NOT DISTINCT FROM d.host
+                         LEFT JOIN live l ON l.host = d.host
                          LEFT JOIN host_gates g ON g.host = d.host
                          WHERE d.nth + COALESCE(l.n, 0) <= $4
                            AND COALESCE(g.next_start_ms, 0) <= $5
@@ -380,8 +390,7 @@ impl Feeds for Postgres {
                     .await?;
                 // The next start on each host: after the ones claimed now.
                 for (host, n) in per {
-                    tx.execute(
-                        "INSERT INTO host_gates (host, next_start_ms)
+                    cached::execute(tx, "INSERT INTO host_gates (host, next_start_ms)
                          VALUES ($1, $2::BIGINT + $3::BIGINT * $4::BIGINT)
                          ON CONFLICT (host) DO UPDATE SET next_start_ms =
                             GREATEST(host_gates.next_start_ms, $2::BIGINT) + $3::BIGINT * $4::BIGINT",
@@ -453,26 +462,47 @@ impl Feeds for Postgres {
     ) -> Result<Option<DateTime<Utc>>, StoreError> {
         let busy: Vec<FeedId> = busy.iter().copied().collect();
         let per_host = self.politeness().0 as i64;
+        let now_s = ts(now);
         self.read(move |client| {
             Box::pin(async move {
+                // The earliest feeds by their own schedule (through the
+                // `feeds_due` index), each held back by its claim, its host's
+                // gate and live claims; every later feed is due no earlier
+                // than its own time. Not a scan of every feed per turn.
                 let row = client
                     .query_one(
                         "WITH live AS (
                             SELECT host, COUNT(*) AS n FROM feeds
-                            WHERE claim_until >= $2 GROUP BY host)
-                         SELECT MIN(GREATEST(
-                            f.next_poll_at * 1000,
-                            COALESCE(f.claim_until + 1, 0) * 1000,
-                            COALESCE(g.next_start_ms, 0),
-                            CASE WHEN COALESCE(l.n, 0) >= $3 THEN ($2 + 1) * 1000 ELSE 0 END))
-                         FROM feeds f
-                         LEFT JOIN live l ON l.host IS NOT DISTINCT FROM f.host
-                         LEFT JOIN host_gates g ON g.host = f.host
-                         WHERE f.active = 1 AND f.state != 'gone' AND NOT (f.id = ANY($1))",
-                        &[&busy, &ts(now), &per_host],
+                            WHERE claim_until >= $2 GROUP BY host),
+                         first AS (
+                            SELECT host, next_poll_at, claim_until FROM feeds
+                            WHERE active = 1 AND state != 'gone' AND NOT (id = ANY($1))
+                            ORDER BY next_poll_at LIMIT $4)
+                         SELECT
+                            (SELECT MIN(GREATEST(
+                                f.next_poll_at * 1000,
+                                COALESCE(f.claim_until + 1, 0) * 1000,
+                                COALESCE(g.next_start_ms, 0),
+                                CASE WHEN COALESCE(l.n, 0) >= $3 THEN ($2 + 1) * 1000 ELSE 0 END))
+                             FROM first f
+                             LEFT JOIN live l ON l.host = f.host
+                             LEFT JOIN host_gates g ON g.host = f.host),
+                            (SELECT next_poll_at FROM feeds
+                             WHERE active = 1 AND state != 'gone' AND NOT (id = ANY($1))
+                             ORDER BY next_poll_at OFFSET $4 LIMIT 1)",
+                        &[&busy, &now_s, &per_host, &NEXT_DUE_LOOKS_AT],
                     )
                     .await?;
-                Ok(get::<Option<i64>>(&row, 0)?.and_then(chrono::DateTime::from_timestamp_millis))
+                let first: Option<i64> = get(&row, 0)?;
+                // The rest: not before their own time, nor before a second
+                // from now (whatever held the first ones back may hold them).
+                let rest: Option<i64> =
+                    get::<Option<i64>>(&row, 1)?.map(|at| at.max(now_s + 1) * 1000);
+                let next = match (first, rest) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                Ok(next.and_then(chrono::DateTime::from_timestamp_millis))
             })
         })
     }
@@ -489,7 +519,8 @@ impl Feeds for Postgres {
     ) -> Result<(), StoreError> {
         self.write(move |tx| {
             Box::pin(async move {
-                tx.execute(
+                cached::execute(
+                    tx,
                     "UPDATE feeds SET state = 'ok', last_status = 304, last_error = NULL,
                         failures = 0, last_polled_at = $2, last_success_at = $2,
                         next_poll_at = $3, claimed_by = NULL, claim_until = NULL
@@ -514,7 +545,8 @@ impl Feeds for Postgres {
         let status = status.map(i64::from);
         self.write(move |tx| {
             Box::pin(async move {
-                tx.execute(
+                cached::execute(
+                    tx,
                     "UPDATE feeds SET state = 'failing', last_status = $2, last_error = $3,
                         failures = failures + 1, last_polled_at = $4, next_poll_at = $5,
                         claimed_by = NULL, claim_until = NULL
@@ -554,7 +586,8 @@ impl Feeds for Postgres {
             self.write_unseen(move |tx| {
                 Box::pin(async move {
                     lock_feeds(tx, &ids).await?;
-                    tx.execute(
+                    cached::execute(
+                        tx,
                         "UPDATE feeds SET claim_until = $3 WHERE id = ANY($1) AND claimed_by = $2",
                         &[&ids, &daemon, &until],
                     )
@@ -608,14 +641,16 @@ pub(super) async fn apply_record(
     )
     .await?;
     if let Some(v) = &record.validators {
-        tx.execute(
+        cached::execute(
+            tx,
             "UPDATE feeds SET etag = $2, last_modified = $3 WHERE id = $1",
             &[&id, &v.etag, &v.last_modified],
         )
         .await?;
     }
     if let Some(skip) = record.skip {
-        tx.execute(
+        cached::execute(
+            tx,
             "UPDATE feeds SET skip_hours = $2, skip_days = $3 WHERE id = $1",
             &[&id, &i64::from(skip.hours), &i64::from(skip.days)],
         )
@@ -658,7 +693,8 @@ async fn record_history(
 ) -> Result<(), StoreError> {
     let took = record.took_ms.unwrap_or(0).min(i64::MAX as u64) as i64;
     let status = record.status.map(i64::from);
-    tx.execute(
+    cached::execute(
+        tx,
         "INSERT INTO poll_history (feed_id, started_at, duration_ms, outcome, http_status,
             error, new_entries, updated_entries)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -674,7 +710,8 @@ async fn record_history(
         ],
     )
     .await?;
-    tx.execute(
+    cached::execute(
+        tx,
         "DELETE FROM poll_history WHERE feed_id = $1 AND id <= (
             SELECT id FROM poll_history WHERE feed_id = $1 ORDER BY id DESC
             LIMIT 1 OFFSET $2)",
@@ -712,15 +749,16 @@ impl FetchState for Postgres {
     fn forget_body_hashes(&self) -> Result<(), StoreError> {
         self.write(|tx| {
             Box::pin(async move {
-                tx.execute("SELECT pg_advisory_xact_lock($1)", &[&FEED_LIST_LOCK])
-                    .await?;
-                tx.execute(
+                cached::execute(tx, "SELECT pg_advisory_xact_lock($1)", &[&FEED_LIST_LOCK]).await?;
+                cached::execute(
+                    tx,
                     "SELECT id FROM feeds WHERE body_hash IS NOT NULL
                      ORDER BY id FOR NO KEY UPDATE",
                     &[],
                 )
                 .await?;
-                tx.execute(
+                cached::execute(
+                    tx,
                     "UPDATE feeds SET body_hash = NULL WHERE body_hash IS NOT NULL",
                     &[],
                 )
