@@ -9,7 +9,8 @@
 # Knobs: FEEDS, INTERVAL (seconds), INTERVALS (measured before the kill),
 # AFTER (after it; default INTERVALS), CHURN (% of feeds publishing an item
 # each interval), KILL_CLAIMS (kill daemon 0 once it holds this many
-# claims), WORK (keep configs and daemon logs there).
+# claims), WORK (keep configs and daemon logs there), TOGETHER (start all
+# three daemons at once on the empty database).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --locked --bin newsriver --example three_daemons >&2
@@ -21,6 +22,7 @@ set -- --feeds "${FEEDS:-2000}" --interval "${INTERVAL:-30}" --intervals "${INTE
     --after "${AFTER:-${INTERVALS:-4}}" --churn "${CHURN:-2}" --kill-claims "${KILL_CLAIMS:-5}" \
     --newsriver target/release/newsriver --database "${NEWSRIVER_TEST_DATABASE_URL%/*}/$name"
 if [ -n "${WORK:-}" ]; then mkdir -p "$WORK"; set -- "$@" --work "$WORK"; fi
+if [ -n "${TOGETHER:-}" ]; then set -- "$@" --together 1; fi
 echo "machine: $(nproc) cores, $(uname -sr); load before: $(cut -d" " -f1-3 /proc/loadavg)" >&2
 target/release/examples/three_daemons "$@"
 '
