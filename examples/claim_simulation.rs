@@ -767,7 +767,7 @@ fn explain(k: &Knobs, admin: &Admin, now_ms: i64, size: u64) -> anyhow::Result<S
                   AND (claim_until IS NULL OR claim_until < {s}::BIGINT)
                   AND NOT (id = ANY('{{}}'::BIGINT[])))
              SELECT d.id, d.host FROM due d
-             LEFT JOIN live l ON l.host IS NOT DISTINCT FROM d.host
+             LEFT JOIN live l ON l.host = d.host
              LEFT JOIN host_gates g ON g.host = d.host
              WHERE d.nth + COALESCE(l.n, 0) <= {per_host}
                AND COALESCE(g.next_start_ms, 0) <= {ms}::BIGINT
@@ -780,16 +780,23 @@ fn explain(k: &Knobs, admin: &Admin, now_ms: i64, size: u64) -> anyhow::Result<S
         format!(
             "WITH live AS (
                 SELECT host, COUNT(*) AS n FROM feeds
-                WHERE claim_until >= {s}::BIGINT GROUP BY host)
-             SELECT MIN(GREATEST(
-                f.next_poll_at * 1000,
-                COALESCE(f.claim_until + 1, 0) * 1000,
-                COALESCE(g.next_start_ms, 0),
-                CASE WHEN COALESCE(l.n, 0) >= {per_host} THEN ({s}::BIGINT + 1) * 1000 ELSE 0 END))
-             FROM feeds f
-             LEFT JOIN live l ON l.host IS NOT DISTINCT FROM f.host
-             LEFT JOIN host_gates g ON g.host = f.host
-             WHERE f.active = 1 AND f.state != 'gone' AND NOT (f.id = ANY('{{}}'::BIGINT[]))",
+                WHERE claim_until >= {s}::BIGINT GROUP BY host),
+             first AS (
+                SELECT host, next_poll_at, claim_until FROM feeds
+                WHERE active = 1 AND state != 'gone' AND NOT (id = ANY('{{}}'::BIGINT[]))
+                ORDER BY next_poll_at LIMIT 256)
+             SELECT
+                (SELECT MIN(GREATEST(
+                    f.next_poll_at * 1000,
+                    COALESCE(f.claim_until + 1, 0) * 1000,
+                    COALESCE(g.next_start_ms, 0),
+                    CASE WHEN COALESCE(l.n, 0) >= {per_host} THEN ({s}::BIGINT + 1) * 1000 ELSE 0 END))
+                 FROM first f
+                 LEFT JOIN live l ON l.host = f.host
+                 LEFT JOIN host_gates g ON g.host = f.host),
+                (SELECT next_poll_at FROM feeds
+                 WHERE active = 1 AND state != 'gone' AND NOT (id = ANY('{{}}'::BIGINT[]))
+                 ORDER BY next_poll_at OFFSET 256 LIMIT 1)",
             per_host = k.host_concurrency
         )
     };
