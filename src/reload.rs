@@ -545,9 +545,10 @@ impl Agreement {
 
     /// This daemon's list changed (a reload applied it).
     pub fn set_own(&self, specs: &[FeedSpec]) {
-        let urls: std::collections::HashSet<&str> = specs.iter().map(|f| f.url.as_str()).collect();
-        *self.own.write().unwrap_or_else(|p| p.into_inner()) =
-            (crate::store::feed_set_digest(specs), urls.len());
+        *self.own.write().unwrap_or_else(|p| p.into_inner()) = (
+            crate::store::feed_set_digest(specs),
+            crate::store::distinct_feeds(specs),
+        );
     }
 
     /// How many feeds this daemon's file lists.

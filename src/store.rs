@@ -26,6 +26,7 @@ pub mod transfer;
 mod websub;
 
 pub use entries::{Entries, PolledDocument};
+pub(crate) use feeds::distinct_feeds;
 pub use feeds::{AppliedFeedSet, Feeds, feed_set_digest};
 pub use fetch_state::{Failures, FetchState, Moved, PollRecord};
 pub use ops::{Ops, OpsSnapshot, Subscription};

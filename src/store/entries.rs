@@ -18,6 +18,24 @@ pub struct PolledDocument {
     pub parse_warnings: Vec<String>,
 }
 
+impl PolledDocument {
+    /// A cleanly parsed document, as `save_poll` is given it.
+    pub(crate) fn of_poll(
+        status: u16,
+        meta: &SourceMeta,
+        validators: &Validators,
+        entries: &[IdentifiedEntry],
+    ) -> Self {
+        Self {
+            status,
+            meta: meta.clone(),
+            validators: validators.clone(),
+            entries: entries.to_vec(),
+            parse_warnings: Vec::new(),
+        }
+    }
+}
+
 pub trait Entries {
     /// Stores one successful poll atomically: the source's metadata, its
     /// validators, new and changed entries, and the next poll time.

@@ -119,13 +119,21 @@ pub fn feed_set_digest(feeds: &[FeedSpec]) -> String {
     )
 }
 
+/// How many feeds a list names (a URL listed twice is one feed).
+pub(crate) fn distinct_feeds(feeds: &[FeedSpec]) -> usize {
+    feeds
+        .iter()
+        .map(|f| f.url.as_str())
+        .collect::<HashSet<_>>()
+        .len()
+}
+
 impl AppliedFeedSet {
     /// What `sync_feeds` records for `feeds`.
     pub(crate) fn of(feeds: &[FeedSpec], by: &str, at: DateTime<Utc>) -> Self {
-        let urls: HashSet<&str> = feeds.iter().map(|f| f.url.as_str()).collect();
         Self {
             digest: feed_set_digest(feeds),
-            feeds: urls.len(),
+            feeds: distinct_feeds(feeds),
             by: by.to_string(),
             at,
         }
@@ -158,12 +166,16 @@ impl AppliedFeedSet {
     }
 }
 
+/// This machine's name, as processes are named in the database.
+pub(crate) fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "host".into())
+}
+
 /// This process, as [`AppliedFeedSet::by`] names it: host and process id.
 pub(crate) fn this_process() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "host".into());
-    format!("{host}:{}", std::process::id())
+    format!("{}:{}", hostname(), std::process::id())
 }
 
 #[cfg(test)]

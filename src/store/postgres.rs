@@ -495,7 +495,7 @@ impl Postgres {
 pub(super) async fn release_dead_neighbours(
     client: &impl deadpool_postgres::GenericClient,
 ) -> Result<(), StoreError> {
-    let host = hostname();
+    let host = crate::store::feeds::hostname();
     let rows = client
         .query(
             // Claimed rows only, through the partial index `feeds_claimed`.
@@ -530,21 +530,12 @@ pub(super) async fn release_dead_neighbours(
     Ok(())
 }
 
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "host".into())
-}
-
 /// host, process id and a random part: unique among daemons, readable in
 /// `feeds.claimed_by`.
 fn daemon_name() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "host".into());
     format!(
-        "{host}:{}:{:08x}",
-        std::process::id(),
+        "{}:{:08x}",
+        crate::store::feeds::this_process(),
         rand::random::<u32>()
     )
 }

@@ -106,3 +106,21 @@ pub trait Publishing {
     /// An active feed, as a view of its own.
     fn feed_view(&self, id: FeedId) -> Result<Option<FeedView>, StoreError>;
 }
+
+/// A page of stories read with one row beyond `limit` from the side it
+/// starts on (`older_side`: going back in time): trims it to `limit`, puts
+/// it in river order (newest first), and returns whether the side read has
+/// more, with the cursors of its first and last story; `None` for an empty
+/// page.
+pub(crate) fn page_window<T>(
+    rows: &mut Vec<(i64, T, Cursor)>,
+    limit: usize,
+    older_side: bool,
+) -> Option<(bool, Cursor, Cursor)> {
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    if !older_side {
+        rows.reverse();
+    }
+    Some((more, rows.first()?.2, rows.last()?.2))
+}

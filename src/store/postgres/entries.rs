@@ -406,38 +406,31 @@ async fn sync_cache(tx: &Tx<'_>, cache: &Mutex<StoryCache>, since: i64) -> Resul
         let mut c = lock(cache);
         (c.index.covers(since), c.synced)
     };
-    let rows = if covered {
-        cached::query(
+    // A full load reads the window, then where the table ends (the stories
+    // created from then on are caught up as above).
+    let (rows, newest) = if covered {
+        let rows = cached::query(
             tx,
             "SELECT s.id, s.sort_time, e.fingerprint FROM stories s
              LEFT JOIN entries e ON e.uid = s.uid
              WHERE s.id > $1 ORDER BY s.id",
             &[&synced],
         )
-        .await?
+        .await?;
+        (rows, None)
     } else {
         lock(cache).index.start_load();
-        cached::query(
+        let rows = cached::query(
             tx,
-            "SELECT s.id, s.sort_time, e.fingerprint, (SELECT MAX(id) FROM stories)
+            "SELECT s.id, s.sort_time, e.fingerprint
              FROM stories s JOIN entries e ON e.uid = s.uid
              WHERE s.sort_time >= $1 AND e.fingerprint IS NOT NULL
              ORDER BY s.sort_time DESC, s.id DESC LIMIT $2",
             &[&since, &(LOAD_LIMIT as i64)],
         )
-        .await?
-    };
-    let newest = if covered {
-        None
-    } else {
-        // An empty window still knows where the table ends.
-        match rows.first() {
-            Some(r) => get::<Option<i64>>(r, 3)?,
-            None => get(
-                &cached::query_one(tx, "SELECT MAX(id) FROM stories", &[]).await?,
-                0,
-            )?,
-        }
+        .await?;
+        let end = cached::query_one(tx, "SELECT COALESCE(MAX(id), 0) FROM stories", &[]).await?;
+        (rows, Some(get::<i64>(&end, 0)?))
     };
     let mut c = lock(cache);
     for r in &rows {
@@ -450,8 +443,8 @@ async fn sync_cache(tx: &Tx<'_>, cache: &Mutex<StoryCache>, since: i64) -> Resul
         }
         c.synced = c.synced.max(id);
     }
-    if !covered {
-        c.synced = newest.unwrap_or(0);
+    if let Some(newest) = newest {
+        c.synced = newest;
         c.index.loaded(since);
     }
     Ok(())
@@ -832,13 +825,7 @@ impl Entries for Postgres {
         next_poll: DateTime<Utc>,
     ) -> Result<SaveCounts, StoreError> {
         let settings = self.dedup_settings();
-        let doc = PolledDocument {
-            status,
-            meta: meta.clone(),
-            validators: validators.clone(),
-            entries: entries.to_vec(),
-            parse_warnings: Vec::new(),
-        };
+        let doc = PolledDocument::of_poll(status, meta, validators, entries);
         let cache = self.story_cache.clone();
         self.write(move |tx| {
             Box::pin(async move {

@@ -15,6 +15,7 @@ fn bind(args: &Args) -> Vec<&(dyn ToSql + Sync)> {
 }
 use crate::identity::byline::byline;
 use crate::model::{FeedId, Outlet, Source, Story};
+use crate::store::publishing::page_window;
 use crate::store::{
     Cursor, FeedView, PageStart, Publishing, StoreError, StoryFilter, StoryPage, from_ts,
 };
@@ -239,20 +240,12 @@ impl Publishing for Postgres {
                         },
                     ));
                 }
-                let more = rows.len() > limit;
-                rows.truncate(limit);
-                if !older_side {
-                    rows.reverse();
-                }
-                let (first, last) = match (rows.first(), rows.last()) {
-                    (Some(f), Some(l)) => (f.2, l.2),
-                    _ => {
-                        return Ok(StoryPage {
-                            stories: Vec::new(),
-                            older: None,
-                            newer: None,
-                        });
-                    }
+                let Some((more, first, last)) = page_window(&mut rows, limit, older_side) else {
+                    return Ok(StoryPage {
+                        stories: Vec::new(),
+                        older: None,
+                        newer: None,
+                    });
                 };
                 let exists = |sql: String, c: Cursor| {
                     let owned = args(&Some(c.sort_time), &Some(c.row));

@@ -405,13 +405,7 @@ impl Entries for Sqlite {
         next_poll: DateTime<Utc>,
     ) -> Result<SaveCounts, StoreError> {
         let settings = self.dedup_settings();
-        let doc = PolledDocument {
-            status,
-            meta: meta.clone(),
-            validators: validators.clone(),
-            entries: entries.to_vec(),
-            parse_warnings: Vec::new(),
-        };
+        let doc = PolledDocument::of_poll(status, meta, validators, entries);
         let matching = self.matching.clone();
         let (counts, _spent) = self.write(move |tx| {
             update_source(tx, id, now, &doc, next_poll)?;

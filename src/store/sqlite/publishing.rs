@@ -178,20 +178,12 @@ impl Publishing for Sqlite {
             Some(rows) => rows,
             None => read(&sql, &args)?,
         };
-        let more = rows.len() > limit;
-        rows.truncate(limit);
-        if !older_side {
-            rows.reverse();
-        }
-        let (first, last) = match (rows.first(), rows.last()) {
-            (Some(f), Some(l)) => (f.2, l.2),
-            _ => {
-                return Ok(StoryPage {
-                    stories: Vec::new(),
-                    older: None,
-                    newer: None,
-                });
-            }
+        let Some((more, first, last)) = page_window(&mut rows, limit, older_side) else {
+            return Ok(StoryPage {
+                stories: Vec::new(),
+                older: None,
+                newer: None,
+            });
         };
         let exists = |op: &str, c: Cursor| -> Result<bool, StoreError> {
             let mut args: Vec<&dyn ToSql> = vec![&feed, &tag, &c.sort_time, &c.row];
