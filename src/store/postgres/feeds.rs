@@ -133,12 +133,16 @@ pub(super) async fn lock_feeds(tx: &Tx<'_>, ids: &[FeedId]) -> Result<(), StoreE
     Ok(())
 }
 
-/// A WHERE condition for a one-statement write of the feeds `claimed_by =
-/// $1`, that locks them in id order before writing (the array is worked out
-/// once, before the rows are scanned): see [`lock_feeds`].
+/// WHERE conditions for a write of several feeds in one statement that
+/// locks them in id order before writing, as [`lock_feeds`] does (the array
+/// is worked out once, before the rows are scanned), so it needs no
+/// statement of its own: the feeds `claimed_by = $1`, the feeds `id =
+/// ANY($1)`.
 pub(super) const CLAIMED_BY_IN_ORDER: &str = "id = ANY(ARRAY(
     SELECT id FROM feeds WHERE claimed_by = $1 ORDER BY id FOR NO KEY UPDATE))
     AND claimed_by = $1";
+const IDS_IN_ORDER: &str = "id = ANY(ARRAY(
+    SELECT id FROM feeds WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE))";
 
 impl Feeds for Postgres {
     fn sync_feeds(&self, feeds: &[FeedSpec], now: DateTime<Utc>) -> Result<(), StoreError> {
@@ -376,12 +380,11 @@ impl Feeds for Postgres {
                 if ids.is_empty() {
                     return Ok(Vec::new());
                 }
-                lock_feeds(tx, &ids).await?;
                 let claimed = tx
                     .query(
                         &format!(
                             "UPDATE feeds SET claimed_by = $2, claim_until = $3::BIGINT + $4::BIGINT
-                             WHERE id = ANY($1)
+                             WHERE {IDS_IN_ORDER}
                              RETURNING {TO_POLL}, {}, feeds.next_poll_at",
                             pushed_at("$3")
                         ),
@@ -585,10 +588,11 @@ impl Feeds for Postgres {
         if !ids.is_empty() {
             self.write_unseen(move |tx| {
                 Box::pin(async move {
-                    lock_feeds(tx, &ids).await?;
                     cached::execute(
                         tx,
-                        "UPDATE feeds SET claim_until = $3 WHERE id = ANY($1) AND claimed_by = $2",
+                        &format!(
+                            "UPDATE feeds SET claim_until = $3 WHERE {IDS_IN_ORDER} AND claimed_by = $2"
+                        ),
                         &[&ids, &daemon, &until],
                     )
                     .await?;
